@@ -1,0 +1,135 @@
+"""Command line: argument parsing only; the work happens in the layers below."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .config import ConfigError
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+def config_path(name: str) -> Path:
+    """A YAML path, or the name of a built-in config (`tiny` -> blockmae/configs/tiny.yaml)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    builtin = CONFIG_DIR / f"{name}.yaml"
+    if builtin.is_file():
+        return builtin
+    names = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+    raise ConfigError(f"config '{name}' is neither a file nor a built-in config ({names})")
+
+
+def cmd_pretrain(args) -> None:
+    from .config import load_config
+    from .train.engine import pretrain
+
+    cfg = load_config(config_path(args.config), args.overrides)
+    summary = pretrain(cfg, args.out)
+    print_loss_table({cfg.train.regime: summary})
+    print(f"run directory: {args.out}")
+
+
+def cmd_convert(args) -> None:
+    from . import hub
+
+    src = Path(args.src)
+    if args.to == "blockmae":
+        if src.is_dir():
+            out = hub.import_hf(src, args.out)
+        else:
+            if args.frames is None or args.image_size is None:
+                raise ConfigError("official VideoMAE weights do not record the clip shape: pass --frames and --image-size")
+            out = hub.import_official(src, args.out, args.frames, args.image_size, args.heads, args.decoder_heads)
+        print(f"wrote blockmae run directory {out} (use it with blockmae.load or blockmae analyze)")
+        return
+    model = hub.load(src)
+    if args.to == "hf":
+        out = hub.save_hf(model, args.out, args.stage)
+        print(f"wrote Hugging Face directory {out} (VideoMAEForPreTraining.from_pretrained reads it)")
+    else:
+        out = hub.save_official(model, args.out, args.stage)
+        print(f"wrote official VideoMAE checkpoint {out}")
+
+
+def cmd_datasets(args) -> None:
+    from .data import available_datasets
+
+    for info in available_datasets():
+        print(f"{info['name']}: {info['description']}")
+        print(f"    targets: {', '.join(info['targets'])}")
+        if info.get("options"):
+            print("    options: " + ", ".join(f"{k}={v}" for k, v in info["options"].items()))
+        print(f"    example: {info['example']}")
+
+
+def cmd_demo(args) -> None:
+    from .demo import run_demo
+
+    run_demo(Path(args.out), quick=args.quick)
+
+
+def print_loss_table(summaries: dict[str, dict]) -> None:
+    """Per-stage first -> last training loss and held-out loss, one row per run."""
+    print(f"{'run':<22} {'stage':>5} {'first':>8} {'last':>8} {'held-out':>9}")
+    for name, s in summaries.items():
+        for k, (a, b, h) in enumerate(zip(s["first_losses"], s["last_losses"], s["held_out"]["losses"]), start=1):
+            fmt = lambda v: f"{v:8.4f}" if v is not None else f"{'-':>8}"  # noqa: E731
+            print(f"{name:<22} {k:>5} {fmt(a)} {fmt(b)} {h:9.4f}")
+
+
+EXAMPLES = {
+    "pretrain": "blockmae pretrain tiny train.regime=sequential model.partition=4 train.max_steps=300 --out runs/seq",
+    "convert": "blockmae convert runs/seq hf_dir --to hf    |    blockmae convert hf_dir runs/imported --to blockmae",
+    "datasets": "blockmae datasets",
+    "demo": "blockmae demo --out runs/demo",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="blockmae", description="Blockwise and end-to-end masked-autoencoder pretraining of video transformers, "
+                                     "and depth-wise analysis of their representations.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_: str, fn):
+        p = sub.add_parser(name, help=help_, description=help_, epilog=f"example:\n  {EXAMPLES[name]}",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(fn=fn)
+        return p
+
+    p = add("pretrain", "Pretrain a model (any regime); re-running with the same --out resumes.", cmd_pretrain)
+    p.add_argument("config", help="YAML config file or built-in name (tiny)")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=1e-3 model.partition=[6,6]")
+    p.add_argument("--out", required=True, help="run directory (created; resumed if it has a checkpoint)")
+
+    p = add("convert", "Convert weights between blockmae, Hugging Face VideoMAE and official VideoMAE.", cmd_convert)
+    p.add_argument("src", help="run dir or checkpoint (to hf/official); HF dir or official .pth (to blockmae)")
+    p.add_argument("out", help="output directory (hf, blockmae) or .pth file (official)")
+    p.add_argument("--to", choices=["hf", "official", "blockmae"], required=True)
+    p.add_argument("--stage", type=int, default=-1, help="whose decoder to export (default: the top stage)")
+    p.add_argument("--frames", type=int, help="official weights only: frames per clip")
+    p.add_argument("--image-size", type=int, help="official weights only: clip height/width")
+    p.add_argument("--heads", type=int, help="official weights only: encoder heads (default width/64)")
+    p.add_argument("--decoder-heads", type=int, help="official weights only: decoder heads (default width/64)")
+
+    add("datasets", "List the built-in data specs and their options.", cmd_datasets)
+
+    p = add("demo", "Pretrain the tiny preset in three regimes on moving digits and summarise.", cmd_demo)
+    p.add_argument("--out", default="runs/demo", help="output directory")
+    p.add_argument("--quick", action="store_true", help="a one-minute smoke run")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        if os.environ.get("BLOCKMAE_DEBUG"):  # the traceback, for bug reports
+            raise
+        sys.exit(f"blockmae {args.command}: error: {e}")

@@ -1,0 +1,1 @@
+"""Training layer: the engine (every regime), optimiser and schedule, checkpoints, logs."""

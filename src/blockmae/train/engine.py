@@ -1,0 +1,267 @@
+"""Pretraining: one loop for every regime. A regime only changes the model's `Plan`.
+
+Every random stream is a function of (seed, step): the batch order comes from a seeded
+permutation per epoch and the masks from a generator seeded per step, so a resumed run
+sees exactly the batches and masks the uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
+
+from ..config import Config, ConfigError, RESUMABLE_KEYS, diff_configs, load_config, save_config
+from ..data import build_dataset
+from ..data.transforms import to_model_input
+from ..model import BlockMAE, regime_plan
+from .checkpoint import latest_checkpoint, load_state, load_weights, prune, rng_state, save_checkpoint, set_rng_state
+from .logging import RunLog, read_log
+from .optim import build_optimizer, cosine_lr, effective_lr, phase_bounds
+
+
+class NonFiniteLoss(RuntimeError):
+    """A stage's loss became NaN or infinite; the run stops before anything is saved over."""
+
+
+class EpochBatches(Sampler):
+    """Infinite batches of indices: epoch e is a permutation seeded by (seed, e), cut into full batches.
+
+    Starting at batch `start` replays the exact same sequence an uninterrupted run would see.
+    """
+
+    def __init__(self, size: int, batch: int, seed: int, start: int = 0):
+        if size < batch:
+            raise ConfigError(f"the training set has {size} clips, fewer than train.batch_size={batch}")
+        self.size, self.batch, self.seed, self.start = size, batch, seed, start
+        self.per_epoch = size // batch
+
+    def __iter__(self):
+        b = self.start
+        while True:
+            epoch, pos = divmod(b, self.per_epoch)
+            perm = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+            yield perm[pos * self.batch:(pos + 1) * self.batch].tolist()
+            b += 1
+
+
+def collate(items):
+    clips, labels = zip(*items)
+    return torch.stack(clips), torch.stack(labels)
+
+
+def mask_generator(seed: int, step: int, micro: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 64 + micro)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device='{name}' but no CUDA device is available; use train.device=cpu")
+    return torch.device(name)
+
+
+@dataclass
+class Schedule:
+    """How many steps, and for `sequential`, where each stage's phase ends."""
+    total: int
+    phase_ends: list[int]
+    steps_per_epoch: int
+
+    def phase(self, step: int) -> int:
+        return next(k for k, end in enumerate(self.phase_ends) if step < end)
+
+    def phase_start(self, k: int) -> int:
+        return self.phase_ends[k - 1] if k else 0
+
+
+def make_schedule(cfg: Config, dataset_size: int, num_stages: int) -> Schedule:
+    t = cfg.train
+    per_epoch = max(1, dataset_size // (t.batch_size * t.accum_steps))
+    if t.max_steps is None and t.epochs is None:
+        raise ConfigError("set train.max_steps or train.epochs (how long to train)")
+    total = t.max_steps if t.max_steps is not None else t.epochs * per_epoch
+    if t.regime == "sequential":
+        shares = t.phase_split or [1.0] * num_stages
+        ends = phase_bounds(total, shares)
+        if any(b <= a for a, b in zip([0] + ends[:-1], ends)):
+            raise ConfigError(f"train.max_steps={total} is too short to give each of {num_stages} sequential phases a step")
+    else:
+        ends = [total]
+    return Schedule(total, ends, per_epoch)
+
+
+def stage_parameters(model: BlockMAE) -> list[list[torch.nn.Parameter]]:
+    """Each stage's encoder parameters plus its decoder's: the unit a blockwise stage optimises."""
+    return [[p for m in model.stage_modules(k) + [model.decoders[k]] for p in m.parameters()]
+            for k in range(model.num_stages)]
+
+
+def _prepare_run_dir(cfg: Config, out: Path) -> tuple[Config, Path | None]:
+    """Resume if `out` holds a checkpoint (the saved config wins; only harmless keys may change)."""
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = latest_checkpoint(out)
+    saved = out / "config.yaml"
+    if ckpt is not None and saved.exists():
+        old = load_config(saved)
+        changed = [k for k in diff_configs(old, cfg) if k not in RESUMABLE_KEYS]
+        if changed:
+            raise ConfigError(f"{out} holds a run with a different config ({', '.join(changed)}); "
+                              f"resume with the same config or choose another --out")
+        for key in RESUMABLE_KEYS:
+            section, name = key.split(".")
+            setattr(getattr(old, section), name, getattr(getattr(cfg, section), name))
+        cfg = old
+    save_config(cfg, saved)
+    return cfg, ckpt
+
+
+def pretrain(cfg: Config, out: str | Path) -> dict:
+    """Train (or resume) a run in `out`; returns the summary also written to out/summary.json."""
+    out = Path(out)
+    cfg, ckpt = _prepare_run_dir(cfg, out)
+    t, m = cfg.train, cfg.model
+    device = pick_device(t.device)
+    torch.manual_seed(t.seed)
+
+    dataset = build_dataset(cfg.data.train, "train", frames=m.frames, image_size=m.image_size,
+                            channels=m.channels, seed=t.seed)
+    model = BlockMAE(m).to(device)
+    schedule = make_schedule(cfg, len(dataset), model.num_stages)
+    global_batch = t.batch_size * t.accum_steps
+    peak_lr = effective_lr(t.lr, global_batch)
+    optimizer = build_optimizer(model, peak_lr, t.weight_decay, t.betas)
+    stage_params = stage_parameters(model)
+
+    start = 0
+    if ckpt is not None:
+        model.load_state_dict(load_weights(ckpt))
+        state = load_state(ckpt)
+        optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])
+        start = state["step"]
+    log = RunLog(out, start, t.tensorboard)
+    print(f"blockmae: {t.regime}, K={model.num_stages} stages {model.partition}, {schedule.total} steps, "
+          f"batch {global_batch}, effective lr {peak_lr:.3g} (base {t.lr:g} x {global_batch}/256), device {device}"
+          + (f", resuming at step {start}" if start else ""))
+
+    sampler = EpochBatches(len(dataset), t.batch_size, t.seed, start=start * t.accum_steps)
+    loader = iter(DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers, collate_fn=collate,
+                             pin_memory=device.type == "cuda", persistent_workers=cfg.data.num_workers > 0))
+    weights = t.loss_weights or [1.0] * model.num_stages
+    scale = 1.0 / t.accum_steps
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if t.amp == "bf16" else nullcontext())
+
+    def backward_now(k: int, loss: torch.Tensor) -> None:
+        (loss * weights[k] * scale).backward()
+
+    sums, count, steps_in_row, tick = [0.0] * model.num_stages, [0] * model.num_stages, 0, time.perf_counter()
+    model.train()
+    bar = tqdm(total=schedule.total, initial=start, desc=f"pretrain {t.regime}", disable=not t.progress,
+               dynamic_ncols=True)
+    for step in range(start, schedule.total):
+        phase = schedule.phase(step) if t.regime == "sequential" else 0
+        plan = regime_plan(t.regime, model.num_stages, phase)
+        step_losses = [0.0] * model.num_stages
+        for micro in range(t.accum_steps):
+            clips, _ = next(loader)
+            video = to_model_input(clips.to(device, non_blocking=True), m.pixel_mean, m.pixel_std)
+            mask = model.make_mask(video.shape[0], mask_generator(t.seed, step, micro), cfg.mask.kind, cfg.mask.ratio)
+            with autocast:
+                losses = model.run_plan(video, mask, plan, backward=backward_now if t.memory_lean else None)
+            pending = [loss * weights[k] for k, loss in enumerate(losses) if loss is not None and loss.requires_grad]
+            if pending:
+                (sum(pending) * scale).backward()
+            for k, loss in enumerate(losses):
+                if loss is None:
+                    continue
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise NonFiniteLoss(
+                        f"stage {k + 1} loss is {value} at step {step + 1}; nothing was saved over the last good "
+                        f"checkpoint ({latest_checkpoint(out) or 'none yet'}). Lower train.lr or set train.grad_clip.")
+                step_losses[k] += value / t.accum_steps
+
+        lr_start = schedule.phase_start(phase)
+        phase_len = schedule.phase_ends[phase] - lr_start
+        warmup = t.warmup_steps if t.warmup_steps is not None else max(1, round(0.05 * phase_len))
+        lr = cosine_lr(step - lr_start, phase_len, peak_lr, t.min_lr, warmup)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        if t.grad_clip:
+            # Blockwise stages are separate learners: each clips its own gradient.
+            groups = [sum(stage_params, [])] if not plan.detach else stage_params
+            for params in groups:
+                torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], t.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        for k, loss in enumerate(losses):
+            if loss is not None:
+                sums[k] += step_losses[k]
+                count[k] += 1
+        steps_in_row += 1
+        done = step + 1
+        bar.update(1)
+        if done % t.log_every == 0 or done == schedule.total:
+            elapsed = time.perf_counter() - tick
+            row = {"step": done, "epoch": done // schedule.steps_per_epoch, "phase": phase + 1,
+                   "losses": [s / c if c else None for s, c in zip(sums, count)], "lr": lr,
+                   "clips_per_s": steps_in_row * global_batch / max(elapsed, 1e-9)}
+            log.write(row)
+            bar.set_postfix_str(" ".join(f"{v:.3f}" for v in row["losses"] if v is not None))
+            sums, count, steps_in_row, tick = [0.0] * model.num_stages, [0] * model.num_stages, 0, time.perf_counter()
+        if done % t.checkpoint_every == 0 or done == schedule.total:
+            state = {"step": done, "optimizer": optimizer.state_dict(), "rng": rng_state()}
+            save_checkpoint(out, done, model, state)
+            prune(out, t.keep_last, t.snapshot_every)
+    bar.close()
+    log.close()
+
+    summary = {"regime": t.regime, "partition": model.partition, "steps": schedule.total,
+               **first_and_last_losses(read_log(out), model.num_stages),
+               "held_out": held_out_losses(model, cfg, device)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def first_and_last_losses(rows: list[dict], num_stages: int) -> dict:
+    """Each stage's first and last logged training loss (a stage may only log during its phase)."""
+    first, last = [None] * num_stages, [None] * num_stages
+    for row in rows:
+        for k, v in enumerate(row["losses"]):
+            if v is not None:
+                first[k] = v if first[k] is None else first[k]
+                last[k] = v
+    return {"first_losses": first, "last_losses": last}
+
+
+@torch.no_grad()
+def held_out_losses(model: BlockMAE, cfg: Config, device: torch.device, max_clips: int = 256) -> dict:
+    """Every stage's loss on held-out clips under fixed masks (E2E: its monitor decoders)."""
+    m = cfg.model
+    spec = cfg.data.test or cfg.data.train
+    dataset = build_dataset(spec, "test", frames=m.frames, image_size=m.image_size, channels=m.channels,
+                            seed=cfg.train.seed + 1)
+    n = min(len(dataset), max_clips)
+    batch = min(cfg.train.batch_size, n)
+    totals = torch.zeros(model.num_stages, dtype=torch.float64)
+    was_training = model.training
+    model.eval()
+    for i, start in enumerate(range(0, n - batch + 1, batch)):
+        clips, _ = collate([dataset[j] for j in range(start, start + batch)])
+        video = to_model_input(clips.to(device), m.pixel_mean, m.pixel_std)
+        # The same masks for every run, so runs compare on equal terms.
+        mask = model.make_mask(batch, torch.Generator().manual_seed(10_007 + i), cfg.mask.kind, cfg.mask.ratio)
+        totals += torch.tensor([loss.item() for loss in model.losses(video, mask)], dtype=torch.float64)
+    model.train(was_training)
+    batches = max(1, n // batch)
+    return {"data": spec, "split": "test", "clips": batches * batch, "losses": (totals / batches).tolist()}

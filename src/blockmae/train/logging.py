@@ -1,0 +1,47 @@
+"""RUN_DIR/log.jsonl (one JSON object per logged step) and optional TensorBoard events."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+class RunLog:
+    def __init__(self, run_dir: Path, resume_step: int, tensorboard: bool):
+        self.path = Path(run_dir) / "log.jsonl"
+        self._truncate_after(resume_step)
+        self.file = open(self.path, "a")
+        self.tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise RuntimeError("train.tensorboard=true needs the tensorboard package: pip install tensorboard") from None
+            self.tb = SummaryWriter(str(Path(run_dir) / "tb"), purge_step=resume_step + 1)
+
+    def _truncate_after(self, step: int) -> None:
+        """A resumed run continues from its checkpoint: drop lines a crashed run logged past it."""
+        if not self.path.exists():
+            return
+        keep = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+        self.path.write_text("".join(line + "\n" for line in keep))
+
+    def write(self, row: dict) -> None:
+        self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+        if self.tb is not None:
+            for k, v in enumerate(row.get("losses", [])):
+                if v is not None:
+                    self.tb.add_scalar(f"loss/stage_{k + 1}", v, row["step"])
+            for key in ("lr", "clips_per_s"):
+                self.tb.add_scalar(key, row[key], row["step"])
+
+    def close(self) -> None:
+        self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def read_log(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "log.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
