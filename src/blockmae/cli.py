@@ -7,30 +7,16 @@ import os
 import sys
 from pathlib import Path
 
-from .config import ConfigError
-
-CONFIG_DIR = Path(__file__).parent / "configs"
-
-
-def config_path(name: str) -> Path:
-    """A YAML path, or the name of a built-in config (`tiny` -> blockmae/configs/tiny.yaml)."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    builtin = CONFIG_DIR / f"{name}.yaml"
-    if builtin.is_file():
-        return builtin
-    names = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
-    raise ConfigError(f"config '{name}' is neither a file nor a built-in config ({names})")
-
+from .config import ConfigError, config_path
 
 def cmd_pretrain(args) -> None:
     from .config import load_config
     from .train.engine import pretrain
+    from .train.logging import loss_table
 
     cfg = load_config(config_path(args.config), args.overrides)
     summary = pretrain(cfg, args.out)
-    print_loss_table({cfg.train.regime: summary})
+    print(loss_table({cfg.train.regime: summary}))
     print(f"run directory: {args.out}")
 
 
@@ -71,15 +57,6 @@ def cmd_demo(args) -> None:
     from .demo import run_demo
 
     run_demo(Path(args.out), quick=args.quick)
-
-
-def print_loss_table(summaries: dict[str, dict]) -> None:
-    """Per-stage first -> last training loss and held-out loss, one row per run."""
-    print(f"{'run':<22} {'stage':>5} {'first':>8} {'last':>8} {'held-out':>9}")
-    for name, s in summaries.items():
-        for k, (a, b, h) in enumerate(zip(s["first_losses"], s["last_losses"], s["held_out"]["losses"]), start=1):
-            fmt = lambda v: f"{v:8.4f}" if v is not None else f"{'-':>8}"  # noqa: E731
-            print(f"{name:<22} {k:>5} {fmt(a)} {fmt(b)} {h:9.4f}")
 
 
 EXAMPLES = {

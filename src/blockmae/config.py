@@ -349,6 +349,21 @@ def resolve(cfg: Config) -> Config:
 
 # ----------------------------------------------------------------------------- files
 
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+def config_path(name: str | Path) -> Path:
+    """A YAML path, or the name of a built-in config (`tiny` -> blockmae/configs/tiny.yaml)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    builtin = CONFIG_DIR / f"{name}.yaml"
+    if builtin.is_file():
+        return builtin
+    names = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+    raise ConfigError(f"config '{name}' is neither a file nor a built-in config ({names})")
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
     """Read a YAML config (or start from defaults), apply `key=value` overrides, validate."""
     data = {}

@@ -45,3 +45,14 @@ class RunLog:
 def read_log(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / "log.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def loss_table(summaries: dict[str, dict]) -> str:
+    """Per-stage first -> last logged training loss and held-out loss, one row per run and stage."""
+    def fmt(v):
+        return f"{v:8.4f}" if v is not None else f"{'-':>8}"
+    lines = [f"{'run':<22} {'stage':>5} {'first':>8} {'last':>8} {'held-out':>9}"]
+    for name, s in summaries.items():
+        for k, (a, b, h) in enumerate(zip(s["first_losses"], s["last_losses"], s["held_out"]["losses"]), start=1):
+            lines.append(f"{name:<22} {k:>5} {fmt(a)} {fmt(b)} {h:9.4f}")
+    return "\n".join(lines)

@@ -1,0 +1,93 @@
+"""The training loop: every regime runs, resumes exactly, stops cleanly, keeps checkpoints safe."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import blockmae.model.blockwise as blockwise
+from blockmae.config import ConfigError
+from blockmae.train.checkpoint import checkpoint_steps
+from blockmae.train.engine import NonFiniteLoss, pretrain
+from conftest import small_config
+
+FAST = ["data.train=digits,n=48", "train.batch_size=4", "train.progress=false", "train.log_every=1",
+        "model.image_size=16", "model.patch=4", "model.width=32", "model.heads=2", "model.decoder.width=16",
+        "model.decoder.heads=1", "model.partition=2", "train.lr=1e-2"]
+
+
+def _cfg(*extra):
+    return small_config(*FAST, *extra)
+
+
+def _weights(run, step):
+    return load_file(str(run / "checkpoints" / str(step) / "model.safetensors"))
+
+
+@pytest.mark.parametrize("regime", ["simultaneous", "sequential", "e2e", "deep-supervision"])
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, regime):
+    full = tmp_path / "full"
+    pretrain(_cfg(f"train.regime={regime}", "train.max_steps=6", "train.checkpoint_every=3", "train.accum_steps=2"), full)
+    # Interrupt after step 3: only its checkpoint and the log lines up to it survive (plus a stray later line).
+    cut = tmp_path / "cut"
+    shutil.copytree(full, cut)
+    shutil.rmtree(cut / "checkpoints" / "6")
+    (cut / "summary.json").unlink()
+    pretrain(_cfg(f"train.regime={regime}", "train.max_steps=6", "train.checkpoint_every=3", "train.accum_steps=2"), cut)
+    a, b = _weights(full, 6), _weights(cut, 6)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    log = [json.loads(line) for line in (cut / "log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in log] == [1, 2, 3, 4, 5, 6]
+    assert log == [json.loads(line) | {"clips_per_s": row["clips_per_s"]}
+                   for line, row in zip((full / "log.jsonl").read_text().splitlines(), log)]
+
+
+def test_run_files_and_losses_per_stage(tmp_path):
+    summary = pretrain(_cfg("train.regime=sequential", "train.max_steps=4", "train.checkpoint_every=2"), tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["phase"] for r in rows] == [1, 1, 2, 2]
+    assert rows[0]["losses"][1] is None and rows[-1]["losses"][0] is None  # each phase trains one stage
+    assert {"step", "epoch", "losses", "lr", "clips_per_s"} <= rows[0].keys()
+    assert (tmp_path / "config.yaml").read_text().count("warmup_steps") == 1
+    state = torch.load(tmp_path / "checkpoints" / "4" / "state.pt", weights_only=True)
+    assert state["step"] == 4 and "optimizer" in state and "rng" in state
+    assert len(summary["held_out"]["losses"]) == 2 and all(v > 0 for v in summary["held_out"]["losses"])
+    assert not list((tmp_path / "checkpoints").glob(".tmp-*"))
+
+
+def test_keep_last_and_permanent_snapshots(tmp_path):
+    pretrain(_cfg("train.max_steps=7", "train.checkpoint_every=1", "train.keep_last=2", "train.snapshot_every=3"), tmp_path)
+    assert checkpoint_steps(tmp_path) == [3, 6, 7]
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = blockwise.reconstruction_loss
+
+    def poisoned(pred, target):
+        calls["n"] += 1
+        loss = real(pred, target)
+        return loss * float("nan") if calls["n"] == 2 * 3 + 2 else loss  # step 4, stage 2
+
+    monkeypatch.setattr(blockwise, "reconstruction_loss", poisoned)
+    with pytest.raises(NonFiniteLoss, match=r"stage 2 loss is nan at step 4.*checkpoints/2"):
+        pretrain(_cfg("train.max_steps=6", "train.checkpoint_every=2"), tmp_path)
+    assert checkpoint_steps(tmp_path) == [2]
+    assert all(torch.isfinite(v).all() for v in _weights(tmp_path, 2).values())
+
+
+def test_resuming_with_a_different_config_is_refused(tmp_path):
+    pretrain(_cfg("train.max_steps=2"), tmp_path)
+    with pytest.raises(ConfigError, match="different config \\(train.lr\\)"):
+        pretrain(_cfg("train.max_steps=4", "train.lr=0.5"), tmp_path)
+    pretrain(_cfg("train.max_steps=3"), tmp_path)  # extending a run is allowed
+    assert checkpoint_steps(tmp_path)[-1] == 3
+
+
+def test_memory_lean_and_standard_steps_train_identically(tmp_path):
+    pretrain(_cfg("train.max_steps=3", "train.memory_lean=true"), tmp_path / "lean")
+    pretrain(_cfg("train.max_steps=3", "train.memory_lean=false"), tmp_path / "std")
+    a, b = _weights(tmp_path / "lean", 3), _weights(tmp_path / "std", 3)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
