@@ -91,3 +91,15 @@ def test_memory_lean_and_standard_steps_train_identically(tmp_path):
     pretrain(_cfg("train.max_steps=3", "train.memory_lean=false"), tmp_path / "std")
     a, b = _weights(tmp_path / "lean", 3), _weights(tmp_path / "std", 3)
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_loader_workers_do_not_change_what_is_learned(tmp_path):
+    pretrain(_cfg("train.max_steps=3", "data.num_workers=0"), tmp_path / "w0")
+    pretrain(_cfg("train.max_steps=3", "data.num_workers=2"), tmp_path / "w2")
+    a, b = _weights(tmp_path / "w0", 3), _weights(tmp_path / "w2", 3)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bf16_autocast_trains(tmp_path):
+    summary = pretrain(_cfg("train.max_steps=2", "train.amp=bf16"), tmp_path)
+    assert all(0 < v < 10 for v in summary["last_losses"])
