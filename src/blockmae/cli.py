@@ -53,6 +53,17 @@ def cmd_datasets(args) -> None:
         print(f"    example: {info['example']}")
 
 
+def cmd_analyze(args) -> None:
+    from .analysis.analyze import analyze
+    from .analysis.suite import Options
+
+    options = Options(batch_size=args.batch_size, num_workers=args.workers, layers=not args.blocks_only,
+                      occlusion=not args.no_occlusion, dynamics=args.dynamics, save_features=args.save_features,
+                      device=args.device)
+    report = analyze(args.sources, args.data, args.out, options, with_random_floor=args.random_floor)
+    print(f"metrics: {Path(args.out) / 'metrics.jsonl'}\nreport:  {report}")
+
+
 def cmd_demo(args) -> None:
     from .demo import run_demo
 
@@ -62,6 +73,7 @@ def cmd_demo(args) -> None:
 EXAMPLES = {
     "pretrain": "blockmae pretrain tiny train.regime=sequential model.partition=4 train.max_steps=300 --out runs/seq",
     "convert": "blockmae convert runs/seq hf_dir --to hf    |    blockmae convert hf_dir runs/imported --to blockmae",
+    "analyze": "blockmae analyze runs/e2e runs/sim --data digits --data gratings,n=2000 --random-floor --out runs/analysis",
     "datasets": "blockmae datasets",
     "demo": "blockmae demo --out runs/demo",
 }
@@ -93,6 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, help="official weights only: clip height/width")
     p.add_argument("--heads", type=int, help="official weights only: encoder heads (default width/64)")
     p.add_argument("--decoder-heads", type=int, help="official weights only: decoder heads (default width/64)")
+
+    p = add("analyze", "Depth-wise analysis of runs, checkpoints or Hugging Face VideoMAE directories: "
+                       "metrics.jsonl, figures and report.html.", cmd_analyze)
+    p.add_argument("sources", nargs="+", help="run directories, checkpoint directories or Hugging Face VideoMAE directories")
+    p.add_argument("--data", action="append", required=True, help="data spec (repeatable), e.g. digits or gratings,n=2000")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--random-floor", action="store_true", help="add a randomly initialised encoder of the first source's shape")
+    p.add_argument("--save-features", action="store_true", help="write features/<run>_<dataset>_<split>.npz")
+    p.add_argument("--dynamics", action="store_true", help="also measure every saved checkpoint of run directories")
+    p.add_argument("--blocks-only", action="store_true", help="skip per-layer probes and layer x layer CKA")
+    p.add_argument("--no-occlusion", action="store_true", help="skip the occlusion diagnostic")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers for decoding")
+    p.add_argument("--device", default="auto")
 
     add("datasets", "List the built-in data specs and their options.", cmd_datasets)
 

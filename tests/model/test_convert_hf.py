@@ -94,3 +94,15 @@ def test_blockwise_model_exports_the_chosen_stage_decoder():
     video, mask = _inputs(ours)
     with torch.no_grad():
         assert abs(ours.losses(video, mask)[-1].item() - hf(video.transpose(1, 2), bool_masked_pos=mask).loss.item()) <= 1e-4
+
+
+def test_save_pretrained_files_load(tmp_path):
+    """transformers writes q_bias/v_bias and `qv_bias` in its files, not its in-memory names."""
+    from blockmae import load
+
+    hf, _ = _pair(use_mean_pooling=False)
+    hf.save_pretrained(tmp_path)
+    ours = load(tmp_path)
+    video, mask = _inputs(ours)
+    with torch.no_grad():
+        assert abs(ours.losses(video, mask)[0].item() - hf(video.transpose(1, 2), bool_masked_pos=mask).loss.item()) <= 1e-4

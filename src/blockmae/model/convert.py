@@ -42,7 +42,7 @@ def model_overrides_from_hf(hf: dict) -> dict:
         "mlp_ratio": hf.get("intermediate_size", 4 * width) / width,
         "frames": hf.get("num_frames", 16), "image_size": hf.get("image_size", 224),
         "tubelet": hf.get("tubelet_size", 2), "patch": hf.get("patch_size", 16),
-        "channels": hf.get("num_channels", 3), "qkv_bias": hf.get("qkv_bias", True),
+        "channels": hf.get("num_channels", 3), "qkv_bias": hf.get("qv_bias", hf.get("qkv_bias", True)),
         "norm_eps": hf.get("layer_norm_eps", 1e-12), "norm_pix": hf.get("norm_pix_loss", True),
         "partition": 1,
         "decoder": {
@@ -67,7 +67,8 @@ def hf_config_from_model(cfg, stage: int = -1) -> dict:
         "hidden_size": cfg.width, "num_hidden_layers": cfg.depth, "num_attention_heads": cfg.heads,
         "intermediate_size": int(cfg.width * cfg.mlp_ratio), "hidden_act": "gelu",
         "image_size": cfg.image_size, "patch_size": cfg.patch, "num_channels": cfg.channels,
-        "num_frames": cfg.frames, "tubelet_size": cfg.tubelet, "qkv_bias": cfg.qkv_bias,
+        "num_frames": cfg.frames, "tubelet_size": cfg.tubelet,
+        "qv_bias": cfg.qkv_bias, "qkv_bias": cfg.qkv_bias,  # transformers >= 5 reads qv_bias; older, qkv_bias
         "layer_norm_eps": cfg.norm_eps, "norm_pix_loss": cfg.norm_pix,
         "use_mean_pooling": not d.input_norm,
         "decoder_hidden_size": dec_width, "decoder_num_hidden_layers": _stage_value(d.depth, stage),
@@ -82,9 +83,12 @@ def hf_config_from_model(cfg, stage: int = -1) -> dict:
 def _layer_from_hf(sd: dict, src: str, dst: str, out: dict) -> None:
     q, k, v = (sd[f"{src}.attention.attention.{n}.weight"] for n in ("query", "key", "value"))
     out[f"{dst}.attn.qkv.weight"] = torch.cat([q, k, v])
-    if f"{src}.attention.attention.query.bias" in sd:
-        out[f"{dst}.attn.q_bias"] = sd[f"{src}.attention.attention.query.bias"]
-        out[f"{dst}.attn.v_bias"] = sd[f"{src}.attention.attention.value.bias"]
+    attn = f"{src}.attention.attention"
+    # In memory transformers names them query/value.bias; its save_pretrained files use q_bias/v_bias.
+    for ours, names in (("q_bias", ("query.bias", "q_bias")), ("v_bias", ("value.bias", "v_bias"))):
+        found = [f"{attn}.{n}" for n in names if f"{attn}.{n}" in sd]
+        if found:
+            out[f"{dst}.attn.{ours}"] = sd[found[0]]
     for theirs, ours in HF_LAYER.items():
         for p in ("weight", "bias"):
             out[f"{dst}.{ours}.{p}"] = sd[f"{src}.{theirs}.{p}"]

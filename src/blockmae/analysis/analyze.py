@@ -1,0 +1,43 @@
+"""The whole analysis: sources x datasets -> metrics.jsonl, figures/, report.html."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from .figures import make_all_figures
+from .report import write_report
+from .sources import describe, random_floor
+from .suite import PROTOCOL, Analysis, Options
+
+
+def analyze(paths: list[str], data: list[str], out: str | Path, options: Options | None = None,
+            with_random_floor: bool = False) -> Path:
+    """Analyse every source on every data spec; returns the report's path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    options = options or Options()
+    sources = [describe(p) for p in paths]
+    names = [s.run for s in sources]
+    for i, s in enumerate(sources):  # two runs with the same directory name stay distinguishable
+        if names.count(s.run) > 1:
+            s.run = f"{s.run}-{i + 1}"
+    if with_random_floor:
+        sources.append(random_floor(sources[0]))
+    started = time.perf_counter()
+    analysis = Analysis(out, options)
+    for source in sources:
+        for spec in data:
+            analysis.run(source, spec)
+    analysis.cross_run_cka()
+    (out / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in analysis.rows))
+    timings = dict(options.timings)
+    t = time.perf_counter()
+    figures = make_all_figures(analysis.rows, out / "figures", samples=analysis.samples)
+    timings["figures"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - started
+    runs = [{"run": s.run, "path": s.path, "regime": s.regime, "K": s.K, "seed": s.seed, "model": s.model_name,
+             "config": s.config} for s in sources]
+    (out / "timings.json").write_text(json.dumps(timings, indent=1))
+    return write_report(out, analysis.rows, figures, runs, PROTOCOL, timings=timings)

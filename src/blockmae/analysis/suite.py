@@ -1,0 +1,311 @@
+"""`blockmae analyze`: every depth-wise metric for every source and dataset, as tidy rows.
+
+Features are extracted once per (source, dataset, split[, occlusion]) and cached on disk
+(keyed by the checkpoint file, the data spec and the clip shape); every metric reads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..data import available_datasets, build_dataset, parse_spec
+from ..data.transforms import to_model_input
+from ..eval import (cka_matrix, gallery_retrieval, geometry_metrics, knn_classify, linear_cka, loo_retrieval_targets,
+                    occlude, occlusion_drop, occlusion_mask, probe_targets, rbf_cka)
+from ..eval.features import Features, extract_features
+from .reconstructions import reconstruction_samples
+from .sources import Source
+
+PROTOCOL = {
+    "features": "Mean over all tokens of the unmasked clip at every layer output (blocks = the layers at stage ends), "
+                "model in eval mode, no gradient.",
+    "probe_acc": "Linear probe: standardise, multinomial logistic regression (L-BFGS, 1000 iterations), one probe per "
+                 "target; fit on train and score top-1 on test where the data has both splits, else 3-fold stratified "
+                 "CV (shuffled, seed 0, stratified on the first target). 'mean' = mean over targets.",
+    "knn_acc": "Weighted kNN classifier on L2-normalised features (k=20, temperature 0.07), train -> test.",
+    "retrieval_map": "Leave-one-out retrieval (paper): cosine similarity among evaluation clips, self excluded; "
+                     "mAP over queries. retrieval_r@k: share of queries with a same-class clip among the k nearest.",
+    "gallery_r@k": "Video-SSL retrieval: test queries against the train gallery, cosine; R@1/5/10/20/50.",
+    "recon_loss": "Per-stage masked-reconstruction MSE on held-out clips under fixed tube masks (E2E: its monitors).",
+    "cka_linear": "Linear CKA between pooled features (consecutive blocks: block, block2=block+1; layer x layer "
+                  "within a run; block x block across runs: run2).",
+    "cka_rbf": "RBF CKA, Gaussian kernel with median-distance bandwidth, consecutive blocks (at most 2048 clips).",
+    "token_similarity": "Layer-normalise each token (no affine), L2-normalise, mean cosine over pairs of distinct "
+                        "tokens within a clip, averaged over clips.",
+    "update_norm": "Relative update norm ||x_l - x_(l-1)|| / ||x_(l-1)|| per token, averaged (layer 1: vs embedding).",
+    "occlusion_drop": "(acc_full - acc_one_patch) / acc_full: probe fitted on full clips, scored on clips that keep a "
+                      "single random 16x16 patch (same place in every frame, rest black; two patches, one per half, "
+                      "for gratings2).",
+    "geometry": "Per block on evaluation features: norms, sampled pairwise cosine/distance, effective rank, "
+                "participation ratio, isotropy ratio, explained-variance k@90%, condition number, uniformity.",
+}
+
+
+@dataclass
+class Options:
+    batch_size: int = 64
+    num_workers: int = 0
+    layers: bool = True  # probes and CKA per layer too, not only per block
+    occlusion: bool = True
+    dynamics: bool = False  # metrics at every saved checkpoint of run directories
+    save_features: bool = False
+    recon_clips: int = 256
+    samples: int = 2  # clips per source in the reconstruction figure
+    device: str = "auto"
+    progress: bool = True
+    timings: dict = field(default_factory=lambda: defaultdict(float))
+
+
+class Timer:
+    def __init__(self, timings: dict, family: str):
+        self.timings, self.family = timings, family
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.timings[self.family] += time.perf_counter() - self.start
+
+
+def dataset_splits(spec: str) -> list[str] | None:
+    """The splits a dataset has (None: a single set, evaluated by cross-validation)."""
+    name = parse_spec(spec)[0].split(":")[0]
+    for info in available_datasets():
+        if info["name"].split(":")[0] == name:
+            return info.get("splits")
+    return None
+
+
+def collate(items):
+    clips, labels = zip(*[item[:2] for item in items])
+    return torch.stack(clips), torch.stack(labels)
+
+
+def _dataset_name(spec: str) -> str:
+    return parse_spec(spec)[0].split(":")[0]
+
+
+def _cache_key(source: Source, spec: str, split: str, occluded: bool, cfg) -> str:
+    weights = Path(source.path)
+    stamp = "random" if source.regime == "random" else str(sorted(
+        (str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in weights.rglob("*.safetensors")))
+    text = json.dumps([source.path, source.seed, stamp, spec, split, occluded, cfg.frames, cfg.image_size,
+                       list(cfg.pixel_mean), list(cfg.pixel_std)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Analysis:
+    def __init__(self, out: Path, options: Options):
+        self.out, self.opt = Path(out), options
+        self.device = torch.device("cuda" if options.device == "auto" and torch.cuda.is_available()
+                                   else ("cpu" if options.device == "auto" else options.device))
+        self.rows: list[dict] = []
+        self.samples: list[dict] = []
+        self.pooled: dict[tuple[str, str], list[np.ndarray]] = {}  # (run, dataset) -> block features, for cross-run CKA
+        self._probes: dict[tuple, dict[str, float]] = {}  # (test key, train key, kind, index) -> accuracies
+
+    # ------------------------------------------------------------------ rows
+    def add(self, meta: dict, dataset: str, split: str | None, metric: str, value: float, *, block=None, layer=None,
+            target="mean", step=None, **extra) -> None:
+        self.rows.append({**meta, "dataset": dataset, "split": split, "block": block, "layer": layer,
+                          "metric": metric, "target": target, "value": float(value), "step": step, **extra})
+
+    # ------------------------------------------------------------------ features
+    def features(self, source: Source, model, spec: str, split: str, occluded: bool = False) -> Features:
+        cfg = model.cfg
+        path = self.out / "cache" / f"{_cache_key(source, spec, split, occluded, cfg)}.npz"
+        if path.exists():
+            return Features.load(path, key=path.stem)
+        dataset = build_dataset(spec, split, frames=cfg.frames, image_size=cfg.image_size, channels=cfg.channels,
+                                seed=0)
+        loader = DataLoader(dataset, batch_size=self.opt.batch_size, num_workers=self.opt.num_workers, collate_fn=collate)
+        batches = iter(loader)
+        if occluded:
+            regions = 2 if _dataset_name(spec) == "gratings2" else 1
+            gen = torch.Generator().manual_seed(0)
+            patch = min(16, cfg.image_size // regions)  # the paper's 16 px, or what fits a small clip
+
+            def hide(clips):
+                return occlude(clips, occlusion_mask(clips.shape[0], clips.shape[2], clips.shape[3], patch=patch,
+                                                     regions=regions, generator=gen))
+            batches = ((hide(clips), y) for clips, y in loader)
+
+        def prepare(clips):
+            return to_model_input(clips.to(self.device), cfg.pixel_mean, cfg.pixel_std)
+
+        with Timer(self.opt.timings, "extraction"):
+            feats = extract_features(model.to(self.device), batches, prepare, dataset.target_names, total=len(dataset),
+                                     token_stats=not occluded, progress=self.opt.progress,
+                                     desc=f"{source.run} {spec} {split}{' occluded' if occluded else ''}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        feats.save(path, model.partition)
+        if self.opt.save_features and not occluded:
+            target = self.out / "features" / f"{source.run}_{_dataset_name(spec)}_{split}.npz"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            feats.save(target, model.partition)
+        feats.key = path.stem
+        return feats
+
+    # ------------------------------------------------------------------ one source on one dataset
+    def run(self, source: Source, spec: str) -> None:
+        model = source.model().to(self.device)
+        meta = source.meta()
+        name = _dataset_name(spec)
+        splits = dataset_splits(spec)
+        two_splits = bool(splits) and {"train", "test"} <= set(splits)
+        evaluation = "test" if two_splits else (splits[0] if splits else "train")
+        test = self.features(source, model, spec, evaluation)
+        train = self.features(source, model, spec, "train") if two_splits else None
+        split = "test" if two_splits else None
+        labelled = test.labels.shape[1] > 0
+        partition = model.partition
+        blocks_test = test.blocks(partition)
+        self.pooled[(source.run, spec)] = blocks_test
+
+        with Timer(self.opt.timings, "probe"):
+            if labelled:
+                units = [("block", k) for k in range(1, len(partition) + 1)]
+                units += [("layer", i) for i in range(1, len(test.layers) + 1)] if self.opt.layers else []
+                for kind, index in units:
+                    accs = self._probe(test, train, kind, index, partition)
+                    for target, acc in accs.items():
+                        self.add(meta, name, split, "probe_acc", acc, target=target, **{kind: index})
+
+        with Timer(self.opt.timings, "retrieval"):
+            if labelled:
+                names = test.target_names
+                for k, x in enumerate(blocks_test, 1):
+                    for target, result in loo_retrieval_targets(x, test.labels, names).items():
+                        for key, value in result.items():
+                            self.add(meta, name, split, "retrieval_map" if key == "map" else f"retrieval_{key}", value,
+                                     block=k, target=target)
+                    if train is None:
+                        continue
+                    xt = train.blocks(partition)[k - 1]
+                    for t, target in enumerate(names):
+                        self.add(meta, name, split, "knn_acc", knn_classify(xt, train.labels[:, t], x, test.labels[:, t]),
+                                 block=k, target=target)
+                        for key, value in gallery_retrieval(x, test.labels[:, t], xt, train.labels[:, t]).items():
+                            self.add(meta, name, split, f"gallery_{key}", value, block=k, target=target)
+
+        with Timer(self.opt.timings, "cka"):
+            for k in range(len(blocks_test) - 1):
+                a, b = blocks_test[k], blocks_test[k + 1]
+                self.add(meta, name, split, "cka_linear", linear_cka(a, b), block=k + 1, block2=k + 2)
+                sub = np.random.default_rng(0).permutation(len(a))[:2048]
+                self.add(meta, name, split, "cka_rbf", rbf_cka(a[sub], b[sub]), block=k + 1, block2=k + 2)
+            if self.opt.layers:
+                matrix = cka_matrix(test.layers, None, kind="linear")
+                for i in range(len(test.layers)):
+                    for j in range(len(test.layers)):
+                        self.add(meta, name, split, "cka_linear", matrix[i, j], layer=i + 1, layer2=j + 1)
+
+        with Timer(self.opt.timings, "tokens+geometry"):
+            for i, (sim, upd) in enumerate(zip(test.token_similarity, test.update_norm), 1):
+                self.add(meta, name, split, "token_similarity", sim, layer=i)
+                self.add(meta, name, split, "update_norm", upd, layer=i)
+            ends = np.cumsum(partition)
+            for k, e in enumerate(ends, 1):  # block rows too, so depth plots by block need no layer maths
+                self.add(meta, name, split, "token_similarity", test.token_similarity[e - 1], block=k)
+            for k, x in enumerate(blocks_test, 1):
+                for metric, value in geometry_metrics(x, seed=0).items():
+                    self.add(meta, name, split, metric, value, block=k)
+
+        if self.opt.occlusion and labelled:
+            # As the authors: probes refit on occluded clips (train and test alike), compared with full clips.
+            occ_test = self.features(source, model, spec, evaluation, occluded=True)
+            occ_train = self.features(source, model, spec, "train", occluded=True) if two_splits else None
+            with Timer(self.opt.timings, "occlusion"):
+                for k in range(1, len(partition) + 1):
+                    full = self._probe(test, train, "block", k, partition)
+                    part = self._probe(occ_test, occ_train, "block", k, partition)
+                    for target in full:
+                        self.add(meta, name, split, "occlusion_drop", occlusion_drop(full[target], part[target]),
+                                 block=k, target=target)
+
+        with Timer(self.opt.timings, "recon"):
+            self._recon(source, model, spec, meta, name, evaluation, split)
+
+        if self.opt.dynamics and source.run_dir is not None:
+            with Timer(self.opt.timings, "dynamics"):
+                self._dynamics(source, spec, meta, name, evaluation, split, two_splits)
+
+    # ------------------------------------------------------------------ pieces
+    def _probe(self, test: Features, train: Features | None, kind: str, index: int, partition) -> dict[str, float]:
+        """{target: accuracy, "mean": ...}: train -> test when there is a train split, else 3-fold CV.
+
+        Memoised, because occlusion and learning dynamics ask again for the same probe.
+        """
+        key = (test.key, train.key if train is not None else None, kind, index)
+        if key not in self._probes:
+            pick = (lambda f: f.blocks(partition)[index - 1]) if kind == "block" else (lambda f: f.layers[index - 1])
+            if train is not None:
+                self._probes[key] = probe_targets(pick(train), train.labels, test.target_names,
+                                                  test_x=pick(test), test_y=test.labels)
+            else:
+                self._probes[key] = probe_targets(pick(test), test.labels, test.target_names)
+        return self._probes[key]
+
+    @torch.no_grad()
+    def _recon(self, source, model, spec, meta, name, evaluation, split, step=None) -> None:
+        cfg = model.cfg
+        dataset = build_dataset(spec, evaluation, frames=cfg.frames, image_size=cfg.image_size, channels=cfg.channels, seed=0)
+        n = min(len(dataset), self.opt.recon_clips)
+        batch = min(self.opt.batch_size, n)
+        totals, batches = np.zeros(model.num_stages), 0
+        config = source.config.get("mask", {})
+        kind, ratio = config.get("kind", "tube"), config.get("ratio", 0.9)
+        for i, start in enumerate(range(0, n - batch + 1, batch)):
+            clips, _ = collate([dataset[j] for j in range(start, start + batch)])
+            video = to_model_input(clips.to(self.device), cfg.pixel_mean, cfg.pixel_std)
+            mask = model.make_mask(batch, torch.Generator().manual_seed(10_007 + i), kind, ratio)
+            totals += np.array([loss.item() for loss in model.losses(video, mask)])
+            batches += 1
+            if i == 0 and self.opt.samples and step is None:
+                k = self.opt.samples
+                self.samples += reconstruction_samples(model.cpu(), video[:k].cpu(), mask[:k], f"{source.run} ({name})")
+                model.to(self.device)
+        for k, value in enumerate(totals / max(batches, 1), 1):
+            self.add(meta, name, split, "recon_loss", value, block=k, step=step)
+
+    def _dynamics(self, source, spec, meta, name, evaluation, split, two_splits) -> None:
+        """Final-block probe (mean over targets), retrieval mAP and recon loss at every saved checkpoint."""
+        for step, model in source.checkpoints():
+            model.to(self.device)
+            ckpt_source = Source(f"{source.run}@{step}", str(source.run_dir / "checkpoints" / str(step)), source.regime,
+                                 source.model_name, source.K, source.seed, source.config)
+            test = self.features(ckpt_source, model, spec, evaluation)
+            train = self.features(ckpt_source, model, spec, "train") if two_splits else None
+            if test.labels.shape[1]:
+                k = model.num_stages
+                accs = self._probe(test, train, "block", k, model.partition)
+                self.add(meta, name, split, "probe_acc", accs["mean"], block=k, step=step)
+                maps = loo_retrieval_targets(test.blocks(model.partition)[-1], test.labels, test.target_names)
+                self.add(meta, name, split, "retrieval_map", maps["mean"]["map"], block=k, step=step)
+            self._recon(source, model, spec, meta, name, evaluation, split, step=step)
+
+    def cross_run_cka(self) -> None:
+        """Block x block linear CKA between every pair of runs on the same dataset (same clips)."""
+        with Timer(self.opt.timings, "cka"):
+            keys = sorted(self.pooled)
+            for i, (run_a, spec_a) in enumerate(keys):
+                for run_b, spec_b in keys[i + 1:]:
+                    a, b = self.pooled[(run_a, spec_a)], self.pooled[(run_b, spec_b)]
+                    if spec_a != spec_b or len(a[0]) != len(b[0]):
+                        continue
+                    matrix = cka_matrix(a, b, kind="linear")
+                    meta = next(r for r in self.rows if r["run"] == run_a)
+                    meta = {k: meta[k] for k in ("run", "regime", "model", "K", "seed")}
+                    for p in range(len(a)):
+                        for q in range(len(b)):
+                            self.add(meta, _dataset_name(spec_a), None, "cka_linear", matrix[p, q], block=p + 1,
+                                     block2=q + 1, run2=run_b)

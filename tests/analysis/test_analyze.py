@@ -1,0 +1,82 @@
+"""`blockmae analyze` end to end on tiny runs of two regimes, a random floor and a Hugging Face directory."""
+
+import json
+
+import numpy as np
+import pytest
+
+from blockmae.cli import main
+
+TINY = ["train.max_steps=4", "train.batch_size=4", "data.train=digits,n=16", "train.progress=false",
+        "train.checkpoint_every=2", "train.snapshot_every=2", "model.depth=4", "model.partition=2"]
+DATA = ["--data", "digits,n=24", "--data", "gratings2,n=30"]
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("analyze")
+    for regime in ("e2e", "simultaneous"):
+        main(["pretrain", "tiny", f"train.regime={regime}", *TINY, "--out", str(root / regime)])
+    out = root / "analysis"
+    main(["analyze", str(root / "e2e"), str(root / "simultaneous"), *DATA, "--random-floor", "--dynamics",
+          "--save-features", "--out", str(out), "--batch-size", "8"])
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return root, out, rows
+
+
+def test_rows_are_tidy_and_cover_every_metric_family(analysed):
+    _, _, rows = analysed
+    keys = {"run", "regime", "model", "K", "seed", "dataset", "split", "block", "layer", "metric", "target", "value"}
+    assert all(keys <= row.keys() for row in rows)
+    metrics = {row["metric"] for row in rows}
+    for m in ("probe_acc", "knn_acc", "retrieval_map", "retrieval_r@1", "gallery_r@1", "recon_loss", "cka_linear",
+              "cka_rbf", "token_similarity", "occlusion_drop", "update_norm", "effective_rank", "participation_ratio",
+              "uniformity"):
+        assert m in metrics, m
+    assert {row["regime"] for row in rows} == {"e2e", "simultaneous", "random"}
+    acc = [r["value"] for r in rows if r["metric"] == "probe_acc"]
+    assert all(0.0 <= v <= 1.0 for v in acc)
+    digits_probe = {(r["run"], r["block"], r["target"]) for r in rows
+                    if r["metric"] == "probe_acc" and r["dataset"] == "digits" and r["block"]}
+    assert ("e2e", 2, "direction") in digits_probe and ("e2e", 1, "mean") in digits_probe
+    assert any(r.get("run2") for r in rows)  # across-run CKA
+    assert any(r["step"] == 2 for r in rows)  # learning dynamics from the snapshots
+
+
+def test_outputs_report_figures_and_features(analysed):
+    _, out, _ = analysed
+    html = (out / "report.html").read_text()
+    pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert len(pngs) >= 6
+    assert html.count("data:image/png;base64,") >= len(pngs)
+    z = np.load(out / "features" / "e2e_digits_test.npz")
+    assert {"block_1", "block_2", "layer_1", "layer_4", "y", "target_names"} <= set(z.files)
+    assert z["block_2"].shape == (24, 96) and np.array_equal(z["block_2"], z["layer_4"])
+
+
+def test_features_are_cached_and_reused(analysed, tmp_path):
+    root, out, rows = analysed
+    cached = sorted((out / "cache").glob("*.npz"))
+    main(["analyze", str(root / "e2e"), "--data", "digits,n=24", "--out", str(out), "--batch-size", "8"])
+    assert sorted((out / "cache").glob("*.npz")) == cached  # nothing re-extracted
+    again = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    first = {(r["metric"], r["block"], r["target"]): r["value"] for r in rows
+             if r["run"] == "e2e" and r["dataset"] == "digits" and r["step"] is None and r["layer"] is None and "run2" not in r}
+    second = {(r["metric"], r["block"], r["target"]): r["value"] for r in again if r["layer"] is None and "run2" not in r}
+    assert first == second
+
+
+def test_analyze_a_hugging_face_directory(tmp_path):
+    from transformers import VideoMAEConfig, VideoMAEForPreTraining
+
+    hf = VideoMAEForPreTraining(VideoMAEConfig(image_size=32, patch_size=8, num_frames=4, hidden_size=64,
+                                               num_hidden_layers=3, num_attention_heads=4, intermediate_size=128,
+                                               decoder_hidden_size=32, decoder_num_hidden_layers=1,
+                                               decoder_num_attention_heads=2, decoder_intermediate_size=64))
+    hf.save_pretrained(tmp_path / "hf")
+    main(["analyze", str(tmp_path / "hf"), "--data", "digits,n=16", "--no-occlusion", "--out", str(tmp_path / "a"),
+          "--batch-size", "8"])
+    rows = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    layers = {r["layer"] for r in rows if r["metric"] == "probe_acc" and r["layer"]}
+    assert layers == {1, 2, 3} and {r["regime"] for r in rows} == {"pretrained"}
+    assert (tmp_path / "a" / "report.html").exists()

@@ -1,0 +1,259 @@
+"""Figures from synthetic tidy rows: every figure is drawn, and figures without their metrics are skipped."""
+
+from __future__ import annotations
+
+import atexit
+import math
+import shutil
+import struct
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blockmae.analysis import figures as F
+
+TARGETS = {
+    "digits": ["digit"],
+    "gratings": ["spatial_frequency", "orientation", "temporal_frequency", "contrast", "colour"],
+    "gratings2": ["sf_left", "sf_right", "sf_delta", "sf_higher_side", "sf_match", "orientation_left",
+                  "orientation_right", "orientation_delta", "orientation_match"],
+}
+SPLITS = {"digits": "test", "gratings": None, "gratings2": None}
+
+
+def synthetic_rows(regimes=("e2e", "simultaneous"), seeds=(0, 1), Ks=(4,), models=("vit-tiny",),
+                   datasets=("digits", "gratings", "gratings2"), layers_per_block=2, steps=(0, 50, 100),
+                   random_floor=True, seed=0) -> list[dict]:
+    """Rows shaped like `blockmae analyze` writes them, with the paper's qualitative trends:
+    blockwise is better early and plateaus, E2E keeps improving; the random floor is flat and low."""
+    rng = np.random.default_rng(seed)
+    rows: list[dict] = []
+    configs = [(m, r, K, s) for m in models for r in regimes for K in Ks for s in seeds]
+    if random_floor:
+        configs += [(m, "random", K, 0) for m in models for K in Ks]
+    runs = []
+    for model, regime, K, s in configs:
+        run = f"{model}-{regime}-K{K}-s{s}" if regime != "random" else f"random-{model}-K{K}"
+        runs.append(run)
+        meta = {"run": run, "regime": regime, "model": model, "K": K, "seed": s}
+        L = K * layers_per_block
+        size = 0.05 if model.endswith("small") else 0.0
+
+        def add(dataset, metric, value, **kw):
+            row = {**meta, "dataset": dataset, "split": SPLITS[dataset], "block": None, "layer": None,
+                   "metric": metric, "target": "mean", "value": float(value), "step": None}
+            row.update(kw)
+            rows.append(row)
+
+        def quality(depth):  # depth in (0, 1]
+            if regime == "random":
+                return 0.15
+            if regime == "e2e":
+                return 0.35 + 0.45 * depth + size
+            return 0.55 + 0.18 * min(depth, 0.5) + 0.02 * depth + size - 0.01 * (K - 4)
+
+        for dataset in datasets:
+            targets = TARGETS[dataset]
+            for unit, n in (("block", K), ("layer", L)):
+                for i in range(1, n + 1):
+                    accs = [min(0.99, quality(i / n) * (0.8 + 0.4 * t / max(1, len(targets) - 1))
+                                + rng.normal(0, 0.015)) for t in range(len(targets))]
+                    for target, acc in zip(targets + ["mean"], accs + [float(np.mean(accs))]):
+                        add(dataset, "probe_acc", acc, target=target, **{unit: i})
+            for k in range(1, K + 1):
+                q = quality(k / K)
+                maps = [0.4 * q + rng.normal(0, 0.01) for _ in targets]
+                for target, m in zip(targets + ["mean"], maps + [float(np.mean(maps))]):
+                    add(dataset, "retrieval_map", m, block=k, target=target)
+                    add(dataset, "retrieval_r@1", min(1, 1.5 * m), block=k, target=target)
+                add(dataset, "recon_loss", (0.9 if regime == "random" else 0.62 - 0.02 * k / K)
+                    + rng.normal(0, 0.004), block=k)
+                drops = [0.1 + 0.3 * k / K + rng.normal(0, 0.02) for _ in targets]
+                for target, d in zip(targets + ["mean"], drops + [float(np.mean(drops))]):
+                    add(dataset, "occlusion_drop", d, block=k, target=target)
+                add(dataset, "token_similarity", 0.2 + 0.1 * k / K + rng.normal(0, 0.01), block=k)
+                add(dataset, "effective_rank", 20 + 5 * k + rng.normal(0, 1), block=k)
+                if k < K:
+                    c = (0.97 if regime == "e2e" else 0.985) + 0.01 * k / K + rng.normal(0, 0.003)
+                    add(dataset, "cka_linear", min(c, 1.0), block=k, block2=k + 1)
+                    add(dataset, "cka_rbf", min(c - 0.01, 1.0), block=k, block2=k + 1)
+            for i in range(1, L + 1):
+                add(dataset, "token_similarity", 0.2 + 0.1 * i / L + rng.normal(0, 0.01), layer=i)
+                add(dataset, "update_norm", 0.5 / i, layer=i)
+                for j in range(1, L + 1):
+                    add(dataset, "cka_linear", 1.0 if i == j else math.exp(-abs(i - j) / (L / 2)) + rng.normal(0, 0.01),
+                        layer=i, layer2=j)
+            if regime != "random":
+                for step in steps:
+                    frac = (step + 10) / (max(steps) + 10)
+                    add(dataset, "probe_acc", quality(1.0) * frac + rng.normal(0, 0.01), block=K, step=step)
+                    add(dataset, "retrieval_map", 0.4 * quality(1.0) * frac, block=K, step=step)
+                    add(dataset, "recon_loss", 1.0 - 0.4 * frac, block=K, step=step)
+    # across-run CKA on the first dataset, every pair of runs with the same K
+    metas = {r["run"]: r for r in rows}
+    for a in range(len(runs)):
+        for b in range(a + 1, len(runs)):
+            ra, rb = metas[runs[a]], metas[runs[b]]
+            if ra["K"] != rb["K"]:
+                continue
+            for p in range(1, ra["K"] + 1):
+                for q in range(1, rb["K"] + 1):
+                    rows.append({k: ra[k] for k in ("run", "regime", "model", "K", "seed")} | {
+                        "dataset": datasets[0], "split": None, "block": p, "layer": None, "metric": "cka_linear",
+                        "target": "mean", "value": float(np.clip(0.9 - 0.15 * abs(p - q) + rng.normal(0, 0.02), 0, 1)),
+                        "step": None, "block2": q, "run2": rb["run"]})
+    return rows
+
+
+def synthetic_samples(runs=("e2e-s0 (digits)", "simultaneous-K4-s0 (digits)"), K=4, T=4, H=32, W=32, C=3):
+    rng = np.random.default_rng(0)
+    out = []
+    for run in runs:
+        clip = rng.random((T, H, W, C)).astype(np.float32)
+        masked = clip.copy()
+        masked[:, :16, :16] = 0.5
+        out.append({"run": run, "input": clip, "masked": masked,
+                    "stages": [clip + rng.normal(0, 0.3 / (k + 1), clip.shape) for k in range(K)]})  # some out of [0,1]
+    return out
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    return struct.unpack(">II", data[16:24])
+
+
+@lru_cache(maxsize=1)
+def drawn_once() -> tuple[list[dict], Path, dict[str, list[Path]]]:
+    """The default synthetic rows and every figure drawn from them, once per test session (drawing is the
+    slow part; test_report reuses them)."""
+    rows = synthetic_rows()
+    out = Path(tempfile.mkdtemp(prefix="blockmae-figures-"))
+    atexit.register(shutil.rmtree, out, True)
+    return rows, out, F.make_all_figures(rows, out, samples=synthetic_samples(), strict=True)
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return drawn_once()[0]
+
+
+@pytest.fixture(scope="module")
+def drawn():
+    return drawn_once()[1:]
+
+
+def test_t_quantile_matches_tables():
+    for df, expected in [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (29, 2.045)]:
+        assert F.t_quantile(0.975, df) == pytest.approx(expected, abs=2e-3)
+        assert F._t_quantile_numeric(0.975, df) == pytest.approx(expected, abs=2e-3)
+
+
+def test_mean_ci():
+    mean, half, n = F.mean_ci([1.0, 2.0, 3.0])
+    assert (mean, n) == (2.0, 3)
+    assert half == pytest.approx(4.303 * 1.0 / math.sqrt(3), abs=1e-3)
+    mean, half, n = F.mean_ci([0.5])
+    assert mean == 0.5 and math.isnan(half) and n == 1
+    assert F.mean_ci([float("nan"), 1.0])[2] == 1
+
+
+def test_every_figure_is_drawn(drawn):
+    out, result = drawn
+    assert set(result) == set(F.FIGURES) | {"reconstructions"}
+    for name, paths in result.items():
+        assert paths, f"{name} drew nothing"
+        for p in paths:
+            assert p.exists() and p.parent == out
+            w, h = png_size(p)
+            assert 300 < w < 4000 and 300 < h < 4000, (p.name, w, h)
+    names = {p.name for paths in result.values() for p in paths}
+    for dataset in ("digits", "gratings", "gratings2"):
+        assert f"depth_decodability_{dataset}_block.png" in names
+        assert f"depth_decodability_{dataset}_layer.png" in names
+        assert f"cka_within_{dataset}.png" in names
+    assert "cka_across_digits.png" in names  # cross-run rows exist for the first dataset only
+    assert "cka_across_gratings.png" not in names
+
+
+def test_missing_metrics_write_nothing(tmp_path):
+    rows = [r for r in synthetic_rows(datasets=("gratings",), steps=()) if r["metric"] == "effective_rank"]
+    for fn in F.FIGURES.values():
+        assert fn(rows, tmp_path) == []
+    assert F.fig_reconstructions([], tmp_path / "r.png") == []
+    assert F.fig_reconstructions(None, tmp_path / "r.png") == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_aggregation_over_seeds(rows):
+    values = F.final_block_values(F.final_rows(rows), "probe_acc", "gratings")
+    g = F.Group("vit-tiny", "e2e", 4)
+    assert len(values[g]) == 2  # two seeds, the step rows are not mixed in
+    expected = [r["value"] for r in rows if r["regime"] == "e2e" and r["dataset"] == "gratings" and r["block"] == 4
+                and r["metric"] == "probe_acc" and r["target"] == "mean" and r["step"] is None]
+    assert sorted(values[g]) == sorted(expected)
+    assert len(values[F.Group("vit-tiny", "random", 4)]) == 1
+
+
+def test_cka_map_pairs(rows):
+    pairs = F.cka_map_pairs(F.final_rows(rows), "gratings")
+    assert len(pairs) == 5 * 3  # 5 runs x (K-1) consecutive pairs
+    g, run, k, cka, gain = pairs[0]
+    maps = {(r["run"], r["block"]): r["value"] for r in rows if r["metric"] == "retrieval_map"
+            and r["dataset"] == "gratings" and r["target"] == "mean" and r["step"] is None}
+    assert gain == pytest.approx(maps[(run, k + 1)] - maps[(run, k)])
+
+
+def test_across_run_matrices_are_oriented(rows):
+    across = F.across_run_cka(F.final_rows(rows), "digits")
+    e2e, sim, rnd = (F.Group("vit-tiny", r, 4) for r in ("e2e", "simultaneous", "random"))
+    assert across[(e2e, sim)][1] == 4 and across[(e2e, e2e)][1] == 1 and across[(sim, rnd)][1] == 2
+    assert across[(e2e, sim)][0].shape == (4, 4)
+    unit, within = F.within_run_cka(F.final_rows(rows), "digits")
+    assert unit == "layer" and within[e2e][0].shape == (8, 8) and within[e2e][1] == 2
+
+
+def test_several_models_and_K(tmp_path):
+    rows = synthetic_rows(regimes=("e2e", "sequential"), seeds=(0, 1), Ks=(4, 6), models=("vit-tiny", "vit-small"),
+                          datasets=("gratings",), layers_per_block=1, steps=())
+    styler = F.Styler(rows)
+    assert styler.label(F.Group("vit-small", "sequential", 6)) == "vit-small · Sequential K=6"
+    assert styler.marker(F.Group("vit-small", "e2e", 4)) != styler.marker(F.Group("vit-small", "e2e", 6))
+    assert styler.color(F.Group("vit-tiny", "e2e", 4)) == styler.color(F.Group("vit-small", "e2e", 6))
+    for fn in (F.fig_final_layer, F.fig_stage_losses_cka):
+        assert fn(rows, tmp_path)
+
+
+def test_reconstructions_grayscale_and_ragged_stages(tmp_path):
+    samples = synthetic_samples(C=1)
+    samples[1]["stages"] = samples[1]["stages"][:2]  # a run with fewer stages leaves blank cells
+    (path,) = F.fig_reconstructions(samples, tmp_path / "rec.png")
+    assert png_size(path)[0] > 300
+
+
+def test_single_pretrained_checkpoint_without_seeds(tmp_path):
+    """A Hugging Face checkpoint: one run, seed and K unknown, one NaN value; nothing to aggregate."""
+    rows = synthetic_rows(regimes=("e2e",), seeds=(0,), datasets=("gratings",), steps=(), random_floor=False)
+    for r in rows:
+        r.update(run="videomae-base", regime="pretrained", K=None, seed=None)
+    rows[0]["value"] = float("nan")
+    result = F.make_all_figures(rows, tmp_path, strict=True)
+    assert result["final_layer"] and result["depth_decodability"] and result["cka_heatmaps"]
+    assert result["learning_dynamics"] == [] and result["reconstructions"] == []
+    assert F.Styler(rows).label(F.Group("vit-tiny", "pretrained", None)) == "Pretrained"
+
+
+def test_across_run_cka_with_different_K():
+    rows = []
+    for run, regime, K in (("a", "e2e", 4), ("b", "simultaneous", 6)):
+        rows.append({"run": run, "regime": regime, "model": "m", "K": K, "seed": 0, "dataset": "d", "split": None,
+                     "block": 1, "layer": None, "metric": "probe_acc", "target": "mean", "value": 0.5, "step": None})
+    for p in range(1, 7):  # run b (K=6) first: the matrix is turned to put E2E on the rows
+        for q in range(1, 5):
+            rows.append({**rows[1], "metric": "cka_linear", "block": p, "block2": q, "run2": "a", "value": p / 10 + q})
+    ((pair, (m, n)),) = F.across_run_cka(rows, "d").items()
+    assert pair == (F.Group("m", "e2e", 4), F.Group("m", "simultaneous", 6)) and n == 1
+    assert m.shape == (4, 6) and m[2, 4] == pytest.approx(0.5 + 3)

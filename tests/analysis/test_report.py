@@ -1,0 +1,133 @@
+"""The HTML report: self-contained, every figure embedded, the table numbers present, well-formed."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from blockmae.analysis import figures as F
+from blockmae.analysis.report import _yaml, format_stat, write_report
+from test_figures import drawn_once, synthetic_rows
+
+PROTOCOL = {
+    "probe_acc": "linear probe: standardise, multinomial logistic regression (L-BFGS, 1000 it.), 3-fold CV <seed 0>",
+    "retrieval_map": "leave-one-out cosine retrieval & mAP",
+    "recon_loss": "per-stage masked MSE",
+}
+VOID = {"meta", "img", "br", "hr", "link", "input", "col", "source", "wbr"}
+
+
+class Checker(HTMLParser):
+    """Fails on unbalanced or misnested tags; collects images, links and text."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack, self.errors, self.images, self.refs, self.text = [], [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs.get("src", ""))
+        for key in ("src", "href"):
+            if key in attrs:
+                self.refs.append(attrs[key])
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag in VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
+        else:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    rows, _, figures = drawn_once()
+    runs = [{"run": "vit-tiny-e2e-K4-s0", "path": "/runs/e2e s0", "regime": "e2e", "K": 4, "seed": 0,
+             "model": "vit-tiny", "config": {"model": {"size": "tiny", "partition": [2, 2, 2, 2], "decoder": {
+                 "depth": 1}}, "train": {"regime": "e2e", "lr": 1.5e-4, "note": "a: b", "flag": True, "none": None},
+                 "data": {"train": "digits,n=96"}}},
+            {"run": "<script>alert(1)</script>", "path": "/runs/e2e s0", "regime": "random", "K": 4, "seed": 0,
+             "model": "vit-tiny", "config": {}}]
+    timings = {"extraction": 12.5, "probe": 3.25, "total": 300.0}
+    path = write_report(out, rows, figures, runs, PROTOCOL, timings=timings)
+    return path, rows, figures
+
+
+def test_report_is_self_contained_and_parses(report):
+    path, rows, figures = report
+    assert path.name == "report.html" and path.exists()
+    text = path.read_text(encoding="utf-8")
+    checker = Checker()
+    checker.feed(text)
+    checker.close()
+    assert checker.errors == [] and checker.stack == []
+    n_png = sum(len(p) for p in figures.values())
+    assert n_png >= 10
+    assert text.count('<img src="data:image/png;base64,') == n_png == len(checker.images)
+    assert not re.search(r"https?://", text)
+    assert all(ref.startswith(("#", "data:image/png;base64,")) for ref in checker.refs)
+    assert "<script" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+
+def test_report_tables_hold_the_numbers(report):
+    path, rows, _ = report
+    text = path.read_text(encoding="utf-8")
+    final = F.final_rows(rows)
+    for dataset in ("digits", "gratings"):
+        for regime in ("e2e", "simultaneous"):
+            g = F.Group("vit-tiny", regime, 4)
+            mean, half, n = F.mean_ci(F.final_block_values(final, "probe_acc", dataset)[g])
+            assert n == 2
+            assert f"{100 * mean:.1f} ± {100 * half:.1f}" in text
+            mean, half, _ = F.mean_ci(F.final_block_values(final, "retrieval_map", dataset)[g])
+            assert f"{mean:.3f} ± {half:.3f}" in text
+            mean, half, _ = F.mean_ci(F.final_block_values(final, "recon_loss", dataset)[g])
+            assert format_stat(mean, half) in text
+        # per-target table: block 1 accuracy of one target
+        block1 = [r["value"] for r in rows if r["dataset"] == dataset and r["metric"] == "probe_acc" and r["block"] == 1
+                  and r["target"] == F.targets_of([r for r in rows if r["dataset"] == dataset])[-1]
+                  and r["regime"] == "sequential"]
+        assert block1 == []  # no such regime
+    target_rows = [r["value"] for r in rows if r["dataset"] == "gratings" and r["metric"] == "probe_acc"
+                   and r["block"] == 2 and r["target"] == "orientation" and r["regime"] == "simultaneous"
+                   and r["step"] is None]
+    mean, half, _ = F.mean_ci(target_rows)
+    assert f"{100 * mean:.1f} ± {100 * half:.1f}" in text
+    assert "<b>orientation</b>" in text
+
+
+def test_report_sections(report):
+    path, _, _ = report
+    text = path.read_text(encoding="utf-8")
+    for anchor in ("summary", "figures", "depth", "protocol", "runs", "timings"):
+        assert f'id="{anchor}"' in text
+    assert "3-fold CV &lt;seed 0&gt;" in text  # protocol text, escaped
+    assert text.count("<details>") >= 3  # two runs + the by-layer tables
+    assert "lr: 0.00015" in text and 'note: &quot;a: b&quot;' in text and "partition: [2, 2, 2, 2]" in text
+    assert "12.5 s" in text and "5.0 min" in text
+    for heading in ("Final-block quality", "Decodability vs depth", "CKA heatmaps", "Reconstructions"):
+        assert heading in text
+
+
+def test_report_without_figures_or_timings(tmp_path):
+    rows = [r for r in synthetic_rows(datasets=("gratings",), steps=(), seeds=(0,)) if r["metric"] == "probe_acc"]
+    path = write_report(tmp_path, rows, {"final_layer": [], "tokens": []}, [], PROTOCOL)
+    text = path.read_text(encoding="utf-8")
+    assert "data:image" not in text and 'id="timings"' not in text
+    single = F.final_block_values(F.final_rows(rows), "probe_acc", "gratings")[F.Group("vit-tiny", "e2e", 4)]
+    assert f"{100 * single[0]:.1f}" in text and "± " not in text.split('id="summary"')[1].split("</table>")[0]
+
+
+def test_yaml_rendering():
+    text = "\n".join(_yaml({"a": {"b": [1, 2], "c": "x y", "d": "1.5", "e": [{"f": 1, "g": 2}], "h": {}}}))
+    assert text == 'a:\n  b: [1, 2]\n  c: x y\n  d: "1.5"\n  e:\n    - f: 1\n      g: 2\n  h: {}'
