@@ -71,3 +71,51 @@ def test_datasets_lists_the_built_in_specs(capsys):
     main(["datasets"])
     out = capsys.readouterr().out
     assert all(name in out for name in ("digits", "gratings", "gratings2"))
+
+
+def _write_video(path, frames=24, width=48, height=40):
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            image = np.full((height, width, 3), (i * 10) % 256, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_pretrain_on_a_list_file_skips_and_counts_corrupt_videos(tmp_path, capsys):
+    videos = tmp_path / "my videos"  # a space in the path, as list files allow
+    videos.mkdir()
+    lines = []
+    for i in range(6):
+        _write_video(videos / f"clip {i}.avi")
+        lines.append(f"my videos/clip {i}.avi {i % 2}")
+    (videos / "broken.avi").write_bytes(b"")
+    lines.append("my videos/broken.avi 1")
+    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
+    spec = f"data.train=list:{tmp_path / 'train.txt'},rate=2"
+    main(["pretrain", "tiny", spec, "train.max_steps=4", "train.batch_size=7", "train.progress=false",
+          "model.partition=2", "train.log_every=1", "--out", str(tmp_path / "run")])
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["skipped"] >= 4 and "broken.avi" in summary["skipped_files"][0]
+    assert "skipped" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert sum(r["skipped"] for r in rows) == summary["skipped"]
+    with pytest.raises(SystemExit, match="broken.avi: empty"):
+        main(["pretrain", "tiny", spec, "data.strict=true", "train.max_steps=1", "train.batch_size=7",
+              "train.progress=false", "--out", str(tmp_path / "strict")])
+
+
+def test_datasets_check_reports_what_fails(tmp_path, capsys):
+    _write_video(tmp_path / "ok.avi")
+    (tmp_path / "empty.avi").write_bytes(b"")
+    (tmp_path / "list.txt").write_text("ok.avi 0\nempty.avi 1\nmissing.avi 0\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["datasets", "check", f"list:{tmp_path / 'list.txt'}", "--frames", "8", "--size", "32"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 1 and "1 of 3 entries decode" in out and "missing" in out

@@ -17,6 +17,8 @@ def cmd_pretrain(args) -> None:
     cfg = load_config(config_path(args.config), args.overrides)
     summary = pretrain(cfg, args.out)
     print(loss_table({cfg.train.regime: summary}))
+    if summary["skipped"]:
+        print(f"skipped {summary['skipped']} unreadable samples (replaced by others), e.g. {summary['skipped_files'][0]}")
     print(f"run directory: {args.out}")
 
 
@@ -43,14 +45,32 @@ def cmd_convert(args) -> None:
 
 
 def cmd_datasets(args) -> None:
+    if args.action == "check":
+        return cmd_datasets_check(args)
     from .data import available_datasets
 
     for info in available_datasets():
         print(f"{info['name']}: {info['description']}")
-        print(f"    targets: {', '.join(info['targets'])}")
-        if info.get("options"):
-            print("    options: " + ", ".join(f"{k}={v}" for k, v in info["options"].items()))
-        print(f"    example: {info['example']}")
+        if info["targets"]:
+            print(f"    targets: {', '.join(info['targets'])}")
+        for key, opt in info.get("options", {}).items():
+            print(f"    {key + '=' + str(opt['default']):<22} {opt.get('help', '')}")
+        print(f"    example: {info['example']}\n")
+
+
+def cmd_datasets_check(args) -> None:
+    import json
+
+    from .data.check import check_dataset, format_report
+
+    if not args.spec:
+        raise ConfigError("usage: blockmae datasets check SPEC [--split train] [--frames N] [--size N]")
+    report = check_dataset(args.spec, args.split, frames=args.frames, image_size=args.size)
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    if report["failed"]:
+        sys.exit(1)
 
 
 def cmd_analyze(args) -> None:
@@ -74,7 +94,7 @@ EXAMPLES = {
     "pretrain": "blockmae pretrain tiny train.regime=sequential model.partition=4 train.max_steps=300 --out runs/seq",
     "convert": "blockmae convert runs/seq hf_dir --to hf    |    blockmae convert hf_dir runs/imported --to blockmae",
     "analyze": "blockmae analyze runs/e2e runs/sim --data digits --data gratings,n=2000 --random-floor --out runs/analysis",
-    "datasets": "blockmae datasets",
+    "datasets": "blockmae datasets    |    blockmae datasets check ucf101:/data/UCF101,split=1 --frames 16",
     "demo": "blockmae demo --out runs/demo",
 }
 
@@ -120,7 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers for decoding")
     p.add_argument("--device", default="auto")
 
-    add("datasets", "List the built-in data specs and their options.", cmd_datasets)
+    p = add("datasets", "List the data specs and their options, or check that a collection decodes.", cmd_datasets)
+    p.add_argument("action", nargs="?", choices=["list", "check"], default="list")
+    p.add_argument("spec", nargs="?", help="with check: the data spec to scan, e.g. list:train.txt,root=videos")
+    p.add_argument("--split", default="train")
+    p.add_argument("--frames", type=int, default=16, help="clip length the scan requires")
+    p.add_argument("--size", type=int, default=112, help="clip size the scan renders")
+    p.add_argument("--json", help="also write the report as JSON")
 
     p = add("demo", "Pretrain the tiny preset in three regimes on moving digits and summarise.", cmd_demo)
     p.add_argument("--out", default="runs/demo", help="output directory")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..data import available_datasets, build_dataset, parse_spec
+from ..data import SkipCorrupt, available_datasets, build_dataset, collate, parse_spec
 from ..data.transforms import to_model_input
 from ..eval import (cka_matrix, gallery_retrieval, geometry_metrics, knn_classify, linear_cka, loo_retrieval_targets,
                     occlude, occlusion_drop, occlusion_mask, probe_targets, rbf_cka)
@@ -85,11 +85,6 @@ def dataset_splits(spec: str) -> list[str] | None:
     return None
 
 
-def collate(items):
-    clips, labels = zip(*[item[:2] for item in items])
-    return torch.stack(clips), torch.stack(labels)
-
-
 def _dataset_name(spec: str) -> str:
     return parse_spec(spec)[0].split(":")[0]
 
@@ -125,10 +120,9 @@ class Analysis:
         path = self.out / "cache" / f"{_cache_key(source, spec, split, occluded, cfg)}.npz"
         if path.exists():
             return Features.load(path, key=path.stem)
-        dataset = build_dataset(spec, split, frames=cfg.frames, image_size=cfg.image_size, channels=cfg.channels,
-                                seed=0)
+        dataset = self._dataset(spec, split, cfg)
         loader = DataLoader(dataset, batch_size=self.opt.batch_size, num_workers=self.opt.num_workers, collate_fn=collate)
-        batches = iter(loader)
+        batches = ((clips, y) for clips, y, _ in loader)
         if occluded:
             regions = 2 if _dataset_name(spec) == "gratings2" else 1
             gen = torch.Generator().manual_seed(0)
@@ -137,7 +131,7 @@ class Analysis:
             def hide(clips):
                 return occlude(clips, occlusion_mask(clips.shape[0], clips.shape[2], clips.shape[3], patch=patch,
                                                      regions=regions, generator=gen))
-            batches = ((hide(clips), y) for clips, y in loader)
+            batches = ((hide(clips), y) for clips, y, _ in loader)
 
         def prepare(clips):
             return to_model_input(clips.to(self.device), cfg.pixel_mean, cfg.pixel_std)
@@ -154,6 +148,12 @@ class Analysis:
             feats.save(target, model.partition)
         feats.key = path.stem
         return feats
+
+    @staticmethod
+    def _dataset(spec: str, split: str, cfg):
+        """Evaluation clips at the model's shape; unreadable videos are skipped, not fatal."""
+        return SkipCorrupt(build_dataset(spec, split, frames=cfg.frames, image_size=cfg.image_size,
+                                         channels=cfg.channels, seed=0))
 
     # ------------------------------------------------------------------ one source on one dataset
     def run(self, source: Source, spec: str) -> None:
@@ -258,16 +258,16 @@ class Analysis:
     @torch.no_grad()
     def _recon(self, source, model, spec, meta, name, evaluation, split, step=None) -> None:
         cfg = model.cfg
-        dataset = build_dataset(spec, evaluation, frames=cfg.frames, image_size=cfg.image_size, channels=cfg.channels, seed=0)
+        dataset = self._dataset(spec, evaluation, cfg)
         n = min(len(dataset), self.opt.recon_clips)
         batch = min(self.opt.batch_size, n)
         totals, batches = np.zeros(model.num_stages), 0
         config = source.config.get("mask", {})
         kind, ratio = config.get("kind", "tube"), config.get("ratio", 0.9)
         for i, start in enumerate(range(0, n - batch + 1, batch)):
-            clips, _ = collate([dataset[j] for j in range(start, start + batch)])
+            clips, _, _ = collate([dataset[j] for j in range(start, start + batch)])
             video = to_model_input(clips.to(self.device), cfg.pixel_mean, cfg.pixel_std)
-            mask = model.make_mask(batch, torch.Generator().manual_seed(10_007 + i), kind, ratio)
+            mask = model.make_mask(video.shape[0], torch.Generator().manual_seed(10_007 + i), kind, ratio)
             totals += np.array([loss.item() for loss in model.losses(video, mask)])
             batches += 1
             if i == 0 and self.opt.samples and step is None:

@@ -202,3 +202,147 @@ register_dataset(DatasetInfo(
     },
     example="gratings2,n=600",
 ))
+
+
+# ----------------------------------------------------------------------------- real video collections
+# The factories live in listfile.py / collections.py; the options (and their defaults, the single
+# source of truth) are declared here.
+
+from .collections import hmdb51_dataset, kinetics_dataset, ssv2_dataset, ucf101_dataset  # noqa: E402
+from .listfile import list_dataset  # noqa: E402
+from .video import BACKENDS, DEFAULT_PATTERN  # noqa: E402
+
+
+def _flag(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError
+
+
+def _text(text: str) -> str:
+    if not text:
+        raise ValueError
+    return text
+
+
+def _any_text(text: str) -> str:
+    return text
+
+
+def _word(*choices: str) -> Callable[[str], str]:
+    def convert(text: str) -> str:
+        if text not in choices:
+            raise ValueError
+        return text
+    return convert
+
+
+def _pattern(text: str) -> str:
+    try:
+        if text.format(1) == text:
+            raise ValueError
+    except (IndexError, KeyError, ValueError):
+        raise ValueError from None
+    return text
+
+
+def _nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError
+    return value
+
+
+def video_options(**defaults) -> dict[str, Option]:
+    """Options shared by every video collection (`defaults` overrides some defaults, e.g. for SSv2)."""
+    d = dict(rate=4, sampling="rate", clips=1, crops=1, flip=True, crop="multiscale", short_side=None,
+             backend="pyav", threads=1, min_frames=1, pattern=DEFAULT_PATTERN, start=1)
+    d.update(defaults)
+    return {
+        "rate": Option(_positive_int, "a positive integer", d["rate"], "frame stride of sampling=rate"),
+        "sampling": Option(_word("rate", "segment"), "rate or segment", d["sampling"],
+                           "rate: VideoMAE (frames `rate` apart, random start); segment: TSN (one frame per segment)"),
+        "clips": Option(_positive_int, "a positive integer", d["clips"],
+                        "clips per decoded video: repeated sampling in training, uniform views in evaluation"),
+        "crops": Option(_one_of(1, 3), "1 or 3", d["crops"], "evaluation crops: centre (1) or three along the long side"),
+        "flip": Option(_flag, "0 or 1", d["flip"], "random horizontal flip in training"),
+        "crop": Option(_word("multiscale", "resized"), "multiscale or resized", d["crop"],
+                       "training crop: VideoMAE multi-scale crop or random resized crop"),
+        "short_side": Option(_positive_int, "a positive integer", d["short_side"],
+                             "evaluation: shorter side resized to this before cropping (default: the image size)"),
+        "backend": Option(_word(*BACKENDS), " or ".join(BACKENDS), d["backend"], "video decoder"),
+        "threads": Option(_nonnegative_int, "a non-negative integer", d["threads"],
+                          "decoder threads per video (0: FFmpeg's choice)"),
+        "min_frames": Option(_positive_int, "a positive integer", d["min_frames"],
+                             "videos with fewer frames are skipped as too short"),
+        "pattern": Option(_pattern, "a file name with one {} field, e.g. img_{:05d}.jpg", d["pattern"],
+                          "frame file names in frame folders"),
+        "start": Option(_nonnegative_int, "a non-negative integer", d["start"], "number of the first frame file"),
+    }
+
+
+def _factory(function, options: dict[str, Option], rename: dict[str, str] | None = None):
+    """Call `function` with every option's default filled in (and spec keys renamed, e.g. split -> fold)."""
+    rename = rename or {}
+
+    def factory(split, /, **kwargs):  # positional-only: a `split=` option may be in kwargs
+        values = {k: o.default for k, o in options.items()}
+        values.update(kwargs)
+        return function(split, **{rename.get(k, k): v for k, v in values.items()})
+    factory.__name__ = function.__name__
+    return factory
+
+
+VIDEO_SPLITS = ("train", "val", "test")
+
+
+def _register_video(name: str, function, description: str, options: dict[str, Option], example: str,
+                    rename: dict[str, str] | None = None) -> None:
+    register_dataset(DatasetInfo(name=name, factory=_factory(function, options, rename), description=description,
+                                 targets=["label"], options=options, example=example, splits=VIDEO_SPLITS,
+                                 takes_argument=True))
+
+
+_FOLD = Option(_one_of(1, 2, 3), "1, 2 or 3", 1, "official train/test split")
+_EXT = Option(_any_text, "an extension, or empty for frame folders", None,
+              "replace the video extension (empty: folders of frames named like the videos)")
+
+_register_video(
+    "list", list_dataset,
+    "your own videos: a text file of 'PATH LABEL' lines (VideoMAE style; video files or frame folders)",
+    {"root": Option(_text, "a folder", None, "prefix of relative paths (default: the list file's folder)"),
+     "labels": Option(_flag, "0 or 1", True, "0: lines are bare paths (unlabelled pretraining)"),
+     **video_options()},
+    "list:/data/train.txt,root=/data/videos,rate=4")
+_register_video(
+    "ucf101", ucf101_dataset,
+    "UCF101 from its official split files (classInd.txt, trainlist0N.txt, testlist0N.txt); 101 classes",
+    {"split": _FOLD, "videos": Option(_text, "a folder", None, "video folder (default: ROOT/UCF-101, ROOT/videos or ROOT)"),
+     "ext": _EXT, **video_options()},
+    "ucf101:/data/ucf101,split=1", rename={"split": "fold"})
+_register_video(
+    "hmdb51", hmdb51_dataset,
+    "HMDB51 from its official split files (<class>_test_split<N>.txt); 51 classes",
+    {"split": _FOLD, "videos": Option(_text, "a folder", None,
+                                      "video folder (default: ROOT/hmdb51_org, ROOT/videos or ROOT)"),
+     "ext": _EXT, **video_options()},
+    "hmdb51:/data/hmdb51,split=1", rename={"split": "fold"})
+_register_video(
+    "kinetics", kinetics_dataset,
+    "Kinetics-400/600/700 from the official CSV (label,youtube_id,time_start,time_end,split) or a folder of them",
+    {"root": Option(_text, "a folder", None, "video folder (default: the CSV's folder)"),
+     "ext": Option(_any_text, "an extension, or empty for frame folders", "mp4", "video file extension"),
+     "classes": Option(_text, "a file", None, "class names, one per line (default: sorted labels of train.csv)"),
+     **video_options()},
+    "kinetics:/data/k400/train.csv,root=/data/k400/train")
+_register_video(
+    "ssv2", ssv2_dataset,
+    "Something-Something v2 from labels.json + train.json/validation.json; 174 classes; TSN sampling, no flip",
+    {"videos": Option(_text, "a folder", None,
+                      "video folder (default: ROOT/20bn-something-something-v2, ROOT/videos or ROOT)"),
+     "ext": Option(_any_text, "an extension, or empty for frame folders", "webm", "video file extension"),
+     **video_options(sampling="segment", flip=False)},
+    "ssv2:/data/ssv2")

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from ..config import Config, ConfigError, RESUMABLE_KEYS, diff_configs, load_config, save_config
-from ..data import build_dataset
+from ..data import SkipCorrupt, build_dataset, collate
 from ..data.transforms import to_model_input
 from ..model import BlockMAE, regime_plan
 from .checkpoint import latest_checkpoint, load_state, load_weights, prune, rng_state, save_checkpoint, set_rng_state
@@ -35,12 +35,14 @@ class EpochBatches(Sampler):
     """Infinite batches of indices: epoch e is a permutation seeded by (seed, e), cut into full batches.
 
     Starting at batch `start` replays the exact same sequence an uninterrupted run would see.
+    With `with_epoch`, indices are (index, epoch) pairs, so video datasets draw new clips and
+    crops every epoch even inside persistent DataLoader workers.
     """
 
-    def __init__(self, size: int, batch: int, seed: int, start: int = 0):
+    def __init__(self, size: int, batch: int, seed: int, start: int = 0, with_epoch: bool = False):
         if size < batch:
             raise ConfigError(f"the training set has {size} clips, fewer than train.batch_size={batch}")
-        self.size, self.batch, self.seed, self.start = size, batch, seed, start
+        self.size, self.batch, self.seed, self.start, self.with_epoch = size, batch, seed, start, with_epoch
         self.per_epoch = size // batch
 
     def __iter__(self):
@@ -48,13 +50,9 @@ class EpochBatches(Sampler):
         while True:
             epoch, pos = divmod(b, self.per_epoch)
             perm = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
-            yield perm[pos * self.batch:(pos + 1) * self.batch].tolist()
+            indices = perm[pos * self.batch:(pos + 1) * self.batch].tolist()
+            yield [(i, epoch) for i in indices] if self.with_epoch else indices
             b += 1
-
-
-def collate(items):
-    clips, labels = zip(*items)
-    return torch.stack(clips), torch.stack(labels)
 
 
 def mask_generator(seed: int, step: int, micro: int) -> torch.Generator:
@@ -132,8 +130,8 @@ def pretrain(cfg: Config, out: str | Path) -> dict:
     device = pick_device(t.device)
     torch.manual_seed(t.seed)
 
-    dataset = build_dataset(cfg.data.train, "train", frames=m.frames, image_size=m.image_size,
-                            channels=m.channels, seed=t.seed)
+    dataset = SkipCorrupt(build_dataset(cfg.data.train, "train", frames=m.frames, image_size=m.image_size,
+                                        channels=m.channels, seed=t.seed), strict=cfg.data.strict, seed=t.seed)
     model = BlockMAE(m).to(device)
     schedule = make_schedule(cfg, len(dataset), model.num_stages)
     global_batch = t.batch_size * t.accum_steps
@@ -153,7 +151,8 @@ def pretrain(cfg: Config, out: str | Path) -> dict:
           f"batch {global_batch}, effective lr {peak_lr:.3g} (base {t.lr:g} x {global_batch}/256), device {device}"
           + (f", resuming at step {start}" if start else ""))
 
-    sampler = EpochBatches(len(dataset), t.batch_size, t.seed, start=start * t.accum_steps)
+    sampler = EpochBatches(len(dataset), t.batch_size, t.seed, start=start * t.accum_steps,
+                           with_epoch=getattr(dataset, "accepts_epoch_index", False))
     loader = iter(DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers, collate_fn=collate,
                              pin_memory=device.type == "cuda", persistent_workers=cfg.data.num_workers > 0))
     weights = t.loss_weights or [1.0] * model.num_stages
@@ -163,7 +162,8 @@ def pretrain(cfg: Config, out: str | Path) -> dict:
     def backward_now(k: int, loss: torch.Tensor) -> None:
         (loss * weights[k] * scale).backward()
 
-    sums, count, steps_in_row, tick = [0.0] * model.num_stages, [0] * model.num_stages, 0, time.perf_counter()
+    sums, count, clips_in_row, tick = [0.0] * model.num_stages, [0] * model.num_stages, 0, time.perf_counter()
+    skipped_in_row, skipped_files = 0, []
     model.train()
     bar = tqdm(total=schedule.total, initial=start, desc=f"pretrain {t.regime}", disable=not t.progress,
                dynamic_ncols=True)
@@ -172,7 +172,13 @@ def pretrain(cfg: Config, out: str | Path) -> dict:
         plan = regime_plan(t.regime, model.num_stages, phase)
         step_losses = [0.0] * model.num_stages
         for micro in range(t.accum_steps):
-            clips, _ = next(loader)
+            clips, _, skipped = next(loader)
+            for item in skipped:  # a corrupt sample was replaced; say which, keep going
+                tqdm.write(f"skipped {item}")
+                if len(skipped_files) < 20 and item not in skipped_files:
+                    skipped_files.append(item)
+            skipped_in_row += len(skipped)
+            clips_in_row += clips.shape[0]
             video = to_model_input(clips.to(device, non_blocking=True), m.pixel_mean, m.pixel_std)
             mask = model.make_mask(video.shape[0], mask_generator(t.seed, step, micro), cfg.mask.kind, cfg.mask.ratio)
             with autocast:
@@ -208,17 +214,17 @@ def pretrain(cfg: Config, out: str | Path) -> dict:
             if loss is not None:
                 sums[k] += step_losses[k]
                 count[k] += 1
-        steps_in_row += 1
         done = step + 1
         bar.update(1)
         if done % t.log_every == 0 or done == schedule.total:
             elapsed = time.perf_counter() - tick
             row = {"step": done, "epoch": done // schedule.steps_per_epoch, "phase": phase + 1,
                    "losses": [s / c if c else None for s, c in zip(sums, count)], "lr": lr,
-                   "clips_per_s": steps_in_row * global_batch / max(elapsed, 1e-9)}
+                   "clips_per_s": clips_in_row / max(elapsed, 1e-9), "skipped": skipped_in_row}
             log.write(row)
             bar.set_postfix_str(" ".join(f"{v:.3f}" for v in row["losses"] if v is not None))
-            sums, count, steps_in_row, tick = [0.0] * model.num_stages, [0] * model.num_stages, 0, time.perf_counter()
+            sums, count, clips_in_row, tick = [0.0] * model.num_stages, [0] * model.num_stages, 0, time.perf_counter()
+            skipped_in_row = 0
         if done % t.checkpoint_every == 0 or done == schedule.total:
             state = {"step": done, "optimizer": optimizer.state_dict(), "rng": rng_state()}
             save_checkpoint(out, done, model, state)
@@ -226,8 +232,10 @@ def pretrain(cfg: Config, out: str | Path) -> dict:
     bar.close()
     log.close()
 
+    rows = read_log(out)
     summary = {"regime": t.regime, "partition": model.partition, "steps": schedule.total,
-               **first_and_last_losses(read_log(out), model.num_stages),
+               **first_and_last_losses(rows, model.num_stages),
+               "skipped": sum(row.get("skipped", 0) for row in rows), "skipped_files": skipped_files,
                "held_out": held_out_losses(model, cfg, device)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
@@ -249,18 +257,18 @@ def held_out_losses(model: BlockMAE, cfg: Config, device: torch.device, max_clip
     """Every stage's loss on held-out clips under fixed masks (E2E: its monitor decoders)."""
     m = cfg.model
     spec = cfg.data.test or cfg.data.train
-    dataset = build_dataset(spec, "test", frames=m.frames, image_size=m.image_size, channels=m.channels,
-                            seed=cfg.train.seed + 1)
+    dataset = SkipCorrupt(build_dataset(spec, "test", frames=m.frames, image_size=m.image_size, channels=m.channels,
+                                        seed=cfg.train.seed + 1), strict=cfg.data.strict)
     n = min(len(dataset), max_clips)
     batch = min(cfg.train.batch_size, n)
     totals = torch.zeros(model.num_stages, dtype=torch.float64)
     was_training = model.training
     model.eval()
     for i, start in enumerate(range(0, n - batch + 1, batch)):
-        clips, _ = collate([dataset[j] for j in range(start, start + batch)])
+        clips, _, _ = collate([dataset[j] for j in range(start, start + batch)])
         video = to_model_input(clips.to(device), m.pixel_mean, m.pixel_std)
         # The same masks for every run, so runs compare on equal terms.
-        mask = model.make_mask(batch, torch.Generator().manual_seed(10_007 + i), cfg.mask.kind, cfg.mask.ratio)
+        mask = model.make_mask(video.shape[0], torch.Generator().manual_seed(10_007 + i), cfg.mask.kind, cfg.mask.ratio)
         totals += torch.tensor([loss.item() for loss in model.losses(video, mask)], dtype=torch.float64)
     model.train(was_training)
     batches = max(1, n // batch)
