@@ -79,7 +79,7 @@ def cmd_analyze(args) -> None:
 
     options = Options(batch_size=args.batch_size, num_workers=args.workers, layers=not args.blocks_only,
                       occlusion=not args.no_occlusion, dynamics=args.dynamics, save_features=args.save_features,
-                      device=args.device)
+                      device=args.device, probe=args.probe)
     report = analyze(args.sources, args.data, args.out, options, with_random_floor=args.random_floor)
     print(f"metrics: {Path(args.out) / 'metrics.jsonl'}\nreport:  {report}")
 
@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dynamics", action="store_true", help="also measure every saved checkpoint of run directories")
     p.add_argument("--blocks-only", action="store_true", help="skip per-layer probes and layer x layer CKA")
     p.add_argument("--no-occlusion", action="store_true", help="skip the occlusion diagnostic")
+    p.add_argument("--probe", choices=["sklearn", "torch"], default="sklearn",
+                   help="sklearn: the authors' probe; torch: every layer in one batched L-BFGS, meant for a GPU (agrees within 0.5 pp; slower than sklearn on a 2-core CPU)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers for decoding")
     p.add_argument("--device", default="auto")

@@ -80,3 +80,21 @@ def test_analyze_a_hugging_face_directory(tmp_path):
     layers = {r["layer"] for r in rows if r["metric"] == "probe_acc" and r["layer"]}
     assert layers == {1, 2, 3} and {r["regime"] for r in rows} == {"pretrained"}
     assert (tmp_path / "a" / "report.html").exists()
+
+
+def test_torch_probe_backend_agrees_with_sklearn(tmp_path):
+    from blockmae.analysis.suite import Analysis, Options
+    from blockmae.eval.features import Features
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=(90, 2))
+    layers = [rng.normal(size=(90, 8)) + y[:, :1] * (i + 1) * 0.5 for i in range(2)]
+    feats = Features(layers, y, ["a", "b"], key="x")
+    results = {}
+    for backend in ("sklearn", "torch"):
+        analysis = Analysis(tmp_path, Options(probe=backend, progress=False))
+        results[backend] = [analysis._probe(feats, None, kind, 1 if kind == "block" else 2, [1, 1])
+                            for kind in ("block", "layer")]
+    for a, b in zip(results["sklearn"], results["torch"]):
+        assert a.keys() == b.keys() == {"a", "b", "mean"}
+        assert all(abs(a[k] - b[k]) <= 0.02 for k in a)  # at most one clip of 30 per fold apart

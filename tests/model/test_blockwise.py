@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from blockmae.model import BlockMAE, Plan, regime_plan
-from conftest import small_config
+from helpers import small_config
 
 
 def _model(k=4, seed=0):

@@ -11,7 +11,7 @@ import blockmae.model.blockwise as blockwise
 from blockmae.config import ConfigError
 from blockmae.train.checkpoint import checkpoint_steps
 from blockmae.train.engine import NonFiniteLoss, pretrain
-from conftest import small_config
+from helpers import small_config
 
 FAST = ["data.train=digits,n=48", "train.batch_size=4", "train.progress=false", "train.log_every=1",
         "model.image_size=16", "model.patch=4", "model.width=32", "model.heads=2", "model.decoder.width=16",

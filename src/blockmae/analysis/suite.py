@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.model_selection import StratifiedKFold
 from torch.utils.data import DataLoader
 
 from ..data import SkipCorrupt, available_datasets, build_dataset, collate, parse_spec
 from ..data.transforms import to_model_input
 from ..eval import (cka_matrix, gallery_retrieval, geometry_metrics, knn_classify, linear_cka, loo_retrieval_targets,
-                    occlude, occlusion_drop, occlusion_mask, probe_targets, rbf_cka)
+                    occlude, occlusion_drop, occlusion_mask, probe_targets, rbf_cka, torch_linear_probe)
 from ..eval.features import Features, extract_features
 from .reconstructions import reconstruction_samples
 from .sources import Source
@@ -61,6 +62,7 @@ class Options:
     recon_clips: int = 256
     samples: int = 2  # clips per source in the reconstruction figure
     device: str = "auto"
+    probe: str = "sklearn"  # sklearn (the authors' protocol) | torch (all layers at once, GPU when present)
     progress: bool = True
     timings: dict = field(default_factory=lambda: defaultdict(float))
 
@@ -246,6 +248,8 @@ class Analysis:
         Memoised, because occlusion and learning dynamics ask again for the same probe.
         """
         key = (test.key, train.key if train is not None else None, kind, index)
+        if key not in self._probes and self.opt.probe == "torch":
+            self._torch_probes(test, train, partition)
         if key not in self._probes:
             pick = (lambda f: f.blocks(partition)[index - 1]) if kind == "block" else (lambda f: f.layers[index - 1])
             if train is not None:
@@ -254,6 +258,27 @@ class Analysis:
             else:
                 self._probes[key] = probe_targets(pick(test), test.labels, test.target_names)
         return self._probes[key]
+
+    def _torch_probes(self, test: Features, train: Features | None, partition) -> None:
+        """Every block and layer probed in one batched L-BFGS per target (and fold), same objective as sklearn."""
+        def units(f: Features, rows=slice(None)):
+            out = {("block", k): x[rows] for k, x in enumerate(f.blocks(partition), 1)}
+            return out | {("layer", i): x[rows] for i, x in enumerate(f.layers, 1)}
+
+        accs: dict[tuple, list[float]] = defaultdict(list)
+        for t in range(test.labels.shape[1]):
+            if train is not None:
+                result = torch_linear_probe(units(train), train.labels[:, t], units(test), test.labels[:, t])
+            else:
+                folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=0).split(test.labels, test.labels[:, 0])
+                per_fold = [torch_linear_probe(units(test, tr), test.labels[tr, t], units(test, te), test.labels[te, t])
+                            for tr, te in folds]
+                result = {unit: float(np.mean([r[unit] for r in per_fold])) for unit in per_fold[0]}
+            for unit, acc in result.items():
+                accs[unit].append(acc)
+        for (kind, index), values in accs.items():
+            key = (test.key, train.key if train is not None else None, kind, index)
+            self._probes[key] = dict(zip(test.target_names, values)) | {"mean": float(np.mean(values))}
 
     @torch.no_grad()
     def _recon(self, source, model, spec, meta, name, evaluation, split, step=None) -> None:
