@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedKFold
 from torch.utils.data import DataLoader
 
@@ -242,28 +244,50 @@ class Analysis:
                 self._dynamics(source, spec, meta, name, evaluation, split, two_splits)
 
     # ------------------------------------------------------------------ pieces
-    def _probe(self, test: Features, train: Features | None, kind: str, index: int, partition) -> dict[str, float]:
+    def _probe(self, test: Features, train: Features | None, kind: str, index: int, partition,
+               all_units: bool = True) -> dict[str, float]:
         """{target: accuracy, "mean": ...}: train -> test when there is a train split, else 3-fold CV.
 
-        Memoised, because occlusion and learning dynamics ask again for the same probe.
+        The first request probes every unit (layer, or block with --blocks-only) of these features
+        in one go; later ones (occlusion, the figures' block view) read the memo.
         """
         key = (test.key, train.key if train is not None else None, kind, index)
-        if key not in self._probes and self.opt.probe == "torch":
-            self._torch_probes(test, train, partition)
+        if key not in self._probes and not all_units:
+            x = (lambda f: f.blocks(partition)[index - 1]) if kind == "block" else (lambda f: f.layers[index - 1])
+            self._probes[key] = (probe_targets(x(train), train.labels, test.target_names, test_x=x(test), test_y=test.labels)
+                                 if train is not None else probe_targets(x(test), test.labels, test.target_names))
         if key not in self._probes:
-            pick = (lambda f: f.blocks(partition)[index - 1]) if kind == "block" else (lambda f: f.layers[index - 1])
-            if train is not None:
-                self._probes[key] = probe_targets(pick(train), train.labels, test.target_names,
-                                                  test_x=pick(test), test_y=test.labels)
-            else:
-                self._probes[key] = probe_targets(pick(test), test.labels, test.target_names)
+            (self._torch_probes if self.opt.probe == "torch" else self._sklearn_probes)(test, train, partition)
+            if self.opt.layers:  # a block's features are its last layer's: share the probe
+                for k, end in enumerate(np.cumsum(partition), 1):
+                    self._probes[key[:2] + ("block", k)] = self._probes[key[:2] + ("layer", int(end))]
         return self._probes[key]
+
+    def _units(self, f: Features, partition, rows=slice(None)) -> dict[tuple[str, int], np.ndarray]:
+        if self.opt.layers:
+            return {("layer", i): x[rows] for i, x in enumerate(f.layers, 1)}
+        return {("block", k): x[rows] for k, x in enumerate(f.blocks(partition), 1)}
+
+    def _sklearn_probes(self, test: Features, train: Features | None, partition) -> None:
+        """Every block and layer probed with scikit-learn, the units spread over the CPU cores."""
+        units = self._units(test, partition)
+        train_units = self._units(train, partition) if train is not None else {}
+
+        def one(unit):
+            if train is not None:
+                return probe_targets(train_units[unit], train.labels, test.target_names,
+                                     test_x=units[unit], test_y=test.labels)
+            return probe_targets(units[unit], test.labels, test.target_names)
+
+        results = Parallel(n_jobs=min(len(units), os.cpu_count() or 1), prefer="processes")(
+            delayed(one)(unit) for unit in units)
+        for (kind, index), accs in zip(units, results):
+            self._probes[(test.key, train.key if train is not None else None, kind, index)] = accs
 
     def _torch_probes(self, test: Features, train: Features | None, partition) -> None:
         """Every block and layer probed in one batched L-BFGS per target (and fold), same objective as sklearn."""
         def units(f: Features, rows=slice(None)):
-            out = {("block", k): x[rows] for k, x in enumerate(f.blocks(partition), 1)}
-            return out | {("layer", i): x[rows] for i, x in enumerate(f.layers, 1)}
+            return self._units(f, partition, rows)
 
         accs: dict[tuple, list[float]] = defaultdict(list)
         for t in range(test.labels.shape[1]):
@@ -312,7 +336,7 @@ class Analysis:
             train = self.features(ckpt_source, model, spec, "train") if two_splits else None
             if test.labels.shape[1]:
                 k = model.num_stages
-                accs = self._probe(test, train, "block", k, model.partition)
+                accs = self._probe(test, train, "block", k, model.partition, all_units=False)
                 self.add(meta, name, split, "probe_acc", accs["mean"], block=k, step=step)
                 maps = loo_retrieval_targets(test.blocks(model.partition)[-1], test.labels, test.target_names)
                 self.add(meta, name, split, "retrieval_map", maps["mean"]["map"], block=k, step=step)
