@@ -239,7 +239,7 @@ def _depth_tables(rows: list[dict], styler: Styler, unit: str) -> str:
     for dataset in datasets_of(select(rows, "probe_acc", unit, target=None)):
         sel = select(rows, "probe_acc", unit, dataset=dataset, target=None)
         n_units = max(r[unit] for r in sel)
-        head = (f'<tr><th class="label">target</th><th class="label">group</th>'
+        head = ('<tr><th class="label">target</th><th class="label">group</th>'
                 + "".join(f"<th>{unit} {k}</th>" for k in range(1, n_units + 1)) + "</tr>")
         body = []
         for target in targets_of(sel):
