@@ -41,6 +41,10 @@ class DecoderConfig:
     mlp_ratio: float = 4.0
     # LayerNorm on the encoder features a decoder reads (VideoMAE's final encoder norm).
     input_norm: bool = True
+    # Decoder masking (VideoMAE v2's dual masking): during training each decoder reconstructs a
+    # random subset of the hidden tubelets, skipping this share of them (and their mask tokens).
+    # 0: every hidden tubelet (VideoMAE). A list gives one value per stage. Evaluation uses all.
+    mask_ratio: float | list[float] = 0.0
 
 
 @dataclass
@@ -109,6 +113,8 @@ class TrainConfig:
     snapshot_every: int | None = None  # permanent checkpoints for learning-dynamics analysis
     tensorboard: bool = False
     progress: bool = True
+    # torch.compile each encoder layer and decoder (BlockMAE.compile_layers); false: eager.
+    compile: bool = False
 
 
 @dataclass
@@ -123,7 +129,7 @@ class Config:
 RESUMABLE_KEYS = {
     "train.max_steps", "train.epochs", "train.log_every", "train.checkpoint_every",
     "train.keep_last", "train.snapshot_every", "train.tensorboard", "train.progress",
-    "train.device", "data.num_workers", "data.test", "data.strict",
+    "train.device", "train.compile", "data.num_workers", "data.test", "data.strict",
 }
 
 
@@ -320,6 +326,9 @@ def resolve(cfg: Config) -> Config:
         if w % h:
             raise ConfigError(f"model.decoder.width={w} is not divisible by model.decoder.heads={h}")
     per_stage(d.depth, k, "model.decoder.depth")
+    if any(isinstance(r, bool) or not 0.0 <= r < 1.0 for r in per_stage(d.mask_ratio, k, "model.decoder.mask_ratio")):
+        raise ConfigError(f"model.decoder.mask_ratio={d.mask_ratio} must be in [0, 1): the share of hidden tubelets "
+                          f"each decoder skips (0 = all reconstructed; VideoMAE v2 uses 0.5)")
 
     if cfg.mask.kind not in ("tube", "random"):
         raise ConfigError(f"mask.kind='{cfg.mask.kind}' must be 'tube' or 'random'")

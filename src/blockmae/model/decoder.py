@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .masking import gather_tokens
 from .vit import Layer, sincos_positions
 
 
@@ -24,12 +23,18 @@ class Decoder(nn.Module):
         self.register_buffer("pos", sincos_positions(num_tokens, width), persistent=False)
 
     def forward(self, visible: torch.Tensor, visible_idx: torch.Tensor, hidden_idx: torch.Tensor) -> torch.Tensor:
-        """visible (B, n_vis, in_dim) encoder features -> (B, n_hidden, out_dim) predictions."""
+        """visible (B, n_vis, in_dim) encoder features -> (B, n_hidden, out_dim) predictions.
+
+        `hidden_idx` may be any subset of the hidden tokens (decoder masking): the decoder then
+        sees the visible tokens plus mask tokens at those positions only, and predicts those.
+        """
         x = self.proj(self.input_norm(visible))
-        pos = self.pos.to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
-        hidden = self.mask_token.to(x.dtype) + gather_tokens(pos, hidden_idx)
-        x = torch.cat([x + gather_tokens(pos, visible_idx), hidden], dim=1)
-        for layer in self.layers:
-            x = layer(x)
+        b, _, width = x.shape
         n_hidden = hidden_idx.shape[1]
-        return self.head(self.norm(x[:, -n_hidden:]))
+        # One lookup of the positions of [visible, hidden] and one add (the same sums as adding them apart).
+        pos = self.pos.to(x.dtype)[torch.cat([visible_idx, hidden_idx], dim=1)]
+        x = torch.cat([x, self.mask_token.to(x.dtype).expand(b, n_hidden, width)], dim=1) + pos
+        for i, layer in enumerate(self.layers):
+            # only the hidden tokens' outputs of the top layer are read: compute only those
+            x = layer(x, last=n_hidden if i == len(self.layers) - 1 else None)
+        return self.head(self.norm(x[:, x.shape[1] - n_hidden:]))

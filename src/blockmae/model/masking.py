@@ -55,3 +55,11 @@ def split_indices(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def gather_tokens(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """x (B, N, D) at idx (B, n) -> (B, n, D)."""
     return torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def subset_indices(batch: int, n: int, ratio: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Decoder masking: per clip, a random subset of positions 0..n-1 that leaves out `ratio` of them
+    (at least one kept), in increasing order: (B, n - int(ratio * n))."""
+    keep = max(1, n - int(ratio * n))
+    scores = torch.rand(batch, n, generator=generator)
+    return scores.argsort(dim=1)[:, :keep].sort(dim=1).values

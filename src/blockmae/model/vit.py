@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .masking import gather_tokens
+
 
 def sincos_positions(num_tokens: int, dim: int) -> torch.Tensor:
     """VideoMAE's 1-D sinusoid table over the flattened (t, h, w) token index: (num_tokens, dim).
@@ -37,12 +39,34 @@ class TubeletEmbed(nn.Module):
     def num_tokens(self) -> int:
         return self.pos.shape[0]
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
+    def check(self, video: torch.Tensor) -> None:
         if video.ndim != 5 or tuple(video.shape[1:]) != self.expected:
             raise ValueError(
                 f"video has shape {tuple(video.shape)}, expected (B, C, T, H, W) = (B, {', '.join(map(str, self.expected))})"
                 " from model.channels/frames/image_size")
-        return self.proj(video).flatten(2).transpose(1, 2) + self.pos.to(video.dtype)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """Every token of the clip."""
+        self.check(video)
+        x = self.proj(video).flatten(2).transpose(1, 2) + self.pos.to(video.dtype)
+        # The conv's output, transposed, is strided; so would be every layer's output after it (residual adds
+        # keep the layout), each layer norm and matmul then copying it. One copy here instead.
+        return x.contiguous()
+
+    def tubelets(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, H, W) -> (B, N, C*t*p*p): each token's tubelet, flattened in the Conv3d kernel's (C, t, p, p) order."""
+        self.check(video)
+        b, c = video.shape[:2]
+        (gt, gh, gw), (t, p, _) = self.grid, self.proj.kernel_size
+        x = video.reshape(b, c, gt, t, gh, p, gw, p).permute(0, 2, 4, 6, 1, 3, 5, 7)
+        return x.reshape(b, gt * gh * gw, -1)
+
+    def tokens_at(self, tubelets: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Only the tokens at `idx` (B, n), from `tubelets(video)`: what `forward` gives there, without
+        embedding the other tokens (the Conv3d is the same linear map applied to each tubelet)."""
+        weight = self.proj.weight.reshape(self.proj.weight.shape[0], -1)
+        x = F.linear(gather_tokens(tubelets, idx), weight, self.proj.bias)
+        return x + self.pos.to(x.dtype)[idx]
 
 
 class Attention(nn.Module):
@@ -59,15 +83,23 @@ class Attention(nn.Module):
             self.q_bias = self.v_bias = None
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, last: int | None = None) -> torch.Tensor:
+        """Self-attention over all tokens of x; with `last`, outputs only for the final `last` tokens
+        (their queries attend to every token; the other queries are not computed)."""
         b, n, d = x.shape
         bias = None
         if self.q_bias is not None:
             bias = torch.cat([self.q_bias, torch.zeros_like(self.q_bias), self.v_bias])
-        qkv = F.linear(x, self.qkv.weight, bias).view(b, n, 3, self.heads, d // self.heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        if last is None:
+            qkv = F.linear(x, self.qkv.weight, bias).view(b, n, 3, self.heads, d // self.heads)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        else:
+            w_q, w_kv = self.qkv.weight.split([d, 2 * d])
+            b_q, b_kv = bias.split([d, 2 * d]) if bias is not None else (None, None)
+            q = F.linear(x[:, n - last:], w_q, b_q).view(b, last, self.heads, d // self.heads).transpose(1, 2)
+            k, v = F.linear(x, w_kv, b_kv).view(b, n, 2, self.heads, d // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
         out = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+        return self.proj(out.transpose(1, 2).reshape(b, q.shape[2], d))
 
 
 class Mlp(nn.Module):
@@ -90,8 +122,11 @@ class Layer(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
+    def forward(self, x: torch.Tensor, last: int | None = None) -> torch.Tensor:
+        """With `last`, only the final `last` tokens' outputs (the same numbers, less work): for a
+        decoder's top layer, whose other outputs are never read."""
+        y = self.attn(self.norm1(x), last)
+        x = (x if last is None else x[:, x.shape[1] - last:]) + y
         return x + self.mlp(self.norm2(x))
 
 
