@@ -5,8 +5,9 @@ import json
 import pytest
 import torch
 
-from blockmae.bench import PRESETS, configurations, first_losses_match, hf_loss_check, main, run
+from blockmae.bench import PRESETS, configurations, first_losses_match, main, run
 from blockmae.bench import steps as bench_steps
+from blockmae.bench.steps import hf_loss_check
 from helpers import small_config
 
 pytest.importorskip("transformers")

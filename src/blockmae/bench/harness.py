@@ -17,10 +17,10 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from .steps import LOSS_TOLERANCE, MARKER, first_losses_match
+from .common import LOSS_TOLERANCE, MARKER, first_losses_match
 
 MiB = 2 ** 20
 

@@ -21,9 +21,8 @@ from ..config import Config
 from ..model import BlockMAE, regime_plan
 from ..model.convert import hf_config_from_model, to_hf
 from ..train.optim import build_optimizer, param_groups
+from .common import first_losses_match
 
-MARKER = "BLOCKMAE-BENCH-RESULT "  # the line a worker prints its result on
-LOSS_TOLERANCE = 1e-4  # |HF - ours| on the first step, same weights, input and mask (tests/model: ~2e-5)
 
 
 # ----------------------------------------------------------------------------- models and inputs
@@ -132,12 +131,6 @@ def hf_extract_step(hf, video: torch.Tensor, inference: bool) -> Step:
 
 
 # ----------------------------------------------------------------------------- the loss check
-
-def first_losses_match(hf_loss: float, ours_loss: float, tolerance: float = LOSS_TOLERANCE) -> dict:
-    """Compare the Hugging Face loss with ours on the same first step (same weights, input, mask)."""
-    diff = abs(hf_loss - ours_loss)
-    return {"hf": hf_loss, "ours": ours_loss, "abs_diff": diff, "tolerance": tolerance, "ok": diff <= tolerance}
-
 
 def hf_loss_check(cfg: Config, batch: int = 2, seed: int = 0, device: str | torch.device = "cpu") -> dict:
     """Build ours (E2E, one stage) and its Hugging Face twin with the same weights; compare their losses

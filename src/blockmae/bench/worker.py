@@ -16,7 +16,8 @@ import time
 import torch
 
 from ..config import config_path, load_config
-from .steps import (MARKER, PeakMemory, build_ours, count_flops, hf_extract_step, hf_train_step, hf_twin,
+from .common import MARKER
+from .steps import (PeakMemory, build_ours, count_flops, hf_extract_step, hf_train_step, hf_twin,
                     make_inputs, make_optimizer, matmul_flops, ours_extract_step, ours_train_step, release_free_memory,
                     sync, tune_glibc_malloc)
 
