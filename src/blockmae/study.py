@@ -1,0 +1,181 @@
+"""`blockmae study`: a grid of pretraining runs (regimes x K x seeds), analysed together, findings measured.
+
+A study file (YAML) names a base config, its overrides, the grid and the evaluation data:
+
+    config: tiny
+    overrides: [train.max_steps=1200]
+    grid:                      # every combination is one run, named e.g. e2e-K4-s0
+      train.regime: [e2e, simultaneous, sequential]
+      model.partition: [4, 6]
+      train.seed: [0, 1]
+    data: [digits, gratings, gratings2]
+    random_floor: true         # also analyse a randomly initialised encoder of the same shape
+    jobs: 2                    # runs trained at once, each on cores // jobs threads
+
+Re-running resumes: finished runs are skipped, interrupted ones continue from their last checkpoint,
+and the analysis reuses its feature cache.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, fields
+from multiprocessing import get_context
+from pathlib import Path
+
+import yaml
+
+from .config import ConfigError, config_path, load_config
+
+# Short forms of grid keys in run names: e2e-K4-s0.
+_NAME_PARTS = {"train.regime": lambda v: str(v), "model.partition": lambda v: f"K{v}", "train.seed": lambda v: f"s{v}"}
+
+
+@dataclass
+class Study:
+    config: str
+    grid: dict[str, list]
+    data: list[str]
+    overrides: list[str] = field(default_factory=list)
+    random_floor: bool = True
+    layers: bool = True  # probes and CKA per layer as well as per block
+    occlusion: bool = True
+    jobs: int = 1
+
+    def runs(self) -> list[tuple[str, list[str]]]:
+        """(name, overrides) for every combination of the grid, in the order written."""
+        keys = list(self.grid)
+        out = []
+        for values in itertools.product(*(self.grid[k] for k in keys)):
+            name = "-".join(_NAME_PARTS.get(k, lambda v, k=k: f"{k.split('.')[-1]}{v}")(v) for k, v in zip(keys, values))
+            out.append((name, list(self.overrides) + [f"{k}={v}" for k, v in zip(keys, values)]))
+        return out
+
+
+def load_study(path: str | Path) -> Study:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"study file {path} not found")
+    raw = yaml.safe_load(path.read_text()) or {}
+    known = {f.name for f in fields(Study)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; a study file has {', '.join(sorted(known))}")
+    missing = [k for k in ("config", "grid", "data") if k not in raw]
+    if missing:
+        raise ConfigError(f"{path}: missing {', '.join(missing)} (see `blockmae study --help` for an example)")
+    if not isinstance(raw["grid"], dict) or not all(isinstance(v, list) and v for v in raw["grid"].values()):
+        raise ConfigError(f"{path}: grid must map dotted config keys to non-empty lists, got {raw['grid']!r}")
+    return validate(Study(**raw), str(path))
+
+
+def validate(study: Study, origin: str = "study") -> Study:
+    """Check every run's config before anything trains; resolve the base config to a file path."""
+    if not isinstance(study.jobs, int) or study.jobs < 1:
+        raise ConfigError(f"{origin}: jobs={study.jobs!r}, expected a positive integer")
+    base = Path(study.config) if Path(study.config).is_file() else config_path(study.config)
+    for _, overrides in study.runs():
+        load_config(base, overrides)
+    study.config = str(base)
+    return study
+
+
+def _pretrain(config: str, overrides: list[str], out: str, threads: int) -> dict:
+    """One run in a worker process (its own torch threads, so concurrent runs do not oversubscribe)."""
+    import torch
+
+    from .train.engine import pretrain
+
+    torch.set_num_threads(threads)
+    cfg = load_config(config, overrides + ["train.progress=false"])
+    summary = pretrain(cfg, out)
+    return summary
+
+
+def _steps_done(run_dir: Path) -> int:
+    """The last logged step of a run (0 before its first log row)."""
+    try:
+        lines = (run_dir / "log.jsonl").read_text().splitlines()
+        return json.loads(lines[-1])["step"] if lines else 0
+    except (OSError, ValueError, KeyError, IndexError):
+        return 0
+
+
+def train_all(study: Study, out: Path, jobs: int | None = None, progress: bool = True) -> dict[str, dict]:
+    """Pretrain every run not finished yet, `jobs` at a time; returns each run's summary (summary.json).
+
+    One progress bar counts the logged steps of all runs (the workers themselves stay quiet).
+    """
+    from tqdm import tqdm
+
+    jobs = jobs or study.jobs
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    runs = study.runs()
+    todo = [(name, o) for name, o in runs if not (out / "runs" / name / "summary.json").is_file()]
+    print(f"{len(runs)} runs, {len(runs) - len(todo)} already done; training {len(todo)} "
+          f"({jobs} at a time, {threads} thread(s) each) in {out / 'runs'}", flush=True)
+    total = sum(load_config(study.config, o).train.max_steps or 0 for _, o in todo)
+    bar = tqdm(total=total, desc=f"pretrain {len(todo)} runs", unit="step", disable=not progress or not todo,
+               dynamic_ncols=True)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_pretrain, study.config, o, str(out / "runs" / name), threads) for name, o in todo]
+        while not all(f.done() for f in futures):
+            time.sleep(2)
+            bar.update(sum(_steps_done(out / "runs" / name) for name, _ in todo) - bar.n)
+        for f in futures:
+            f.result()  # a failed run raises here, with the worker's traceback
+    bar.update(total - bar.n)
+    bar.close()
+    return {name: json.loads((out / "runs" / name / "summary.json").read_text()) for name, _ in runs}
+
+
+def run_study(study: Study | str | Path, out: str | Path, jobs: int | None = None,
+              publish: str | Path | None = None) -> tuple[Path, dict, list[dict], dict]:
+    """Train, analyse, measure the findings. Returns (report path, run summaries, metric rows, findings).
+
+    `publish` copies the small outputs (metrics, figures, findings, training summaries; no checkpoints)
+    to a directory meant for git.
+    """
+    from .analysis.analyze import analyze
+    from .analysis.findings import findings_markdown, measure_findings
+    from .analysis.suite import Options
+
+    study = validate(study) if isinstance(study, Study) else load_study(study)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings = {}
+    t = time.perf_counter()
+    summaries = train_all(study, out, jobs)
+    timings["train_s"] = time.perf_counter() - t
+    (out / "summaries.json").write_text(json.dumps(summaries, indent=1))
+
+    t = time.perf_counter()
+    options = Options(layers=study.layers, occlusion=study.occlusion)
+    report = analyze([str(out / "runs" / name) for name, _ in study.runs()], study.data, out / "analysis", options,
+                     with_random_floor=study.random_floor)
+    timings["analysis_s"] = time.perf_counter() - t
+
+    rows = [json.loads(line) for line in (out / "analysis" / "metrics.jsonl").read_text().splitlines()]
+    findings = measure_findings(rows, summaries)
+    (out / "findings.json").write_text(json.dumps(findings, indent=1))
+    (out / "findings.md").write_text(findings_markdown(findings))
+    (out / "timings.json").write_text(json.dumps(timings, indent=1))
+    if publish:
+        publish_outputs(out, Path(publish))
+    return report, summaries, rows, findings
+
+
+def publish_outputs(out: Path, dest: Path) -> None:
+    """Copy what the report is built from (no checkpoints, no feature cache) to `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("summaries.json", "findings.json", "findings.md", "timings.json"):
+        shutil.copy2(out / name, dest / name)
+    shutil.copy2(out / "analysis" / "metrics.jsonl", dest / "metrics.jsonl")
+    if (dest / "figures").exists():
+        shutil.rmtree(dest / "figures")
+    shutil.copytree(out / "analysis" / "figures", dest / "figures")

@@ -1,0 +1,83 @@
+"""The six findings' rules on synthetic rows built to satisfy them, and to contradict them."""
+
+import pytest
+
+from blockmae.analysis.findings import findings_markdown, measure_findings
+
+K, SEEDS, DATASETS = 4, (0, 1, 2), ("digits", "gratings")
+
+
+def synthetic(paper_like: bool):
+    """Rows and summaries of an E2E/simultaneous/sequential K=4 study with three seeds.
+
+    paper_like=True follows the paper: BW ahead at block 1, E2E ahead at the top by a little,
+    late BW blocks nearly identical (high CKA, flat losses), occlusion drop growing with depth,
+    sequential with the lowest loss. paper_like=False reverses every one of those.
+    """
+    rows, summaries = [], {}
+    sign = 1 if paper_like else -1
+    for regime in ("e2e", "simultaneous", "sequential"):
+        bw = regime != "e2e"
+        for seed in SEEDS:
+            noise = 0.001 * seed
+            run = f"{regime}-K{K}-s{seed}"
+            meta = {"run": run, "regime": regime, "model": "vit-tiny", "K": K, "seed": seed, "split": None,
+                    "layer": None, "step": None}
+            for dataset in DATASETS:
+                for b in range(1, K + 1):
+                    if bw:  # early lead, then a plateau
+                        acc = 0.6 + sign * 0.05 + 0.01 * b
+                    elif paper_like:  # steady climb that ends above BW
+                        acc = 0.6 + 0.06 * b
+                    else:  # ahead early, then declining below BW
+                        acc = 0.7 - 0.03 * b
+                    # BW gains little mAP per block; paper-like, its blocks also change least (high CKA).
+                    mAP = 0.2 + (0.01 if bw else 0.05) * b
+                    cka_next = (0.99 if bw else 0.95) if paper_like else (0.90 if bw else 0.99)
+                    common = {**meta, "dataset": dataset, "block": b, "target": "mean"}
+                    rows += [{**common, "metric": "probe_acc", "value": acc + noise},
+                             {**common, "metric": "retrieval_map", "value": mAP + noise},
+                             {**common, "metric": "token_similarity",
+                              "value": (0.8 if bw == paper_like else 0.5) + noise},
+                             {**common, "metric": "occlusion_drop", "value": sign * 0.01 * b + noise}]
+                    if b < K:
+                        rows.append({**common, "metric": "cka_linear", "block2": b + 1,
+                                     "value": cka_next - 0.01 * b * (not bw) + noise})
+            top = {"e2e": 0.20, "simultaneous": 0.205, "sequential": 0.19 if paper_like else 0.21}[regime]
+            losses = [top + (0.0 if bw else 0.02 * (K - b)) for b in range(1, K + 1)]
+            summaries[run] = {"regime": regime, "partition": [3] * K, "first_losses": [1.0] * K,
+                              "last_losses": [x + 0.01 for x in losses],
+                              "held_out": {"losses": [x + noise for x in losses]}}
+    rows.append({"run": "random", "regime": "random", "model": "vit-tiny", "K": K, "seed": 0, "dataset": "digits",
+                 "split": None, "block": None, "layer": 1, "metric": "probe_acc", "target": "mean", "value": 0.3,
+                 "step": None})
+    return rows, summaries
+
+
+def test_paper_like_rows_reproduce_the_findings():
+    findings = measure_findings(*synthetic(True))
+    assert list(findings) == ["1", "2", "3", "4", "5", "6"]
+    verdicts = {n: f["verdict"] for n, f in findings.items()}
+    # Finding 1 needs the gap to grow with K, which one K cannot show.
+    assert verdicts == {"1": "inconclusive", "2": "reproduced", "3": "reproduced", "4": "reproduced",
+                        "5": "reproduced", "6": "reproduced"}
+    gap = findings["1"]["gap_e2e_minus_bw_pp"]["simultaneous-K4"]
+    # E2E 0.6 + 0.24 vs BW 0.65 + 0.04 at the top: 15 pp, the same for every seed.
+    assert gap["mean"] == pytest.approx(15.0)
+    assert gap["n"] == len(SEEDS)
+    assert findings["2"]["by_run"]["simultaneous-K4/digits"]["e2e_first_ahead_at_block"] == 2
+    assert findings["4"]["spearman_rho"] < 0
+    table = findings_markdown(findings)
+    assert table.count("\n") == 2 + 6 and "| 6 |" in table
+
+
+def test_contrary_rows_do_not_reproduce_them():
+    findings = measure_findings(*synthetic(False))
+    verdicts = {n: f["verdict"] for n, f in findings.items()}
+    assert verdicts["2"] == "not reproduced"
+    assert verdicts["3"] == "not reproduced"
+    assert verdicts["5"] == "not reproduced"
+    assert verdicts["6"] == "not reproduced"
+    assert verdicts["4"] == "not reproduced" and findings["4"]["spearman_rho"] > 0
+    # E2E is 1 pp below BW at the top for every seed: a negative gap beyond its interval.
+    assert verdicts["1"] == "not reproduced"
