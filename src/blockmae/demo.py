@@ -1,27 +1,24 @@
-"""`blockmae demo`: the tiny preset pretrained on moving digits in three regimes, analysed side by side."""
+"""`blockmae demo`: the tiny preset pretrained on moving digits in three regimes, analysed side by side.
+
+The demo is a small built-in study (see `study.py`): E2E, simultaneous and sequential with K=4,
+trained two at a time, then analysed on digits, gratings and gratings2 against a random floor.
+"""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
-from .analysis.analyze import analyze
-from .analysis.suite import Options
-from .config import config_path, load_config
-from .train.engine import pretrain
+from .study import Study, run_study
 from .train.logging import loss_table
 
-# (run name, overrides): E2E and the two blockwise regimes with K=4, as in the paper.
-DEMO_RUNS = [
-    ("e2e", ["train.regime=e2e", "model.partition=4"]),
-    ("simultaneous-K4", ["train.regime=simultaneous", "model.partition=4"]),
-    ("sequential-K4", ["train.regime=sequential", "model.partition=4"]),
-]
-DEMO_DATA = ["digits,n=512", "gratings,n=600", "gratings2,n=600"]
-QUICK = ["train.max_steps=12", "train.batch_size=8", "data.train=digits,n=96", "train.log_every=4",
-         "train.checkpoint_every=12"]
-QUICK_DATA = ["digits,n=48", "gratings,n=60", "gratings2,n=60"]
+DEMO = Study(config="tiny", grid={"train.regime": ["e2e", "simultaneous", "sequential"], "model.partition": [4]},
+             data=["digits,n=512", "gratings,n=600", "gratings2,n=600"], overrides=["train.max_steps=400"],
+             layers=False, jobs=2)
+# --quick: a one-minute smoke run of the same pipeline.
+QUICK = Study(config="tiny", grid=DEMO.grid, data=["digits,n=48", "gratings,n=60", "gratings2,n=60"],
+              overrides=["train.max_steps=12", "train.batch_size=8", "data.train=digits,n=96", "train.log_every=4",
+                         "train.checkpoint_every=12"], layers=False, jobs=2)
 
 
 def final_block_table(rows: list[dict]) -> str:
@@ -44,23 +41,13 @@ def final_block_table(rows: list[dict]) -> str:
 
 
 def run_demo(out: Path, quick: bool = False) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    summaries, started = {}, time.perf_counter()
-    for name, overrides in DEMO_RUNS:
-        cfg = load_config(config_path("tiny"), overrides + (QUICK if quick else []))
-        summaries[name] = pretrain(cfg, out / name)
-    (out / "summary.json").write_text(json.dumps(summaries, indent=1))
-    trained = time.perf_counter() - started
-
-    report = analyze([str(out / name) for name, _ in DEMO_RUNS], QUICK_DATA if quick else DEMO_DATA,
-                     out / "analysis", Options(batch_size=64, layers=False), with_random_floor=True)
-    rows = [json.loads(line) for line in (out / "analysis" / "metrics.jsonl").read_text().splitlines()]
+    started = time.perf_counter()
+    report, summaries, rows, _ = run_study(QUICK if quick else DEMO, out)
     print(f"\nper-stage reconstruction loss (training: first -> last logged; held-out: "
           f"{next(iter(summaries.values()))['held_out']['clips']} test clips, fixed masks)")
     print(loss_table(summaries))
     print()
     print(final_block_table(rows))
-    total = time.perf_counter() - started
-    print(f"\ndemo finished in {total:.0f} s (pretraining {trained:.0f} s, analysis {total - trained:.0f} s)")
+    print(f"\ndemo finished in {time.perf_counter() - started:.0f} s")
     print(f"report: {report}")
     return report
