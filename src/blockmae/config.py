@@ -118,11 +118,20 @@ class TrainConfig:
 
 
 @dataclass
+class DistConfig:
+    # Under torchrun (docs/distributed.md). none: one process. ddp: data parallel, train.batch_size is the
+    # global batch, split across ranks. pipeline: stage k on rank k (simultaneous regime, K ranks).
+    mode: str = "none"  # none | ddp | pipeline
+    backend: str = "auto"  # auto (nccl on GPU, gloo on CPU) | nccl | gloo
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
 
 
 # Keys that may change when a run resumes (they do not change what is learned).
@@ -130,6 +139,7 @@ RESUMABLE_KEYS = {
     "train.max_steps", "train.epochs", "train.log_every", "train.checkpoint_every",
     "train.keep_last", "train.snapshot_every", "train.tensorboard", "train.progress",
     "train.device", "train.compile", "data.num_workers", "data.test", "data.strict",
+    "dist.mode", "dist.backend",  # every mode learns what one process learns (to float rounding)
 }
 
 
@@ -353,6 +363,14 @@ def resolve(cfg: Config) -> Config:
         per_stage(t.loss_weights, k, "train.loss_weights")
     if len(t.betas) != 2:
         raise ConfigError(f"train.betas={t.betas} must be two numbers, e.g. [0.9, 0.95]")
+    dist = cfg.dist
+    if dist.mode not in ("none", "ddp", "pipeline"):
+        raise ConfigError(f"dist.mode='{dist.mode}' must be 'none', 'ddp' or 'pipeline'")
+    if dist.backend not in ("auto", "nccl", "gloo"):
+        raise ConfigError(f"dist.backend='{dist.backend}' must be 'auto', 'nccl' or 'gloo'")
+    if dist.mode == "pipeline" and t.regime != "simultaneous":
+        raise ConfigError(f"dist.mode=pipeline needs train.regime=simultaneous (got '{t.regime}'): only there does no "
+                          f"gradient cross a stage boundary while every stage trains; use dist.mode=ddp instead")
     return cfg
 
 

@@ -2,6 +2,8 @@
 
 Features are extracted once per (source, dataset, split[, occlusion]) and cached on disk
 (keyed by the checkpoint file, the data spec and the clip shape); every metric reads them.
+Under torchrun (`extraction_workers`), rank 0 runs the analysis and every rank extracts a
+shard of each feature set, gathered in order (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ import json
 import os
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedKFold
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from ..data import SkipCorrupt, available_datasets, build_dataset, collate, parse_spec
 from ..data.transforms import to_model_input
@@ -124,8 +128,37 @@ class Analysis:
         path = self.out / "cache" / f"{_cache_key(source, spec, split, occluded, cfg)}.npz"
         if path.exists():
             return Features.load(path, key=path.stem)
+        with Timer(self.opt.timings, "extraction"):
+            world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+            if world > 1:  # the workers of `extraction_workers` extract the other shards
+                dist.broadcast_object_list([(source, spec, split, occluded)], src=0)
+            feats = self._extract(source, model, spec, split, occluded, 0, world)
+            if world > 1:
+                shards = [None] * world
+                dist.gather_object(feats, shards, dst=0)
+                feats = Features.merge([f for f in shards if f is not None])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        feats.save(path, model.partition)
+        if self.opt.save_features and not occluded:
+            target = self.out / "features" / f"{source.run}_{_dataset_name(spec)}_{split}.npz"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            feats.save(target, model.partition)
+        feats.key = path.stem
+        return feats
+
+    def _extract(self, source: Source, model, spec: str, split: str, occluded: bool, rank: int = 0,
+                 world: int = 1) -> Features | None:
+        """Features of shard `rank` of `world`: a run of whole batches, so every clip sees the batch (and occlusion
+        mask) it would see in one pass. None for an empty shard."""
+        cfg = model.cfg
         dataset = self._dataset(spec, split, cfg)
-        loader = DataLoader(dataset, batch_size=self.opt.batch_size, num_workers=self.opt.num_workers, collate_fn=collate)
+        size = self.opt.batch_size
+        n_batches = -(-len(dataset) // size)
+        first, end = rank * n_batches // world, (rank + 1) * n_batches // world
+        shard = dataset if world == 1 else Subset(dataset, range(first * size, min(end * size, len(dataset))))
+        if not len(shard):
+            return None
+        loader = DataLoader(shard, batch_size=size, num_workers=self.opt.num_workers, collate_fn=collate)
         batches = ((clips, y) for clips, y, _ in loader)
         if occluded:
             regions = 2 if _dataset_name(spec) == "gratings2" else 1
@@ -135,23 +168,31 @@ class Analysis:
             def hide(clips):
                 return occlude(clips, occlusion_mask(clips.shape[0], clips.shape[2], clips.shape[3], patch=patch,
                                                      regions=regions, generator=gen))
+            for _ in range(first):  # the masks of the batches before this shard
+                occlusion_mask(size, cfg.image_size, cfg.image_size, patch=patch, regions=regions, generator=gen)
             batches = ((hide(clips), y) for clips, y, _ in loader)
 
         def prepare(clips):
             return to_model_input(clips.to(self.device), cfg.pixel_mean, cfg.pixel_std)
 
-        with Timer(self.opt.timings, "extraction"):
-            feats = extract_features(model.to(self.device), batches, prepare, dataset.target_names, total=len(dataset),
-                                     token_stats=not occluded, progress=self.opt.progress,
-                                     desc=f"{source.run} {spec} {split}{' occluded' if occluded else ''}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        feats.save(path, model.partition)
-        if self.opt.save_features and not occluded:
-            target = self.out / "features" / f"{source.run}_{_dataset_name(spec)}_{split}.npz"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            feats.save(target, model.partition)
-        feats.key = path.stem
-        return feats
+        return extract_features(model.to(self.device), batches, prepare, dataset.target_names, total=len(shard),
+                                token_stats=not occluded, progress=self.opt.progress and rank == 0,
+                                desc=f"{source.run} {spec} {split}{' occluded' if occluded else ''}")
+
+    def serve(self) -> None:
+        """A worker of `extraction_workers`: extract this rank's shard of what rank 0 asks for, until it says stop."""
+        rank, world = dist.get_rank(), dist.get_world_size()
+        models: dict = {}
+        while True:
+            request = [None]
+            dist.broadcast_object_list(request, src=0)
+            if request[0] is None:
+                return
+            source, spec, split, occluded = request[0]
+            key = (source.path, source.regime, source.seed)
+            if key not in models:
+                models = {key: source.model().to(self.device)}
+            dist.gather_object(self._extract(source, models[key], spec, split, occluded, rank, world), None, dst=0)
 
     @staticmethod
     def _dataset(spec: str, split: str, cfg):
@@ -358,3 +399,32 @@ class Analysis:
                         for q in range(len(b)):
                             self.add(meta, _dataset_name(spec_a), None, "cka_linear", matrix[p, q], block=p + 1,
                                      block2=q + 1, run2=run_b)
+
+
+@contextmanager
+def extraction_workers(options: Options):
+    """Under torchrun (WORLD_SIZE > 1) every rank extracts a shard of each feature set; rank 0 runs the analysis.
+
+    Yields True where the analysis runs (rank 0, or a single process); the other ranks serve extraction requests
+    (`Analysis.serve`) until rank 0 leaves the block, then yield False.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield True
+        return
+    created = not dist.is_initialized()
+    if created:
+        dist.init_process_group("gloo")  # requests and features travel as CPU objects; the models run on options.device
+    if options.device == "auto" and torch.cuda.is_available():
+        options.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    try:
+        if dist.get_rank() == 0:
+            try:
+                yield True
+            finally:
+                dist.broadcast_object_list([None], src=0)
+        else:
+            Analysis(Path("."), options).serve()
+            yield False
+    finally:
+        if created:
+            dist.destroy_process_group()

@@ -41,6 +41,17 @@ class Features:
                  partition=np.array(partition))
 
     @classmethod
+    def merge(cls, shards: list["Features"]) -> "Features":
+        """Features of consecutive shards of one dataset, in order, as if extracted in one pass."""
+        n = np.array([len(f.labels) for f in shards], dtype=np.float64)
+
+        def mean(lists):
+            return (np.array(lists) * n[:, None]).sum(axis=0) / n.sum() if lists[0] else np.array([])
+        return cls([np.concatenate(xs) for xs in zip(*(f.layers for f in shards))],
+                   np.concatenate([f.labels for f in shards]), shards[0].target_names,
+                   mean([f.token_similarity for f in shards]).tolist(), mean([f.update_norm for f in shards]).tolist())
+
+    @classmethod
     def load(cls, path: Path, key: str = "") -> "Features":
         with np.load(path) as z:
             n = sum(1 for k in z.files if k.startswith("layer_"))

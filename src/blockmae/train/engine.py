@@ -22,6 +22,7 @@ from ..config import Config, ConfigError, RESUMABLE_KEYS, diff_configs, load_con
 from ..data import SkipCorrupt, build_dataset, collate
 from ..data.transforms import to_model_input
 from ..model import BlockMAE, regime_plan
+from . import distributed
 from .checkpoint import latest_checkpoint, load_state, load_weights, prune, rng_state, save_checkpoint, set_rng_state
 from .logging import RunLog, read_log
 from .optim import build_optimizer, cosine_lr, effective_lr, phase_bounds
@@ -97,14 +98,42 @@ def make_schedule(cfg: Config, dataset_size: int, num_stages: int) -> Schedule:
     return Schedule(total, ends, per_epoch)
 
 
+def step_lr(cfg: Config, schedule: Schedule, phase: int, step: int, peak_lr: float) -> float:
+    """Warm-up + cosine over the run (`sequential`: over each phase), a function of the step alone."""
+    t = cfg.train
+    lr_start = schedule.phase_start(phase)
+    phase_len = schedule.phase_ends[phase] - lr_start
+    warmup = t.warmup_steps if t.warmup_steps is not None else max(1, round(0.05 * phase_len))
+    return cosine_lr(step - lr_start, phase_len, peak_lr, t.min_lr, warmup)
+
+
+def train_dataset(cfg: Config):
+    m, t = cfg.model, cfg.train
+    return SkipCorrupt(build_dataset(cfg.data.train, "train", frames=m.frames, image_size=m.image_size,
+                                     channels=m.channels, seed=t.seed), strict=cfg.data.strict, seed=t.seed)
+
+
+def train_batches(cfg: Config, dataset, start: int, device: torch.device, shard=lambda batches: batches):
+    """The (clips, labels, skipped) batches from step `start` on; `shard` picks a rank's rows of each batch."""
+    t = cfg.train
+    sampler = shard(EpochBatches(len(dataset), t.batch_size, t.seed, start=start * t.accum_steps,
+                                 with_epoch=getattr(dataset, "accepts_epoch_index", False)))
+    return iter(DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers, collate_fn=collate,
+                           pin_memory=device.type == "cuda", persistent_workers=cfg.data.num_workers > 0))
+
+
 def stage_parameters(model: BlockMAE) -> list[list[torch.nn.Parameter]]:
     """Each stage's encoder parameters plus its decoder's: the unit a blockwise stage optimises."""
     return [[p for m in model.stage_modules(k) + [model.decoders[k]] for p in m.parameters()]
             for k in range(model.num_stages)]
 
 
-def _prepare_run_dir(cfg: Config, out: Path) -> tuple[Config, Path | None]:
-    """Resume if `out` holds a checkpoint (the saved config wins; only harmless keys may change)."""
+def _prepare_run_dir(cfg: Config, out: Path, write: bool = True) -> tuple[Config, Path | None]:
+    """Resume if `out` holds a checkpoint (the saved config wins; only harmless keys may change).
+
+    `write=False` (ranks other than the writer, after it): only read what the writer prepared."""
+    if not write:
+        return load_config(out / "config.yaml"), latest_checkpoint(out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = latest_checkpoint(out)
     saved = out / "config.yaml"
@@ -122,16 +151,34 @@ def _prepare_run_dir(cfg: Config, out: Path) -> tuple[Config, Path | None]:
     return cfg, ckpt
 
 
-def pretrain(cfg: Config, out: str | Path) -> dict:
-    """Train (or resume) a run in `out`; returns the summary also written to out/summary.json."""
+def pretrain(cfg: Config, out: str | Path) -> dict | None:
+    """Train (or resume) a run in `out`; returns the summary also written to out/summary.json.
+
+    Under torchrun (`dist.mode=ddp|pipeline`, docs/distributed.md) every rank calls this; the
+    rank that wrote the run directory returns the summary, the others None.
+    """
     out = Path(out)
-    cfg, ckpt = _prepare_run_dir(cfg, out)
+    device, created = distributed.start(cfg, pick_device(cfg.train.device))
+    try:
+        if cfg.dist.mode == "pipeline":
+            from .pipeline import pretrain_pipeline
+            return pretrain_pipeline(cfg, out, device)
+        return _pretrain(cfg, out, device)
+    finally:
+        distributed.stop(created)
+
+
+def _pretrain(cfg: Config, out: Path, device: torch.device) -> dict | None:
+    replicas = distributed.Replicas.join(cfg)  # one process: rank 0 of 1, every call below a no-op
+    if not replicas.main:
+        replicas.barrier()
+    cfg, ckpt = _prepare_run_dir(cfg, out, write=replicas.main)
+    if replicas.main:
+        replicas.barrier()
     t, m = cfg.train, cfg.model
-    device = pick_device(t.device)
     torch.manual_seed(t.seed)
 
-    dataset = SkipCorrupt(build_dataset(cfg.data.train, "train", frames=m.frames, image_size=m.image_size,
-                                        channels=m.channels, seed=t.seed), strict=cfg.data.strict, seed=t.seed)
+    dataset = train_dataset(cfg)
     model = BlockMAE(m).to(device)
     schedule = make_schedule(cfg, len(dataset), model.num_stages)
     global_batch = t.batch_size * t.accum_steps
@@ -146,27 +193,31 @@ def pretrain(cfg: Config, out: str | Path) -> dict:
         optimizer.load_state_dict(state["optimizer"])
         set_rng_state(state["rng"])
         start = state["step"]
-    log = RunLog(out, start, t.tensorboard)
-    print(f"blockmae: {t.regime}, K={model.num_stages} stages {model.partition}, {schedule.total} steps, "
-          f"batch {global_batch}, effective lr {peak_lr:.3g} (base {t.lr:g} x {global_batch}/256), device {device}"
-          + (f", resuming at step {start}" if start else ""))
+    replicas.broadcast_(model)
+    if t.compile:  # per layer and decoder, so the memory-lean per-stage backward still works
+        model.compile_layers()
+    log = RunLog(out, start, t.tensorboard) if replicas.main else None
+    if replicas.main:
+        print(f"blockmae: {t.regime}, K={model.num_stages} stages {model.partition}, {schedule.total} steps, "
+              f"batch {global_batch}, effective lr {peak_lr:.3g} (base {t.lr:g} x {global_batch}/256), device {device}"
+              + (f", {replicas.world} data-parallel ranks" if replicas.world > 1 else "")
+              + (f", resuming at step {start}" if start else ""))
 
-    sampler = EpochBatches(len(dataset), t.batch_size, t.seed, start=start * t.accum_steps,
-                           with_epoch=getattr(dataset, "accepts_epoch_index", False))
-    loader = iter(DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers, collate_fn=collate,
-                             pin_memory=device.type == "cuda", persistent_workers=cfg.data.num_workers > 0))
+    loader = train_batches(cfg, dataset, start, device, replicas.shard)
     weights = t.loss_weights or [1.0] * model.num_stages
     scale = 1.0 / t.accum_steps
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if t.amp == "bf16" else nullcontext())
 
     def backward_now(k: int, loss: torch.Tensor) -> None:
         (loss * weights[k] * scale).backward()
+        if plan.detach and micro == t.accum_steps - 1:  # data parallel: stage k's gradient is final, average it
+            replicas.start_averaging(k, stage_params[k])  # while the next stages compute (one process: no-op)
 
     sums, count, clips_in_row, tick = [0.0] * model.num_stages, [0] * model.num_stages, 0, time.perf_counter()
     skipped_in_row, skipped_files = 0, []
     model.train()
-    bar = tqdm(total=schedule.total, initial=start, desc=f"pretrain {t.regime}", disable=not t.progress,
-               dynamic_ncols=True)
+    bar = tqdm(total=schedule.total, initial=start, desc=f"pretrain {t.regime}",
+               disable=not (t.progress and replicas.main), dynamic_ncols=True)
     for step in range(start, schedule.total):
         phase = schedule.phase(step) if t.regime == "sequential" else 0
         plan = regime_plan(t.regime, model.num_stages, phase)
@@ -178,9 +229,11 @@ def pretrain(cfg: Config, out: str | Path) -> dict:
                 if len(skipped_files) < 20 and item not in skipped_files:
                     skipped_files.append(item)
             skipped_in_row += len(skipped)
-            clips_in_row += clips.shape[0]
+            clips_in_row += clips.shape[0] * replicas.world
             video = to_model_input(clips.to(device, non_blocking=True), m.pixel_mean, m.pixel_std)
-            mask = model.make_mask(video.shape[0], mask_generator(t.seed, step, micro), cfg.mask.kind, cfg.mask.ratio)
+            rows = video.shape[0] * replicas.world  # the global batch, repeated clips (data spec clips=N) included
+            mask = model.make_mask(rows, mask_generator(t.seed, step, micro), cfg.mask.kind,
+                                   cfg.mask.ratio)[replicas.rows(rows)]  # this rank's rows of the global masks
             with autocast:
                 losses = model.run_plan(video, mask, plan, backward=backward_now if t.memory_lean else None)
             pending = [loss * weights[k] for k, loss in enumerate(losses) if loss is not None and loss.requires_grad]
@@ -196,12 +249,10 @@ def pretrain(cfg: Config, out: str | Path) -> dict:
                         f"checkpoint ({latest_checkpoint(out) or 'none yet'}). Lower train.lr or set train.grad_clip.")
                 step_losses[k] += value / t.accum_steps
 
-        lr_start = schedule.phase_start(phase)
-        phase_len = schedule.phase_ends[phase] - lr_start
-        warmup = t.warmup_steps if t.warmup_steps is not None else max(1, round(0.05 * phase_len))
-        lr = cosine_lr(step - lr_start, phase_len, peak_lr, t.min_lr, warmup)
+        lr = step_lr(cfg, schedule, phase, step, peak_lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
+        replicas.average_gradients(stage_params)
         if t.grad_clip:
             # Blockwise stages are separate learners: each clips its own gradient.
             groups = [sum(stage_params, [])] if not plan.detach else stage_params
@@ -210,13 +261,14 @@ def pretrain(cfg: Config, out: str | Path) -> dict:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
+        step_losses = replicas.mean(step_losses, device)
         for k, loss in enumerate(losses):
             if loss is not None:
                 sums[k] += step_losses[k]
                 count[k] += 1
         done = step + 1
         bar.update(1)
-        if done % t.log_every == 0 or done == schedule.total:
+        if replicas.main and (done % t.log_every == 0 or done == schedule.total):
             elapsed = time.perf_counter() - tick
             row = {"step": done, "epoch": done // schedule.steps_per_epoch, "phase": phase + 1,
                    "losses": [s / c if c else None for s, c in zip(sums, count)], "lr": lr,
@@ -225,11 +277,13 @@ def pretrain(cfg: Config, out: str | Path) -> dict:
             bar.set_postfix_str(" ".join(f"{v:.3f}" for v in row["losses"] if v is not None))
             sums, count, clips_in_row, tick = [0.0] * model.num_stages, [0] * model.num_stages, 0, time.perf_counter()
             skipped_in_row = 0
-        if done % t.checkpoint_every == 0 or done == schedule.total:
+        if replicas.main and (done % t.checkpoint_every == 0 or done == schedule.total):
             state = {"step": done, "optimizer": optimizer.state_dict(), "rng": rng_state()}
             save_checkpoint(out, done, model, state)
             prune(out, t.keep_last, t.snapshot_every)
     bar.close()
+    if not replicas.main:
+        return None
     log.close()
 
     rows = read_log(out)
