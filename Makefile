@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= runs/demo
 
-.PHONY: demo test clean
+.PHONY: demo study test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ $(VENV)/.test: $(VENV)/.base
 
 demo: $(VENV)/.base
 	$(BIN)/blockmae demo --out $(OUT)
+
+# The paper's grid at CPU scale (about 60-90 minutes on 2 cores); resumes if interrupted.
+study: $(VENV)/.base
+	$(BIN)/blockmae study studies/cpu_repro/study.yaml --out runs/cpu_repro --publish docs/results/cpu_repro
 
 test: $(VENV)/.test
 	$(BIN)/python -m pytest -q

@@ -16,6 +16,8 @@ def cmd_pretrain(args) -> None:
 
     cfg = load_config(config_path(args.config), args.overrides)
     summary = pretrain(cfg, args.out)
+    if summary is None:  # torchrun: a rank other than the one that wrote the run directory
+        return
     print(loss_table({cfg.train.regime: summary}))
     if summary["skipped"]:
         print(f"skipped {summary['skipped']} unreadable samples (replaced by others), e.g. {summary['skipped_files'][0]}")
@@ -75,13 +77,21 @@ def cmd_datasets_check(args) -> None:
 
 def cmd_analyze(args) -> None:
     from .analysis.analyze import analyze
-    from .analysis.suite import Options
+    from .analysis.suite import Options, extraction_workers
 
     options = Options(batch_size=args.batch_size, num_workers=args.workers, layers=not args.blocks_only,
                       occlusion=not args.no_occlusion, dynamics=args.dynamics, save_features=args.save_features,
                       device=args.device, probe=args.probe)
-    report = analyze(args.sources, args.data, args.out, options, with_random_floor=args.random_floor)
-    print(f"metrics: {Path(args.out) / 'metrics.jsonl'}\nreport:  {report}")
+    with extraction_workers(options) as main:  # under torchrun: every rank extracts a shard, rank 0 analyses
+        if main:
+            report = analyze(args.sources, args.data, args.out, options, with_random_floor=args.random_floor)
+            print(f"metrics: {Path(args.out) / 'metrics.jsonl'}\nreport:  {report}")
+
+
+def cmd_bench(args) -> None:
+    from .bench import run_from_args
+
+    run_from_args(args)
 
 
 def cmd_demo(args) -> None:
@@ -90,12 +100,26 @@ def cmd_demo(args) -> None:
     run_demo(Path(args.out), quick=args.quick)
 
 
+def cmd_study(args) -> None:
+    from .analysis.findings import findings_markdown
+    from .study import run_study
+
+    report, _, _, findings = run_study(args.study, args.out, jobs=args.jobs, publish=args.publish)
+    print(findings_markdown(findings))
+    if args.publish:
+        print(f"published: {args.publish}")
+    print(f"report: {report}")
+
+
 EXAMPLES = {
     "pretrain": "blockmae pretrain tiny train.regime=sequential model.partition=4 train.max_steps=300 --out runs/seq",
     "convert": "blockmae convert runs/seq hf_dir --to hf    |    blockmae convert hf_dir runs/imported --to blockmae",
     "analyze": "blockmae analyze runs/e2e runs/sim --data digits --data gratings,n=2000 --random-floor --out runs/analysis",
     "datasets": "blockmae datasets    |    blockmae datasets check ucf101:/data/UCF101,split=1 --frames 16",
     "demo": "blockmae demo --out runs/demo",
+    "study": "blockmae study studies/cpu_repro/study.yaml --out runs/cpu_repro --publish docs/results/cpu_repro",
+    "bench": "blockmae bench --preset tiny --threads 1 --repeats 3 --json bench-tiny.json    |    "
+             "blockmae bench --accuracy --bench bench-tiny.json --json levers-tiny.json",
 }
 
 
@@ -150,9 +174,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=112, help="clip size the scan renders")
     p.add_argument("--json", help="also write the report as JSON")
 
+    p = add("bench", "Throughput and peak memory: ours (every regime and lever) against Hugging Face VideoMAE, "
+                     "each configuration in a fresh process; --accuracy: the levers' probe accuracy.", cmd_bench)
+    from .bench import add_arguments as add_bench_arguments  # argparse only: importing it does not import torch
+
+    add_bench_arguments(p)
+
     p = add("demo", "Pretrain the tiny preset in three regimes on moving digits and summarise.", cmd_demo)
     p.add_argument("--out", default="runs/demo", help="output directory")
     p.add_argument("--quick", action="store_true", help="a one-minute smoke run")
+
+    p = add("study", "Train a grid of runs (regimes x K x seeds), analyse them together and measure the paper's "
+                     "findings; re-running resumes.", cmd_study)
+    p.add_argument("study", help="study file (YAML): base config, overrides, grid, data (see studies/cpu_repro)")
+    p.add_argument("--out", required=True, help="work directory (runs, checkpoints, analysis)")
+    p.add_argument("--jobs", type=int, default=None, help="runs trained at once (default: the study file's)")
+    p.add_argument("--publish", metavar="DIR", help="copy metrics, figures, findings and summaries (no checkpoints) here")
     return parser
 
 

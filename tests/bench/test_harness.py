@@ -31,6 +31,8 @@ def test_quick_bench_reports_every_configuration_with_ratios(tmp_path):
     rows = {r["name"]: r for r in written["rows"]}
     assert rows["hf"]["x_baseline"] == 1.0 and rows["extract-hf"]["x_baseline"] == 1.0
     assert rows["sim-K4-lean"]["time_x_e2e"] > 0 and len(rows["sim-K6"]["first_losses"]) == 6
+    assert rows["sim-K4-lean"]["live_step_bytes"] > 0 and rows["sim-K4"]["live_step_bytes"] > 0
+    assert rows["hf-adamw-unfused"]["first_losses"] == rows["hf"]["first_losses"]  # only the optimizer differs
     assert written["loss_check"]["ok"] and written["loss_check"]["abs_diff"] <= 1e-4
     assert written["matmul"]["flop_per_s"] > 0 and written["machine"]["torch"] == torch.__version__
     assert {t["target"] for t in written["targets"]} >= {"ours e2e clips/s >= 1.3x Hugging Face, identical loss"}

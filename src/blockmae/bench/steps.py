@@ -20,9 +20,8 @@ import torch
 from ..config import Config
 from ..model import BlockMAE, regime_plan
 from ..model.convert import hf_config_from_model, to_hf
-from ..train.optim import build_optimizer, param_groups
+from ..train.optim import build_optimizer
 from .common import first_losses_match
-
 
 
 # ----------------------------------------------------------------------------- models and inputs
@@ -53,14 +52,12 @@ def make_inputs(model: BlockMAE, cfg: Config, batch: int, count: int, seed: int,
 
 
 def make_optimizer(model: torch.nn.Module, kind: str = "engine") -> torch.optim.Optimizer:
-    """The engine's AdamW (`build_optimizer`: no decay on norms, biases, mask tokens); `fused`: the same
-    groups with PyTorch's fused AdamW kernel."""
+    """The engine's AdamW (`build_optimizer`: no decay on norms, biases, mask tokens; the fused kernel where
+    PyTorch has one); `unfused`: the same groups with PyTorch's default AdamW implementation."""
     lr, weight_decay, betas = 1e-4, 0.05, (0.9, 0.95)
-    if kind == "fused":
-        return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=betas, fused=True)
-    if kind != "engine":
-        raise ValueError(f"optimizer '{kind}' must be 'engine' or 'fused'")
-    return build_optimizer(model, lr, weight_decay, betas)
+    if kind not in ("engine", "unfused"):
+        raise ValueError(f"optimizer '{kind}' must be 'engine' or 'unfused'")
+    return build_optimizer(model, lr, weight_decay, betas, fused=False if kind == "unfused" else None)
 
 
 # ----------------------------------------------------------------------------- steps
@@ -219,19 +216,39 @@ def count_flops(fn: Callable[[], object]) -> int:
     return int(counter.get_total_flops())
 
 
-def matmul_flops(device: torch.device, n: int | None = None, repeats: int = 3) -> dict:
-    """The machine's fp32 matmul rate: the best of `repeats` timed n x n products (after one warm-up)."""
+def live_tensor_peak(fn: Callable[[], object]) -> int:
+    """Peak bytes of live tensors while `fn` runs, above what was alive before it (CPU; the analogue of
+    `torch.cuda.max_memory_allocated`, free of the heap's fragmentation and retention that the resident set
+    includes). From the PyTorch profiler's allocator records: every allocation and free, in time order."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = sorted(prof.events(), key=lambda e: e.time_range.start)
+    live = peak = 0
+    for e in events:  # each allocation counted once: an op's own (not its children's), or a bare [memory] record
+        live += e.cpu_memory_usage if e.name == "[memory]" else e.self_cpu_memory_usage
+        peak = max(peak, live)
+    return peak
+
+
+def matmul_flops(device: torch.device, n: int | None = None, repeats: int = 3, timer: str = "wall") -> dict:
+    """The machine's fp32 matmul rate: the best of `repeats` timed n x n products (after one warm-up).
+
+    `timer="cpu"` times the process's CPU time, as the training steps are timed with `--timer cpu` (CPU only).
+    """
     n = n or (8192 if device.type == "cuda" else 4096)
+    clock = time.process_time if timer == "cpu" and device.type == "cpu" else time.perf_counter
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     best = float("inf")
     for i in range(repeats + 1):
         sync(device)
-        start = time.perf_counter()
+        start = clock()
         a @ b
         sync(device)
         if i:
-            best = min(best, time.perf_counter() - start)
-    return {"n": n, "seconds": best, "flop_per_s": 2 * n ** 3 / best}
+            best = min(best, clock() - start)
+    return {"n": n, "seconds": best, "flop_per_s": 2 * n ** 3 / best, "timer": timer}
 
 
 def tune_glibc_malloc() -> bool:

@@ -17,7 +17,7 @@ import torch
 
 from ..config import config_path, load_config
 from .common import MARKER
-from .steps import (PeakMemory, build_ours, count_flops, hf_extract_step, hf_train_step, hf_twin,
+from .steps import (PeakMemory, build_ours, count_flops, hf_extract_step, hf_train_step, hf_twin, live_tensor_peak,
                     make_inputs, make_optimizer, matmul_flops, ours_extract_step, ours_train_step, release_free_memory,
                     sync, tune_glibc_malloc)
 
@@ -30,10 +30,11 @@ def pick_device(name: str) -> torch.device:
 def measure(spec: dict) -> dict:
     """Measure one configuration. `spec` keys:
 
-    name, impl (ours|hf), task (train|extract|matmul), regime, K, lean, compile, optimizer (engine|fused),
+    name, impl (ours|hf), task (train|extract|matmul), regime, K, lean, compile, optimizer (engine|unfused),
     inference (extract: inference_mode instead of no_grad), config (built-in name or path; None: defaults),
     overrides (key=value list), batch, warmup, steps, seed, device, threads, flops (count FLOPs),
-    timer (wall|cpu), malloc (CPU: tuned|default; see steps.tune_glibc_malloc).
+    timer (wall|cpu), malloc (CPU: tuned|default; see steps.tune_glibc_malloc), live (CPU: profile one more step
+    for the peak of live tensor bytes, `steps.live_tensor_peak`; default true).
     """
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
@@ -42,7 +43,7 @@ def measure(spec: dict) -> dict:
     if device.type == "cpu":
         out["malloc"] = "tuned" if spec.get("malloc", "tuned") == "tuned" and tune_glibc_malloc() else "default"
     if spec["task"] == "matmul":
-        return out | matmul_flops(device, spec.get("n"))
+        return out | matmul_flops(device, spec.get("n"), timer=spec.get("timer", "wall"))
 
     K = int(spec.get("K", 1))
     cfg = load_config(config_path(spec["config"]) if spec.get("config") else None,
@@ -124,6 +125,9 @@ def measure(spec: dict) -> dict:
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - cpu_start)
     peak = memory.peak()
+    if device.type == "cpu" and spec.get("live", True):  # one more step (the last one again), profiled
+        last = len(schedule) - 1
+        out["live_step_bytes"] = live_tensor_peak(lambda: step(last))
     timer = spec.get("timer", "wall")
     if timer not in ("wall", "cpu"):
         raise ValueError(f"timer '{timer}' must be wall or cpu")
@@ -139,6 +143,8 @@ def measure(spec: dict) -> dict:
             "clips_per_s": out["batch"] / out["step_s"], "peak_bytes": peak,
             "resting_bytes": memory.resting, "step_bytes": max(peak - memory.resting, 0),
             "memory_method": memory.method}
+    if device.type == "cuda":  # allocated bytes are live tensors already
+        out["live_step_bytes"] = out["step_bytes"]
     return out
 
 

@@ -1,0 +1,19 @@
+"""What each lever that makes blockwise (simultaneous K=4) training cheaper costs in accuracy: pretrain the demo
+preset (configs/tiny.yaml, its own schedule) once per lever, probe the final block on digits. The same as
+`blockmae bench --accuracy`.
+
+    python benchmarks/lever_accuracy.py [--levers none,dmask0.5,...] [--seeds 0,1] [--bench bench-tiny.json]
+                                        [--set KEY=VALUE ...] [--runs DIR] [--json PATH]
+
+Numbers and the commands that produced them: docs/performance.md.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without installing
+
+from blockmae.bench import main  # noqa: E402
+
+if __name__ == "__main__":
+    main(["--accuracy"] + sys.argv[1:])
