@@ -32,7 +32,8 @@ def test_quick_bench_reports_every_configuration_with_ratios(tmp_path):
     assert rows["hf"]["x_baseline"] == 1.0 and rows["extract-hf"]["x_baseline"] == 1.0
     assert rows["sim-K4-lean"]["time_x_e2e"] > 0 and len(rows["sim-K6"]["first_losses"]) == 6
     assert rows["sim-K4-lean"]["live_step_bytes"] > 0 and rows["sim-K4"]["live_step_bytes"] > 0
-    assert rows["hf-adamw-unfused"]["first_losses"] == rows["hf"]["first_losses"]  # only the optimizer differs
+    # only the optimizer differs (not bit for bit: a GEMM's rounding may depend on where its buffers lie)
+    assert rows["hf-adamw-unfused"]["first_losses"] == pytest.approx(rows["hf"]["first_losses"], abs=1e-6)
     assert written["loss_check"]["ok"] and written["loss_check"]["abs_diff"] <= 1e-4
     assert written["matmul"]["flop_per_s"] > 0 and written["machine"]["torch"] == torch.__version__
     assert {t["target"] for t in written["targets"]} >= {"ours e2e clips/s >= 1.3x Hugging Face, identical loss"}
