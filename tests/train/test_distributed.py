@@ -97,6 +97,12 @@ def test_pipeline_two_stages_equal_single_process_simultaneous(tmp_path):
             assert torch.allclose(a["state"][i][key], b["state"][i][key], atol=1e-6, rtol=1e-4)
     for x, y in zip(_losses(tmp_path / "one"), _losses(tmp_path / "pipe")):  # both stages' losses, every step
         assert x == pytest.approx(y, rel=1e-4)
+    times = json.loads((tmp_path / "pipe" / "summary.json").read_text())["pipeline_time"]
+    assert [t["from_step"] for t in times] == [1, 1] and [t["steps"] for t in times] == [3, 3]  # log_every=1
+    for t in times:  # every second of each rank is accounted for
+        parts = [t[f"{part}_s"] for part in ("data", "wait_input", "compute", "wait_send", "checkpoint", "other")]
+        assert min(parts[:5]) >= 0 and sum(parts) == pytest.approx(t["total_s"])
+    assert times[0]["wait_input_s"] == 0 and times[0]["compute_s"] > 0 and times[1]["compute_s"] > 0
     model = blockmae.load(tmp_path / "pipe")  # `load` (and so `analyze`) does not care how the run was trained
     assert model.num_stages == 2
 

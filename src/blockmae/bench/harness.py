@@ -395,7 +395,8 @@ def format_report(results: dict) -> str:
 # ----------------------------------------------------------------------------- command line
 
 EXAMPLE = ("blockmae bench --preset tiny --threads 1 --repeats 3 --json bench-tiny.json\n"
-           "  blockmae bench --accuracy --bench bench-tiny.json --json levers-tiny.json")
+           "  blockmae bench --accuracy --bench bench-tiny.json --json levers-tiny.json\n"
+           "  blockmae bench --pipeline --stages 2 --steps 60 --json pipeline-tiny.json")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -431,10 +432,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated: none,dmask0.5,dmask0.75,narrow,dmask0.5-narrow (default: all)")
     a.add_argument("--seeds", default="0", help="comma-separated pretraining seeds (default 0)")
     a.add_argument("--probe-data", default="digits", help="data spec with train and test splits for the probe")
-    a.add_argument("--runs", default=None, metavar="DIR", help="where the lever runs go (default: a temporary folder); finished runs there are "
-                        "reused, not trained again")
+    a.add_argument("--runs", default=None, metavar="DIR",
+                   help="where the lever (or pipeline) runs go (default: a temporary folder); finished lever runs "
+                        "there are reused, not trained again")
     a.add_argument("--bench", dest="bench_json", default=None, metavar="JSON",
                    help="a `blockmae bench --json` result of the same preset: adds its isolated step times")
+    q = p.add_argument_group("pipeline throughput (--pipeline)")
+    q.add_argument("--pipeline", action="store_true",
+                   help="instead: train the preset (simultaneous) in one process and as a K-stage pipeline under "
+                        "torchrun (dist.mode=pipeline), with --steps steps (default 60), and report clips/s and "
+                        "where each rank's time goes")
+    q.add_argument("--stages", type=int, default=2, help="K: pipeline stages = processes (default 2)")
 
 
 def run_from_args(args: argparse.Namespace) -> dict:
@@ -442,6 +450,11 @@ def run_from_args(args: argparse.Namespace) -> dict:
         from .accuracy import run_from_args as run_accuracy
 
         return run_accuracy(args)
+    if getattr(args, "pipeline", False):
+        from .pipeline import run_pipeline
+
+        return run_pipeline(args.preset, args.stages, args.steps or 60, args.threads, args.batch, args.sets,
+                            args.runs, args.device, args.json_path)
     return run(args.preset, args.device, args.configs, args.quick, args.repeats, args.threads, args.batch,
                args.warmup, args.steps, args.sets, args.compile, args.flops, args.in_process, args.json_path,
                timer=args.timer, malloc=args.malloc)

@@ -12,6 +12,7 @@ weights of a single-process run (tests/train/test_distributed.py).
 The last rank finishes each step last: it writes the log, and at a checkpoint every rank hands it
 its stage's weights and optimiser state, so the run directory has the usual layout (one
 model.safetensors, one state.pt) and resumes in any mode, with any number of processes.
+`summary.json` adds where each rank's time went (`pipeline_time`, `StageClock`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import json
 import math
 import time
 from collections import deque
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -84,6 +85,34 @@ class Inbox:
         return buf
 
 
+class StageClock:
+    """Where one rank's time goes, in seconds: loading its batch (`data`), waiting for the previous stage's
+    output (`wait_input`: the pipeline's bubbles), its forward, loss, backward and step (`compute`; `loss.item()`
+    synchronises a GPU), waiting for its sends to drain (`wait_send`: the next stage is slower) and checkpoints.
+
+    The first logged window (fill and warm-up) is left out, as the bench leaves out its log row.
+    """
+
+    PARTS = ("data", "wait_input", "compute", "wait_send", "checkpoint")
+
+    def __init__(self, step: int):
+        self.reset(step)
+
+    def reset(self, step: int) -> None:
+        self.seconds, self.since, self.began = dict.fromkeys(self.PARTS, 0.0), step, time.perf_counter()
+
+    @contextmanager
+    def __call__(self, part: str):
+        begin = time.perf_counter()
+        yield
+        self.seconds[part] += time.perf_counter() - begin
+
+    def report(self, step: int) -> dict:
+        total = time.perf_counter() - self.began
+        return {"from_step": self.since, "steps": step - self.since, "total_s": total,
+                **{f"{k}_s": v for k, v in self.seconds.items()}, "other_s": total - sum(self.seconds.values())}
+
+
 def _tag(step: int, j: int, micro: int) -> int:
     return (step * (micro + 1) + j) % (1 << 30)
 
@@ -144,41 +173,52 @@ def pretrain_pipeline(cfg: Config, out: Path, device: torch.device) -> dict | No
 
     sums, count, clips_in_row, tick, skipped_in_row = [0.0] * world, 0, 0, time.perf_counter(), 0
     model.train()
+    clock = StageClock(start)
     bar = tqdm(total=schedule.total, initial=start, desc=f"pipeline, {world} stages", disable=not (t.progress and writer),
                dynamic_ncols=True)
     for step in range(start, schedule.total):
+        if step == start + t.log_every:
+            clock.reset(step)
         if inbox is not None:
             inbox.post(step)
             if step + 1 < schedule.total:
                 inbox.post(step + 1)
-        while len(sends) > SEND_WINDOW:  # do not run further ahead of the next stage
-            for work, _ in sends.popleft():
-                work.wait()
+        with clock("wait_send"):
+            while len(sends) > SEND_WINDOW:  # do not run further ahead of the next stage
+                for work, _ in sends.popleft():
+                    work.wait()
         outgoing, value_sum = [], 0.0
         for micro in range(t.accum_steps):
-            clips, _, skipped = next(loader)
-            skipped_in_row += len(skipped)
-            clips_in_row += clips.shape[0]
-            video = to_model_input(clips.to(device, non_blocking=True), m.pixel_mean, m.pixel_std)
-            mask = model.make_mask(video.shape[0], mask_generator(t.seed, step, micro), cfg.mask.kind, cfg.mask.ratio)
-            visible_idx, hidden_idx = split_indices(mask.to(device))
-            with autocast:
-                if rank == 0:  # what `BlockMAE.run_plan` does for stage 1
-                    x, target = model._visible_and_targets(video, visible_idx, hidden_idx)
-                else:
-                    target = _tubelet_targets(gather_tokens(model.embed.tubelets(video), hidden_idx), m.channels,
-                                              m.pixel_mean, m.pixel_std, m.norm_pix)
-                    x = inbox.take(step, micro)
-                x = model.run_stage(rank, x)
-                if ratio > 0:  # decoder masking (from torch's global generator, as in one process)
-                    keep = subset_indices(hidden_idx.shape[0], hidden_idx.shape[1], ratio).to(device)
-                    hidden_idx, target = hidden_idx.gather(1, keep), gather_tokens(target, keep)
-                loss = reconstruction_loss(model.decoders[rank](x, visible_idx, hidden_idx), target)
-            (loss * weight * scale).backward()
-            if rank < last:
+            with clock("data"):
+                clips, _, skipped = next(loader)
+                skipped_in_row += len(skipped)
+                clips_in_row += clips.shape[0]
+                video = to_model_input(clips.to(device, non_blocking=True), m.pixel_mean, m.pixel_std)
+                mask = model.make_mask(video.shape[0], mask_generator(t.seed, step, micro), cfg.mask.kind,
+                                       cfg.mask.ratio)
+                visible_idx, hidden_idx = split_indices(mask.to(device))
+            if inbox is not None:
+                with clock("wait_input"):
+                    received = inbox.take(step, micro)
+            with clock("compute"):
+                with autocast:
+                    if rank == 0:  # what `BlockMAE.run_plan` does for stage 1
+                        x, target = model._visible_and_targets(video, visible_idx, hidden_idx)
+                    else:
+                        target = _tubelet_targets(gather_tokens(model.embed.tubelets(video), hidden_idx), m.channels,
+                                                  m.pixel_mean, m.pixel_std, m.norm_pix)
+                        x = received
+                    x = model.run_stage(rank, x)
+                    if ratio > 0:  # decoder masking (from torch's global generator, as in one process)
+                        keep = subset_indices(hidden_idx.shape[0], hidden_idx.shape[1], ratio).to(device)
+                        hidden_idx, target = hidden_idx.gather(1, keep), gather_tokens(target, keep)
+                    loss = reconstruction_loss(model.decoders[rank](x, visible_idx, hidden_idx), target)
+                (loss * weight * scale).backward()
+            if rank < last:  # sent before `item()` waits for the GPU, so the transfer overlaps
                 y = x.detach().float().contiguous()
                 outgoing.append((dist.isend(y, rank + 1, tag=_tag(step, micro, t.accum_steps)), y))
-            value = loss.item()
+            with clock("compute"):
+                value = loss.item()
             if not math.isfinite(value):
                 raise NonFiniteLoss(f"stage {rank + 1} loss is {value} at step {step + 1}; nothing was saved over the "
                                     f"last good checkpoint ({latest_checkpoint(out) or 'none yet'}). Lower train.lr or "
@@ -188,14 +228,18 @@ def pretrain_pipeline(cfg: Config, out: Path, device: torch.device) -> dict | No
         lr = step_lr(cfg, schedule, 0, step, peak_lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        if t.grad_clip:
-            torch.nn.utils.clip_grad_norm_([p for p in mine if p.grad is not None], t.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        with clock("compute"):
+            if t.grad_clip:
+                torch.nn.utils.clip_grad_norm_([p for p in mine if p.grad is not None], t.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
 
         # Every stage's loss at this step, so far: they travel with the activations to the last rank, which logs them.
-        losses = (inbox.take(step, t.accum_steps).clone() if inbox is not None
-                  else torch.zeros(world, dtype=torch.float64, device=device))
+        if inbox is None:
+            losses = torch.zeros(world, dtype=torch.float64, device=device)
+        else:
+            with clock("wait_input"):
+                losses = inbox.take(step, t.accum_steps).clone()
         losses[rank] = value_sum
         if rank < last:
             outgoing.append((dist.isend(losses, rank + 1, tag=_tag(step, t.accum_steps, t.accum_steps)), losses))
@@ -212,11 +256,15 @@ def pretrain_pipeline(cfg: Config, out: Path, device: torch.device) -> dict | No
                        "clips_per_s": clips_in_row / max(elapsed, 1e-9), "skipped": skipped_in_row})
             sums, count, clips_in_row, tick, skipped_in_row = [0.0] * world, 0, 0, time.perf_counter(), 0
         if done % t.checkpoint_every == 0 or done == schedule.total:
-            _checkpoint(model, optimizer, rank, done, out, cfg, control)
+            with clock("checkpoint"):
+                _checkpoint(model, optimizer, rank, done, out, cfg, control)
+    times = clock.report(schedule.total)
     for outgoing in sends:
         for work, _ in outgoing:
             work.wait()
     bar.close()
+    every_rank = [None] * world if writer else None
+    dist.gather_object(times, every_rank, dst=last, group=control)
     if not writer:
         return None
     log.close()
@@ -224,7 +272,8 @@ def pretrain_pipeline(cfg: Config, out: Path, device: torch.device) -> dict | No
     model.to(device)
     summary = {"regime": t.regime, "partition": model.partition, "steps": schedule.total,
                **first_and_last_losses(rows, world), "skipped": sum(row.get("skipped", 0) for row in rows),
-               "skipped_files": [], "held_out": held_out_losses(model, cfg, device), "dist": f"pipeline x{world}"}
+               "skipped_files": [], "held_out": held_out_losses(model, cfg, device), "dist": f"pipeline x{world}",
+               "pipeline_time": every_rank}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 

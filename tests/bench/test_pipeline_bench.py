@@ -1,0 +1,52 @@
+"""`blockmae bench --pipeline`: one process against a 2-stage pipeline under torchrun (gloo, CPU)."""
+
+import json
+
+import pytest
+
+from blockmae.bench import main
+from blockmae.bench.pipeline import PARTS, analyse, time_per_step
+
+SMALL = ["--set", "model.depth=4", "--set", "model.frames=4", "--set", "data.train=digits,n=48"]
+
+
+def test_pipeline_bench_times_both_and_accounts_for_every_rank(tmp_path, capsys):
+    results = main(["--pipeline", "--stages", "2", "--steps", "6", "--batch", "4", *SMALL, "--runs",
+                    str(tmp_path / "runs"), "--json", str(tmp_path / "out.json")])
+    assert set(results["runs"]) == {"single", "single-share", "pipeline"}
+    assert all(row["clips_per_s"] > 0 and row["wall_s"] > 0 for row in results["runs"].values())
+    assert results["runs"]["single"]["x_single"] == 1.0
+    assert results["settings"]["partition"] == [2, 2] and results["settings"]["threads_per_rank"] >= 1
+    assert results["weights"]["ok"] and results["weights"]["max_abs_diff"] < 1e-4  # the same training
+    ranks = results["pipeline_time"]
+    assert [r["rank"] for r in ranks] == [0, 1] and all(r["compute"] > 0 for r in ranks)
+    assert ranks[0]["wait_input"] == 0  # stage 1 has nobody to wait for
+    assert 0 < results["analysis"]["efficiency"] and 0 < results["analysis"]["balance"] <= 1
+    assert json.loads((tmp_path / "out.json").read_text())["analysis"] == results["analysis"]
+    assert (tmp_path / "runs" / "pipeline" / "summary.json").exists()
+    report = capsys.readouterr().out
+    assert "| pipeline | 2 x " in report and "where the pipeline's time goes" in report
+
+
+def test_time_per_step_and_the_ideal_rate_follow_from_the_clocks():
+    clocks = [{"steps": 10, "total_s": 10.0, "data_s": 1.0, "compute_s": 7.0, "wait_input_s": 0.0, "wait_send_s": 1.5,
+               "checkpoint_s": 0.0, "other_s": 0.5},
+              {"steps": 10, "total_s": 10.0, "data_s": 1.0, "compute_s": 5.0, "wait_input_s": 3.5, "wait_send_s": 0.0,
+               "checkpoint_s": 0.0, "other_s": 0.5}]
+    ranks = time_per_step(clocks, batch=8)
+    assert ranks[0]["busy"] == pytest.approx(0.8) and ranks[1]["busy_share"] == pytest.approx(0.6)
+    assert set(PARTS) <= set(ranks[0])
+    results = {"settings": {"batch": 8, "device": "cpu", "stages": 2, "threads_per_rank": 1}, "machine": {"cores": 2},
+               "pipeline_time": ranks,
+               "runs": {"pipeline": {"clips_per_s": 8.0}, "single-share": {"clips_per_s": 8 / 1.2}}}
+    a = analyse(results)
+    assert a["busiest_rank"] == 0 and a["ideal_clips_per_s"] == pytest.approx(10.0)  # 8 clips / 0.8 s
+    assert a["efficiency"] == pytest.approx(0.8) and a["balance"] == pytest.approx(0.6 / 0.8)
+    assert a["duplicated_share"] == pytest.approx(1.4 / 1.2 - 1) and not a["oversubscribed"]
+    results["settings"]["stages"] = 4
+    assert analyse(results)["oversubscribed"]  # 4 processes on 2 cores
+
+
+def test_pipeline_bench_refuses_a_partition_that_disagrees_with_stages(tmp_path):
+    with pytest.raises(SystemExit, match="has 3 stages but --stages is 2"):
+        main(["--pipeline", "--stages", "2", "--set", "model.partition=[4,4,4]", "--runs", str(tmp_path)])
