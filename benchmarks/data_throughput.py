@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -32,6 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing
 
+from blockmae.bench import harness  # noqa: E402
 from blockmae.config import config_path, load_config  # noqa: E402
 from blockmae.data import build_dataset, collate  # noqa: E402
 from blockmae.data.transforms import to_model_input  # noqa: E402
@@ -120,19 +119,10 @@ def training_rate(overrides: list[str], batch: int, steps: int, warmup: int = 2)
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import av
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "av": av.__version__, "python": platform.python_version(), "platform": platform.platform(),
-            "load_average_1min": os.getloadavg()[0]}
+    info = harness.machine("cpu")  # the bench's machine description, plus the decoder's version
+    return {**info, "torch_threads": torch.get_num_threads(), "av": av.__version__}
 
 
 def main(argv=None) -> dict:
@@ -149,7 +139,7 @@ def main(argv=None) -> dict:
     steps = 3 if quick else 8
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads), "
-          f"PyAV {info['av']}, Python {info['python']}; load average {info['load_average_1min']:.1f} at start "
+          f"PyAV {info['av']}, Python {info['python']}; load average {info['load_average_1min_at_start']:.1f} at start "
           "(other work on the machine slows every number below)")
 
     results = {"machine": info, "quick": quick, "loader": [], "training": []}
