@@ -44,6 +44,7 @@ class DecoderConfig:
     # Decoder masking (VideoMAE v2's dual masking): during training each decoder reconstructs a
     # random subset of the hidden tubelets, skipping this share of them (and their mask tokens).
     # 0: every hidden tubelet (VideoMAE). A list gives one value per stage. Evaluation uses all.
+    # 0.75 makes blockwise steps ~2x cheaper but cost ~3 pp on motion probes (docs/performance.md).
     mask_ratio: float | list[float] = 0.0
 
 

@@ -11,19 +11,24 @@ SMALL = ["--set", "model.depth=4", "--set", "model.frames=4", "--set", "data.tra
 
 
 def test_pipeline_bench_times_both_and_accounts_for_every_rank(tmp_path, capsys):
-    results = main(["--pipeline", "--stages", "2", "--steps", "6", "--batch", "4", *SMALL, "--runs",
+    results = main(["--pipeline", "--stages", "2", "--steps", "6", "--batch", "4", "--repeats", "2", *SMALL, "--runs",
                     str(tmp_path / "runs"), "--json", str(tmp_path / "out.json")])
-    assert set(results["runs"]) == {"single", "single-share", "pipeline"}
+    assert set(results["runs"]) == {"single", "single-share", "pipeline", "ddp"}
     assert all(row["clips_per_s"] > 0 and row["wall_s"] > 0 for row in results["runs"].values())
+    assert all(len(row["per_round"]) == 2 and row["clips_per_s"] == pytest.approx(sum(row["per_round"]) / 2)
+               for row in results["runs"].values())  # the median of two rounds
     assert results["runs"]["single"]["x_single"] == 1.0
     assert results["settings"]["partition"] == [2, 2] and results["settings"]["threads_per_rank"] >= 1
-    assert results["weights"]["ok"] and results["weights"]["max_abs_diff"] < 1e-4  # the same training
+    assert results["weights"]["ok"] and set(results["weights"]["max_abs_diff"]) == {"pipeline", "ddp"}
+    assert max(results["weights"]["max_abs_diff"].values()) < 1e-4  # the same training
     ranks = results["pipeline_time"]
     assert [r["rank"] for r in ranks] == [0, 1] and all(r["compute"] > 0 for r in ranks)
     assert ranks[0]["wait_input"] == 0  # stage 1 has nobody to wait for
     assert 0 < results["analysis"]["efficiency"] and 0 < results["analysis"]["balance"] <= 1
+    assert results["analysis"]["pipeline_x_ddp"] == pytest.approx(
+        results["runs"]["pipeline"]["clips_per_s"] / results["runs"]["ddp"]["clips_per_s"])
     assert json.loads((tmp_path / "out.json").read_text())["analysis"] == results["analysis"]
-    assert (tmp_path / "runs" / "pipeline" / "summary.json").exists()
+    assert (tmp_path / "runs" / "pipeline-2" / "summary.json").exists()
     report = capsys.readouterr().out
     assert "| pipeline | 2 x " in report and "where the pipeline's time goes" in report
 
@@ -38,9 +43,10 @@ def test_time_per_step_and_the_ideal_rate_follow_from_the_clocks():
     assert set(PARTS) <= set(ranks[0])
     results = {"settings": {"batch": 8, "device": "cpu", "stages": 2, "threads_per_rank": 1}, "machine": {"cores": 2},
                "pipeline_time": ranks,
-               "runs": {"pipeline": {"clips_per_s": 8.0}, "single-share": {"clips_per_s": 8 / 1.2}}}
+               "runs": {"pipeline": {"clips_per_s": 8.0}, "single-share": {"clips_per_s": 8 / 1.2}}}  # no ddp row
     a = analyse(results)
-    assert a["busiest_rank"] == 0 and a["ideal_clips_per_s"] == pytest.approx(10.0)  # 8 clips / 0.8 s
+    assert a["pipeline_x_ddp"] is None and a["busiest_rank"] == 0
+    assert a["ideal_clips_per_s"] == pytest.approx(10.0)  # 8 clips / 0.8 s
     assert a["efficiency"] == pytest.approx(0.8) and a["balance"] == pytest.approx(0.6 / 0.8)
     assert a["duplicated_share"] == pytest.approx(1.4 / 1.2 - 1) and not a["oversubscribed"]
     results["settings"]["stages"] = 4

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
+
+from .common import command_line, publish
 
 LEVER_NAMES = ("none", "dmask0.5", "dmask0.75", "narrow", "dmask0.5-narrow")
 
@@ -128,16 +129,10 @@ def run_accuracy(preset_name: str = "tiny", levers: list[str] | None = None, set
         "settings": {"sets": list(sets), "threads": threads or torch.get_num_threads(), "regime": "simultaneous",
                      "partition": 4, "max_steps": cfg.train.max_steps, "batch_size": cfg.train.batch_size,
                      "bench_json": bench_json, "runs": str(root), "seconds": time.perf_counter() - started,
-                     "command": " ".join(["blockmae", "bench"] + sys.argv[1:]) if sys.argv else None},
+                     "command": command_line()},
         "rows": rows, "runs": per_run,
     }
-    say("")
-    say(format_accuracy(results))
-    if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(results, indent=1))
-        say(f"wrote {json_path}")
-    return results
+    return publish(results, format_accuracy(results), json_path, say)
 
 
 def summarise_levers(per_run: list[dict], levers: list[str], bench_rows: dict | None = None) -> list[dict]:

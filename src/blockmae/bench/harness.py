@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from .common import LOSS_TOLERANCE, MARKER, first_losses_match
+from .common import LOSS_TOLERANCE, MARKER, command_line, first_losses_match, publish
 
 MiB = 2 ** 20
 
@@ -318,17 +318,11 @@ def run(preset_name: str = "tiny", device: str = "auto", configs: str | None = N
         "settings": {"device": device, "batch": b, "warmup": w, "steps": s, "repeats": repeats, "threads": threads,
                      "timer": timer, "malloc": malloc if kind == "cpu" else None,
                      "quick": quick, "sets": list(sets), "in_process": in_process,
-                     "command": " ".join(["blockmae", "bench"] + sys.argv[1:]) if sys.argv else None,
+                     "command": command_line(),
                      "seconds": time.perf_counter() - start},
         "matmul": matmul, "loss_check": check, "rows": aggregated, "targets": targets, "runs": runs,
     }
-    say("")
-    say(format_report(results))
-    if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(results, indent=1))
-        say(f"wrote {json_path}")
-    return results
+    return publish(results, format_report(results), json_path, say)
 
 
 # ----------------------------------------------------------------------------- the report
@@ -439,9 +433,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a `blockmae bench --json` result of the same preset: adds its isolated step times")
     q = p.add_argument_group("pipeline throughput (--pipeline)")
     q.add_argument("--pipeline", action="store_true",
-                   help="instead: train the preset (simultaneous) in one process and as a K-stage pipeline under "
-                        "torchrun (dist.mode=pipeline), with --steps steps (default 60), and report clips/s and "
-                        "where each rank's time goes")
+                   help="instead: train the preset (simultaneous) in one process, as a K-stage pipeline under "
+                        "torchrun (dist.mode=pipeline) and data parallel on the same K processes (dist.mode=ddp), "
+                        "with --steps steps (default 60), and report clips/s and where each rank's time goes")
     q.add_argument("--stages", type=int, default=2, help="K: pipeline stages = processes (default 2)")
 
 
@@ -454,7 +448,7 @@ def run_from_args(args: argparse.Namespace) -> dict:
         from .pipeline import run_pipeline
 
         return run_pipeline(args.preset, args.stages, args.steps or 60, args.threads, args.batch, args.sets,
-                            args.runs, args.device, args.json_path)
+                            args.runs, args.device, args.json_path, repeats=args.repeats)
     return run(args.preset, args.device, args.configs, args.quick, args.repeats, args.threads, args.batch,
                args.warmup, args.steps, args.sets, args.compile, args.flops, args.in_process, args.json_path,
                timer=args.timer, malloc=args.malloc)

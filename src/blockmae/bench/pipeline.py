@@ -1,19 +1,21 @@
 """`blockmae bench --pipeline`: a K-stage blockwise pipeline (`dist.mode=pipeline`) against one process.
 
-Three `blockmae pretrain` runs of the same `simultaneous` config, seed and data, each in a fresh run
+Up to four `blockmae pretrain` runs of the same `simultaneous` config, seed and data, each in a fresh run
 directory under --runs:
 
 - `single`: one process with every thread (`--threads`, default all cores): the same machine, no torchrun;
 - `single-share`: one process with one rank's share of the threads: the K stages' work done one after another
   on the resources a pipeline rank has;
 - `pipeline`: K processes under `torchrun --standalone` (`cuda:LOCAL_RANK` on GPUs, so K GPUs are needed),
-  each with its share of the threads.
+  each with its share of the threads;
+- `ddp`: the same K processes and threads, data parallel instead (`dist.mode=ddp`; when K divides the batch).
 
 Throughput is the median of the logs' `clips_per_s` after the first log row (the pipeline's fill and the
-warm-up). Where the pipeline's time goes comes from each rank's `StageClock` (`summary.json`:
-`pipeline_time`, same window). A pipeline runs no faster than its busiest rank, so its ideal rate is
-batch / (busiest rank's data + compute per step); what is left is waiting. The final weights of `single`
-and `pipeline` must agree to float rounding: the pipeline is the same training.
+warm-up), and with `--repeats N` the median over N interleaved rounds. Where the pipeline's time goes comes
+from each rank's `StageClock` (`summary.json`: `pipeline_time`, same window) in the median pipeline round.
+A pipeline runs no faster than its busiest rank, so its ideal rate is batch / (busiest rank's data +
+compute per step); what is left is waiting. The final weights of `single`,
+`pipeline` and `ddp` must agree to float rounding: they are the same training.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
+from .common import command_line, publish
 from .harness import PRESETS, describe_machine, machine
 
 WEIGHT_TOLERANCE = 1e-4  # |single - pipeline| per weight after the run (float rounding; tests: 1e-5 after 4 steps)
@@ -78,14 +81,17 @@ def time_per_step(ranks: list[dict], batch: int) -> list[dict]:
 
 def analyse(results: dict) -> dict:
     """The pipeline's ideal rate (its busiest rank never waits) and how much of it was reached; the work done
-    twice (every rank loads the batch and builds its targets) against the serial one-process step."""
+    twice (every rank loads the batch and builds its targets) against the serial one-process step; the pipeline
+    against data parallel on the same processes."""
     batch, ranks = results["settings"]["batch"], results["pipeline_time"]
     busiest = max(ranks, key=lambda r: r["busy"])
     ideal = batch / busiest["busy"]
     measured = results["runs"]["pipeline"]["clips_per_s"]
     serial_step = batch / results["runs"]["single-share"]["clips_per_s"]
-    s = results["settings"]
-    return {"oversubscribed": s["device"] == "cpu" and s["stages"] * s["threads_per_rank"] > results["machine"]["cores"],
+    s, ddp = results["settings"], results["runs"].get("ddp")
+    return {"pipeline_x_ddp": measured / ddp["clips_per_s"] if ddp else None,
+            "oversubscribed": (s["device"] == "cpu"
+                               and s["stages"] * s["threads_per_rank"] > results["machine"]["cores"]),
             "busiest_rank": busiest["rank"], "ideal_clips_per_s": ideal, "efficiency": measured / ideal,
             "sum_busy_per_step": sum(r["busy"] for r in ranks), "serial_step": serial_step,
             "duplicated_share": sum(r["busy"] for r in ranks) / serial_step - 1,
@@ -94,7 +100,7 @@ def analyse(results: dict) -> dict:
 
 def run_pipeline(preset_name: str = "tiny", stages: int = 2, steps: int = 60, threads: int | None = None,
                  batch: int | None = None, sets: list[str] = (), runs: str | None = None, device: str = "auto",
-                 json_path: str | None = None, progress: bool = True) -> dict:
+                 json_path: str | None = None, progress: bool = True, repeats: int = 1) -> dict:
     """Time one process against a `stages`-stage pipeline on a preset; returns (and optionally writes) the results."""
     import torch
 
@@ -135,36 +141,42 @@ def run_pipeline(preset_name: str = "tiny", stages: int = 2, steps: int = 60, th
         plan = {"single": ([sys.executable, *pretrain], threads, f"1 x {threads}"),
                 "single-share": ([sys.executable, *pretrain], share, f"1 x {share}"),
                 "pipeline": ([*torchrun, *pretrain, "dist.mode=pipeline"], share, f"{stages} x {share}")}
-        measured = {}
-        for name, (cmd, n_threads, layout) in plan.items():
-            out = root / name
-            if out.exists():
-                raise SystemExit(f"{out} exists: give --runs a new folder (each run starts fresh)")
-            say(f"  {name:<13} {layout} threads, {steps} steps ...", flush=True)
-            wall = _launch([*cmd, "--out", str(out)], n_threads, root / f"{name}.log")
-            measured[name] = {"processes_x_threads": layout, "clips_per_s": _steady_rate(out), "wall_s": wall}
-            say(f"  {name:<13} {measured[name]['clips_per_s']:8.3g} clips/s  ({wall:.0f} s)", flush=True)
-        summary = json.loads((root / "pipeline" / "summary.json").read_text())
-        diff = _max_weight_diff(root / "single", root / "pipeline")
+        if b % stages == 0:  # data parallel splits the batch evenly over the ranks
+            plan["ddp"] = ([*torchrun, *pretrain, "dist.mode=ddp"], share, f"{stages} x {share}")
+        rounds = {name: [] for name in plan}
+        for r in range(1, repeats + 1):  # interleaved, so a slow spell on a shared machine hits every run alike
+            for name, (cmd, n_threads, layout) in plan.items():
+                out = root / f"{name}-{r}"
+                if out.exists():
+                    raise SystemExit(f"{out} exists: give --runs a new folder (each run starts fresh)")
+                say(f"  [{r}/{repeats}] {name:<13} {layout} threads, {steps} steps ...", flush=True)
+                wall = _launch([*cmd, "--out", str(out)], n_threads, root / f"{name}-{r}.log")
+                rounds[name].append({"run": out, "clips_per_s": _steady_rate(out), "wall_s": wall})
+                say(f"  [{r}/{repeats}] {name:<13} {rounds[name][-1]['clips_per_s']:8.3g} clips/s  ({wall:.0f} s)",
+                    flush=True)
+        measured = {name: {"processes_x_threads": plan[name][2],
+                           "clips_per_s": statistics.median(x["clips_per_s"] for x in runs),
+                           "wall_s": statistics.median(x["wall_s"] for x in runs),
+                           "per_round": [x["clips_per_s"] for x in runs]} for name, runs in rounds.items()}
+        # The time breakdown of the pipeline round with the median rate (the upper median for an even count).
+        typical = sorted(rounds["pipeline"], key=lambda x: x["clips_per_s"])[repeats // 2]["run"]
+        summary = json.loads((typical / "summary.json").read_text())
+        diffs = {name: _max_weight_diff(root / "single-1", root / f"{name}-1")
+                 for name in ("pipeline", "ddp") if name in plan}
     base_rate = measured["single"]["clips_per_s"]
     for row in measured.values():
         row["x_single"] = row["clips_per_s"] / base_rate
     results = {"machine": info, "preset": preset_name, "preset_about": preset.about,
                "settings": {"device": kind, "stages": stages, "partition": partition, "batch": b, "steps": steps,
-                            "threads": threads, "threads_per_rank": share, "sets": list(sets),
-                            "command": " ".join(["blockmae", "bench"] + sys.argv[1:]) if sys.argv else None},
+                            "threads": threads, "threads_per_rank": share, "sets": list(sets), "repeats": repeats,
+                            "command": command_line()},
                "runs": measured, "pipeline_time": time_per_step(summary["pipeline_time"], b),
-               "weights": {"max_abs_diff": diff, "tolerance": WEIGHT_TOLERANCE, "ok": diff <= WEIGHT_TOLERANCE}}
+               "weights": {"tolerance": WEIGHT_TOLERANCE, "max_abs_diff": diffs,
+                           "ok": all(d <= WEIGHT_TOLERANCE for d in diffs.values())}}
     results["analysis"] = analyse(results)
     if hasattr(os, "getloadavg"):
         info["load_average_1min_at_end"] = os.getloadavg()[0]
-    say("")
-    say(format_pipeline_report(results))
-    if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(results, indent=1))
-        say(f"wrote {json_path}")
-    return results
+    return publish(results, format_pipeline_report(results), json_path, say)
 
 
 def format_pipeline_report(results: dict) -> str:
@@ -172,16 +184,18 @@ def format_pipeline_report(results: dict) -> str:
     lines = [describe_machine(results["machine"], s["threads"]),
              f"preset {results['preset']}: {results['preset_about']}",
              f"simultaneous, K={s['stages']} stages (layers {s['partition']}), batch {s['batch']}, {s['steps']} steps, "
-             f"device {s['device']}" + (f", --set {' '.join(s['sets'])}" if s["sets"] else ""),
+             f"device {s['device']}, median of {s.get('repeats', 1)} round(s)"
+             + (f", --set {' '.join(s['sets'])}" if s["sets"] else ""),
              "",
-             "| run | processes x threads | clips/s | x single | wall s |",
-             "|---|---|---|---|---|"]
+             "| run | processes x threads | clips/s | x single | wall s | clips/s per round |",
+             "|---|---|---|---|---|---|"]
     for name, row in results["runs"].items():
         lines.append(f"| {name} | {row['processes_x_threads']} | {row['clips_per_s']:.3g} | {row['x_single']:.2f} | "
-                     f"{row['wall_s']:.0f} |")
+                     f"{row['wall_s']:.0f} | {', '.join(f'{v:.3g}' for v in row['per_round'])} |")
     w = results["weights"]
-    lines += ["", f"final weights, pipeline vs single: max |diff| {w['max_abs_diff']:.2g} "
-                  f"({'ok' if w['ok'] else 'NOT within'} {w['tolerance']:g}: the same training)",
+    lines += ["", "final weights against single, max |diff|: "
+              + ", ".join(f"{name} {d:.2g}" for name, d in w["max_abs_diff"].items())
+              + f" ({'ok, all' if w['ok'] else 'NOT all'} within {w['tolerance']:g}: the same training)",
               "", "where the pipeline's time goes, ms per step (after the first log row):", "",
               "| rank | " + " | ".join(PARTS) + " | busy share |", "|---" * (len(PARTS) + 2) + "|"]
     for r in results["pipeline_time"]:
@@ -191,6 +205,8 @@ def format_pipeline_report(results: dict) -> str:
               f"- ideal (rank {a['busiest_rank']}, the busiest, never waits): {a['ideal_clips_per_s']:.3g} clips/s; "
               f"measured {results['runs']['pipeline']['clips_per_s']:.3g} = {100 * a['efficiency']:.0f}% of it",
               f"- balance (least / most busy rank): {100 * a['balance']:.0f}%"]
+    if a["pipeline_x_ddp"]:
+        lines.append(f"- pipeline / data parallel on the same processes and threads: {a['pipeline_x_ddp']:.2f}x")
     if a["oversubscribed"]:
         lines.append(f"- oversubscribed: {s['stages']} x {s['threads_per_rank']} threads on "
                      f"{results['machine']['cores']} cores, so the busy times include waiting for a core and the "
