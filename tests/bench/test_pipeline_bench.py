@@ -48,7 +48,7 @@ def test_time_per_step_and_the_ideal_rate_follow_from_the_clocks():
     assert a["pipeline_x_ddp"] is None and a["busiest_rank"] == 0
     assert a["ideal_clips_per_s"] == pytest.approx(10.0)  # 8 clips / 0.8 s
     assert a["efficiency"] == pytest.approx(0.8) and a["balance"] == pytest.approx(0.6 / 0.8)
-    assert a["duplicated_share"] == pytest.approx(1.4 / 1.2 - 1) and not a["oversubscribed"]
+    assert a["extra_work_share"] == pytest.approx(1.4 / 1.2 - 1) and not a["oversubscribed"]
     results["settings"]["stages"] = 4
     assert analyse(results)["oversubscribed"]  # 4 processes on 2 cores
 

@@ -80,9 +80,9 @@ def time_per_step(ranks: list[dict], batch: int) -> list[dict]:
 
 
 def analyse(results: dict) -> dict:
-    """The pipeline's ideal rate (its busiest rank never waits) and how much of it was reached; the work done
-    twice (every rank loads the batch and builds its targets) against the serial one-process step; the pipeline
-    against data parallel on the same processes."""
+    """The pipeline's ideal rate (its busiest rank never waits) and how much of it was reached; the ranks' summed
+    busy time against the serial one-process step (the extra: work done twice, as every rank draws the batch and
+    builds its targets, and ranks slowing each other on a shared machine); the pipeline against data parallel."""
     batch, ranks = results["settings"]["batch"], results["pipeline_time"]
     busiest = max(ranks, key=lambda r: r["busy"])
     ideal = batch / busiest["busy"]
@@ -94,7 +94,7 @@ def analyse(results: dict) -> dict:
                                and s["stages"] * s["threads_per_rank"] > results["machine"]["cores"]),
             "busiest_rank": busiest["rank"], "ideal_clips_per_s": ideal, "efficiency": measured / ideal,
             "sum_busy_per_step": sum(r["busy"] for r in ranks), "serial_step": serial_step,
-            "duplicated_share": sum(r["busy"] for r in ranks) / serial_step - 1,
+            "extra_work_share": sum(r["busy"] for r in ranks) / serial_step - 1,
             "balance": min(r["busy"] for r in ranks) / busiest["busy"]}
 
 
@@ -209,10 +209,12 @@ def format_pipeline_report(results: dict) -> str:
         lines.append(f"- pipeline / data parallel on the same processes and threads: {a['pipeline_x_ddp']:.2f}x")
     if a["oversubscribed"]:
         lines.append(f"- oversubscribed: {s['stages']} x {s['threads_per_rank']} threads on "
-                     f"{results['machine']['cores']} cores, so the busy times include waiting for a core and the "
-                     f"pipeline cannot beat one process using every core")
+                     f"{results['machine']['cores']} cores: the busy times include waiting for a core, so the ideal "
+                     f"rate above is only a rough bound")
     else:
         lines.append(f"- work per step, all ranks: {1e3 * a['sum_busy_per_step']:.1f} ms against "
                      f"{1e3 * a['serial_step']:.1f} ms for the one-process step with a rank's threads "
-                     f"({100 * a['duplicated_share']:+.0f}%: every rank loads the batch and builds its targets)")
+                     f"({100 * a['extra_work_share']:+.0f}%: every rank draws the batch, "
+                     f"{1e3 * max(r['data'] for r in results['pipeline_time']):.1f} ms at most, and builds its targets, "
+                     f"and the processes share caches and memory bandwidth)")
     return "\n".join(lines)
