@@ -38,7 +38,7 @@ def test_time_per_step_and_the_ideal_rate_follow_from_the_clocks():
                "checkpoint_s": 0.0, "other_s": 0.5},
               {"steps": 10, "total_s": 10.0, "data_s": 1.0, "compute_s": 5.0, "wait_input_s": 3.5, "wait_send_s": 0.0,
                "checkpoint_s": 0.0, "other_s": 0.5}]
-    ranks = time_per_step(clocks, batch=8)
+    ranks = time_per_step(clocks)
     assert ranks[0]["busy"] == pytest.approx(0.8) and ranks[1]["busy_share"] == pytest.approx(0.6)
     assert set(PARTS) <= set(ranks[0])
     results = {"settings": {"batch": 8, "device": "cpu", "stages": 2, "threads_per_rank": 1}, "machine": {"cores": 2},

@@ -67,7 +67,7 @@ def _max_weight_diff(a: Path, b: Path) -> float:
     return max((x[k] - y[k]).abs().max().item() for k in x)
 
 
-def time_per_step(ranks: list[dict], batch: int) -> list[dict]:
+def time_per_step(ranks: list[dict]) -> list[dict]:
     """Each rank's seconds per step by part, its busy time (data + compute) and the share of its time it is busy."""
     out = []
     for rank, t in enumerate(ranks):
@@ -170,7 +170,7 @@ def run_pipeline(preset_name: str = "tiny", stages: int = 2, steps: int = 60, th
                "settings": {"device": kind, "stages": stages, "partition": partition, "batch": b, "steps": steps,
                             "threads": threads, "threads_per_rank": share, "sets": list(sets), "repeats": repeats,
                             "command": command_line()},
-               "runs": measured, "pipeline_time": time_per_step(summary["pipeline_time"], b),
+               "runs": measured, "pipeline_time": time_per_step(summary["pipeline_time"]),
                "weights": {"tolerance": WEIGHT_TOLERANCE, "max_abs_diff": diffs,
                            "ok": all(d <= WEIGHT_TOLERANCE for d in diffs.values())}}
     results["analysis"] = analyse(results)
