@@ -123,11 +123,14 @@ class BlockMAE(nn.Module):
         embedding everything and gathering (`embed`, `targets`), with ~N/n_visible times less work.
         """
         tubelets = self.embed.tubelets(video)  # one copy of the clip, cut into tubelets
-        x = self.embed.tokens_at(tubelets, visible_idx)
+        return self.embed.tokens_at(tubelets, visible_idx), self.hidden_targets(video, hidden_idx, tubelets)
+
+    def hidden_targets(self, video: torch.Tensor, hidden_idx: torch.Tensor,
+                       tubelets: torch.Tensor | None = None) -> torch.Tensor:
+        """The hidden tubelets' reconstruction targets; only those are normalised (`tubelets`: the clip already cut)."""
+        tubelets = self.embed.tubelets(video) if tubelets is None else tubelets
         c = self.cfg
-        target = _tubelet_targets(gather_tokens(tubelets, hidden_idx), c.channels, c.pixel_mean, c.pixel_std,
-                                  c.norm_pix)
-        return x, target
+        return _tubelet_targets(gather_tokens(tubelets, hidden_idx), c.channels, c.pixel_mean, c.pixel_std, c.norm_pix)
 
     # ------------------------------------------------------------------ public API
     def encode(self, video: torch.Tensor, at: str = "blocks") -> list[torch.Tensor]:

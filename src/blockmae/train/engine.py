@@ -286,11 +286,17 @@ def _pretrain(cfg: Config, out: Path, device: torch.device) -> dict | None:
         return None
     log.close()
 
+    return write_summary(out, cfg, model, schedule.total, skipped_files, device)
+
+
+def write_summary(out: Path, cfg: Config, model: BlockMAE, steps: int, skipped_files: list, device: torch.device,
+                  **extra) -> dict:
+    """summary.json of a finished run: losses from its log, skipped samples, held-out loss per stage (+ `extra`)."""
     rows = read_log(out)
-    summary = {"regime": t.regime, "partition": model.partition, "steps": schedule.total,
+    summary = {"regime": cfg.train.regime, "partition": model.partition, "steps": steps,
                **first_and_last_losses(rows, model.num_stages),
                "skipped": sum(row.get("skipped", 0) for row in rows), "skipped_files": skipped_files,
-               "held_out": held_out_losses(model, cfg, device)}
+               "held_out": held_out_losses(model, cfg, device), **extra}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 

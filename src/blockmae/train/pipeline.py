@@ -17,7 +17,6 @@ model.safetensors, one state.pt) and resumes in any mode, with any number of pro
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import deque
@@ -31,13 +30,12 @@ from tqdm.auto import tqdm
 from ..config import Config, ConfigError
 from ..data.transforms import to_model_input
 from ..model import BlockMAE
-from ..model.blockwise import _tubelet_targets
 from ..model.masking import gather_tokens, num_hidden, split_indices, subset_indices
 from ..model.objective import reconstruction_loss
 from .checkpoint import latest_checkpoint, load_state, load_weights, prune, rng_state, save_checkpoint, set_rng_state
-from .engine import (NonFiniteLoss, _prepare_run_dir, first_and_last_losses, held_out_losses, make_schedule,
-                     mask_generator, stage_parameters, step_lr, train_batches, train_dataset)
-from .logging import RunLog, read_log
+from .engine import (NonFiniteLoss, _prepare_run_dir, make_schedule, mask_generator, stage_parameters, step_lr,
+                     train_batches, train_dataset, write_summary)
+from .logging import RunLog
 from .optim import build_optimizer, effective_lr
 
 SEND_WINDOW = 2  # steps a stage may run ahead of the next one (bounds the activations in flight)
@@ -205,8 +203,7 @@ def pretrain_pipeline(cfg: Config, out: Path, device: torch.device) -> dict | No
                     if rank == 0:  # what `BlockMAE.run_plan` does for stage 1
                         x, target = model._visible_and_targets(video, visible_idx, hidden_idx)
                     else:
-                        target = _tubelet_targets(gather_tokens(model.embed.tubelets(video), hidden_idx), m.channels,
-                                                  m.pixel_mean, m.pixel_std, m.norm_pix)
+                        target = model.hidden_targets(video, hidden_idx)
                         x = received
                     x = model.run_stage(rank, x)
                     if ratio > 0:  # decoder masking (from torch's global generator, as in one process)
@@ -268,14 +265,9 @@ def pretrain_pipeline(cfg: Config, out: Path, device: torch.device) -> dict | No
     if not writer:
         return None
     log.close()
-    rows = read_log(out)
     model.to(device)
-    summary = {"regime": t.regime, "partition": model.partition, "steps": schedule.total,
-               **first_and_last_losses(rows, world), "skipped": sum(row.get("skipped", 0) for row in rows),
-               "skipped_files": [], "held_out": held_out_losses(model, cfg, device), "dist": f"pipeline x{world}",
-               "pipeline_time": every_rank}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    return write_summary(out, cfg, model, schedule.total, [], device, dist=f"pipeline x{world}",
+                         pipeline_time=every_rank)
 
 
 def _checkpoint(model: BlockMAE, optimizer, rank: int, step: int, out: Path, cfg: Config, control) -> None:
