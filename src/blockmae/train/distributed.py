@@ -61,6 +61,12 @@ def stop(created: bool) -> None:
         dist.destroy_process_group()
 
 
+def rank_rows(n: int, rank: int, world: int) -> slice:
+    """Rank `rank`'s contiguous share of n rows (n divides evenly: checked by `Replicas.join`)."""
+    share = n // world
+    return slice(rank * share, (rank + 1) * share)
+
+
 class ShardedBatches(Sampler):
     """This rank's rows of every global batch an `EpochBatches` sampler yields."""
 
@@ -69,8 +75,7 @@ class ShardedBatches(Sampler):
 
     def __iter__(self):
         for batch in self.batches:
-            share = len(batch) // self.world
-            yield batch[self.rank * share:(self.rank + 1) * share]
+            yield batch[rank_rows(len(batch), self.rank, self.world)]
 
 
 @dataclass
@@ -97,8 +102,7 @@ class Replicas:
 
     def rows(self, global_batch: int) -> slice:
         """This rank's rows of a global batch (and of its masks)."""
-        share = global_batch // self.world
-        return slice(self.rank * share, (self.rank + 1) * share)
+        return rank_rows(global_batch, self.rank, self.world)
 
     def shard(self, batches: Sampler) -> Sampler:
         return batches if self.world == 1 else ShardedBatches(batches, self.rank, self.world)
