@@ -19,6 +19,8 @@ from torch.utils.data import Dataset
 
 from .digits import DEFAULT_N, SPLITS, MovingDigits
 from .gratings import DEFAULT_FPS, DriftingGratings, TwoRegionGratings
+from .scenes import COUNTS, TexturedScenes
+from .scenes import DEFAULT_N as SCENES_N
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,19 @@ register_dataset(DatasetInfo(
         "digits": Option(_one_of(1, 2), "1 or 2", 1, "moving digits per clip; the 2nd is a distractor"),
     },
     example="digits,n=512,digits=2",
+    splits=SPLITS,
+))
+register_dataset(DatasetInfo(
+    name="scenes",
+    factory=TexturedScenes,
+    description="a camera panning over a 1/f texture with 1-3 moving, occluding shapes (the CPU pretraining set)",
+    targets=list(TexturedScenes.target_names),
+    options={
+        "n": Option(_positive_int, "a positive integer", None,
+                    f"clips in the split (default: {SCENES_N['train']} train, {SCENES_N['test']} test)"),
+        "shapes": Option(_one_of(*COUNTS), "1, 2 or 3", None, "shapes per clip (default: 1 to 3 at random)"),
+    },
+    example="scenes,n=1024",
     splits=SPLITS,
 ))
 register_dataset(DatasetInfo(
