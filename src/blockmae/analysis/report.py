@@ -11,7 +11,7 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
-from .figures import (FIGURES, REGIME_COLORS, Group, Styler, datasets_of, final_block_values, final_rows,
+from .figures import (FIGURES, REGIME_COLORS, Group, Styler, datasets_of, final_block_values, final_rows, group_of,
                       group_sort_key, mean_ci, select, series, targets_of)
 
 # figure name -> (heading, caption: what it shows and how to read it)
@@ -99,6 +99,8 @@ pre { background: var(--bg-alt); padding: 8px 10px; border-radius: 4px; font-siz
 dl.protocol dt { font-weight: 600; font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 13px; margin-top: 8px; }
 dl.protocol dd { margin: 2px 0 0 18px; max-width: 980px; }
 .note { color: var(--muted); font-size: 12.5px; }
+td.bad { color: #b00020; font-weight: 600; }
+ul.warn { color: #b00020; }
 """
 
 
@@ -234,6 +236,83 @@ def _summary_table(rows: list[dict], styler: Styler) -> str:
             "Grey italic: random-init floor.</p>")
 
 
+_BASELINES = {"zero": "predict 0", "position_mean": "position mean", "visible_mean": "visible mean"}
+
+
+def _run_values(rows: list[dict], metric: str, dataset: str) -> dict[Group, list[float]]:
+    """group -> one value per run of a metric that is not about a block (the trivial predictors' losses)."""
+    per_run = {}
+    for r in rows:
+        if r.get("metric") == metric and r.get("dataset") == dataset and r.get("block") is None:
+            per_run[(group_of(r), r.get("run"))] = r["value"]
+    out = defaultdict(list)
+    for (g, _), v in per_run.items():
+        out[g].append(v)
+    return out
+
+
+def learning_verdicts(rows: list[dict]) -> list[str]:
+    """Plain sentences: per dataset, whether the trained groups beat the trivial predictors and the random floor.
+
+    A group beats a baseline when its mean final-block loss (or probe) is better; the sentence says so when
+    no trained group does, so a report never lets noise pass for learning.
+    """
+    out = []
+    for dataset in datasets_of(rows):
+        losses = {g: mean_ci(v)[0] for g, v in final_block_values(rows, "recon_loss", dataset).items()
+                  if g.regime != "random"}
+        lookup = {g: mean_ci(v)[0] for g, v in _run_values(rows, "recon_loss_position_mean", dataset).items()}
+        if losses and lookup:
+            beaten = [g for g, v in losses.items() if g in lookup and v < lookup[g]]
+            if not beaten:
+                out.append(f"{dataset}: no trained run reconstructs better than predicting each position's mean "
+                           "target: the held-out losses show no learning.")
+            elif len(beaten) < len(losses):
+                worse = ", ".join(f"{g.regime} K={g.K}" for g in losses if g not in beaten)
+                out.append(f"{dataset}: {worse} reconstruct no better than predicting each position's mean target.")
+        probes = {g: mean_ci(v) for g, v in final_block_values(rows, "probe_acc", dataset).items()}
+        floor = [s[0] for g, s in probes.items() if g.regime == "random"]
+        trained = {g: s for g, s in probes.items() if g.regime != "random"}
+        if floor and trained:
+            above = [g for g, (mean, half, n) in trained.items()
+                     if mean - (half if n > 1 and math.isfinite(half) else 0.0) > floor[0]]
+            if not above:
+                out.append(f"{dataset}: no trained run's final-block probe beats the random-init encoder "
+                           f"({100 * floor[0]:.1f}%) beyond its interval.")
+    return out
+
+
+def _learning_table(rows: list[dict], styler: Styler) -> str:
+    """Final-block held-out loss beside the trivial predictors on the same clips and masks, per dataset."""
+    parts = []
+    for dataset in datasets_of(select(rows, "recon_loss", dataset=None)):
+        losses = final_block_values(rows, "recon_loss", dataset)
+        base = {k: _run_values(rows, f"recon_loss_{k}", dataset) for k in _BASELINES}
+        head = ('<tr><th class="label">group</th><th>held-out MSE (final block)</th>'
+                + "".join(f"<th>{_e(v)}</th>" for v in _BASELINES.values()) + "<th>MSE / position mean</th></tr>")
+        body = []
+        for g in sorted(losses, key=group_sort_key):
+            if g.regime == "random":
+                continue
+            mean, half, _ = mean_ci(losses[g])
+            trivial = {k: mean_ci(base[k].get(g, []))[0] for k in _BASELINES}
+            ratio = mean / trivial["position_mean"] if trivial["position_mean"] else math.nan
+            cls = ' class="bad"' if not ratio < 1 else ""
+            body.append(_row(g, [_group_cell(styler, g), f"<td>{_e(format_stat(mean, half, 1.0, 4))}</td>"]
+                             + [f"<td>{_e(format_stat(trivial[k], math.nan, 1.0, 4))}</td>" for k in _BASELINES]
+                             + [f"<td{cls}>{ratio:.3f}</td>"]))
+        parts.append(f"<h3>{_e(dataset)}</h3><table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>")
+    verdicts = learning_verdicts(rows)
+    if verdicts:
+        parts.append('<ul class="warn">' + "".join(f"<li>{_e(v)}</li>" for v in verdicts) + "</ul>")
+    return "".join(parts) + (
+        '<p class="note">The trivial predictors are scored on the same held-out clips and tube masks as the models: '
+        "<i>predict 0</i> (the mean of a normalised tubelet), <i>position mean</i> (each token position's mean target "
+        "over the evaluated clips: a lookup table) and <i>visible mean</i> (every hidden tubelet predicted as the mean "
+        "of the clip's visible ones: a copy). A ratio at or above 1 (red) means the model has learned nothing a lookup "
+        "table could not.</p>")
+
+
 def _depth_tables(rows: list[dict], styler: Styler, unit: str) -> str:
     out = []
     for dataset in datasets_of(select(rows, "probe_acc", unit, target=None)):
@@ -331,6 +410,8 @@ def write_report(out_dir: Path, rows: list[dict], figures: dict[str, list[Path]]
     shown += [(name, paths) for name, paths in figures.items() if name not in order and paths]
 
     sections = [("summary", "Summary")]
+    if select(final, "recon_loss"):
+        sections.append(("learning", "Did training learn?"))
     if shown:
         sections.append(("figures", "Figures"))
     if select(final, "probe_acc", target=None):
@@ -353,6 +434,9 @@ def write_report(out_dir: Path, rows: list[dict], figures: dict[str, list[Path]]
         "<nav>" + "".join(f'<a href="#{sid}">{_e(title)}</a>' for sid, title in sections) + "</nav>",
         '<h2 id="summary">Summary: final block</h2>', _summary_table(final, styler),
     ]
+    if select(final, "recon_loss"):
+        parts += ['<h2 id="learning">Did training learn? Losses beside the trivial predictors</h2>',
+                  _learning_table(final, styler)]
     if shown:
         parts.append('<h2 id="figures">Figures</h2>')
         parts.append("<p>" + " · ".join(f'<a href="#fig-{_e(n)}">{_e(CAPTIONS.get(n, (n,))[0])}</a>'

@@ -29,6 +29,7 @@ from ..data.transforms import to_model_input
 from ..eval import (cka_matrix, gallery_retrieval, geometry_metrics, knn_classify, linear_cka, loo_retrieval_targets,
                     occlude, occlusion_drop, occlusion_mask, probe_targets, rbf_cka, torch_linear_probe)
 from ..eval.features import Features, extract_features
+from ..eval.reconstruction import MASK_SEED, held_out_losses
 from .reconstructions import reconstruction_samples
 from .sources import Source
 
@@ -43,6 +44,11 @@ PROTOCOL = {
                      "mAP over queries. retrieval_r@k: share of queries with a same-class clip among the k nearest.",
     "gallery_r@k": "Video-SSL retrieval: test queries against the train gallery, cosine; R@1/5/10/20/50.",
     "recon_loss": "Per-stage masked-reconstruction MSE on held-out clips under fixed tube masks (E2E: its monitors).",
+    "recon_loss_zero": "Baseline: the MSE of predicting 0 for every hidden tubelet (same clips and masks as recon_loss).",
+    "recon_loss_position_mean": "Baseline: the MSE of predicting each token position's mean target over the evaluated "
+                                "clips (a lookup table; same clips and masks).",
+    "recon_loss_visible_mean": "Baseline: the MSE of predicting every hidden tubelet as the mean of the clip's visible "
+                               "ones (a copy; same clips and masks).",
     "cka_linear": "Linear CKA between pooled features (consecutive blocks: block, block2=block+1; layer x layer "
                   "within a run; block x block across runs: run2).",
     "cka_rbf": "RBF CKA, Gaussian kernel with median-distance bandwidth, consecutive blocks (at most 2048 clips).",
@@ -351,21 +357,24 @@ class Analysis:
         dataset = self._dataset(spec, evaluation, cfg)
         n = min(len(dataset), self.opt.recon_clips)
         batch = min(self.opt.batch_size, n)
-        totals, batches = np.zeros(model.num_stages), 0
         config = source.config.get("mask", {})
         kind, ratio = config.get("kind", "tube"), config.get("ratio", 0.9)
-        for i, start in enumerate(range(0, n - batch + 1, batch)):
-            clips, _, _ = collate([dataset[j] for j in range(start, start + batch)])
-            video = to_model_input(clips.to(self.device), cfg.pixel_mean, cfg.pixel_std)
-            mask = model.make_mask(video.shape[0], torch.Generator().manual_seed(10_007 + i), kind, ratio)
-            totals += np.array([loss.item() for loss in model.losses(video, mask)])
-            batches += 1
-            if i == 0 and self.opt.samples and step is None:
-                k = self.opt.samples
-                self.samples += reconstruction_samples(model.cpu(), video[:k].cpu(), mask[:k], f"{source.run} ({name})")
-                model.to(self.device)
-        for k, value in enumerate(totals / max(batches, 1), 1):
+
+        def videos():
+            for start in range(0, n - batch + 1, batch):
+                clips, _, _ = collate([dataset[j] for j in range(start, start + batch)])
+                yield to_model_input(clips.to(self.device), cfg.pixel_mean, cfg.pixel_std)
+
+        result = held_out_losses(model, videos, kind, ratio)
+        for k, value in enumerate(result["losses"], 1):
             self.add(meta, name, split, "recon_loss", value, block=k, step=step)
+        for key, value in result["baselines"].items():
+            self.add(meta, name, split, f"recon_loss_{key}", value, step=step)
+        if self.opt.samples and step is None:
+            video = next(iter(videos()))[: self.opt.samples]
+            mask = model.make_mask(batch, torch.Generator().manual_seed(MASK_SEED), kind, ratio)[: self.opt.samples]
+            self.samples += reconstruction_samples(model.cpu(), video.cpu(), mask, f"{source.run} ({name})")
+            model.to(self.device)
 
     def _dynamics(self, source, spec, meta, name, evaluation, split, two_splits) -> None:
         """Final-block probe (mean over targets), retrieval mAP and recon loss at every saved checkpoint."""

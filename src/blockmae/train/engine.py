@@ -22,6 +22,7 @@ from ..config import Config, ConfigError, RESUMABLE_KEYS, diff_configs, load_con
 from ..data import SkipCorrupt, build_dataset, collate
 from ..data.transforms import to_model_input
 from ..model import BlockMAE, regime_plan
+from ..eval.reconstruction import held_out_losses as score_held_out
 from . import distributed
 from .checkpoint import latest_checkpoint, load_state, load_weights, prune, rng_state, save_checkpoint, set_rng_state
 from .logging import RunLog, read_log
@@ -312,24 +313,19 @@ def first_and_last_losses(rows: list[dict], num_stages: int) -> dict:
     return {"first_losses": first, "last_losses": last}
 
 
-@torch.no_grad()
 def held_out_losses(model: BlockMAE, cfg: Config, device: torch.device, max_clips: int = 256) -> dict:
-    """Every stage's loss on held-out clips under fixed masks (E2E: its monitor decoders)."""
+    """Every stage's loss on held-out clips under fixed masks (E2E: its monitor decoders), beside the
+    trivial predictors' losses (`baselines`) on the same clips and masks."""
     m = cfg.model
     spec = cfg.data.test or cfg.data.train
     dataset = SkipCorrupt(build_dataset(spec, "test", frames=m.frames, image_size=m.image_size, channels=m.channels,
                                         seed=cfg.train.seed + 1), strict=cfg.data.strict)
     n = min(len(dataset), max_clips)
     batch = min(cfg.train.batch_size, n)
-    totals = torch.zeros(model.num_stages, dtype=torch.float64)
-    was_training = model.training
-    model.eval()
-    for i, start in enumerate(range(0, n - batch + 1, batch)):
-        clips, _, _ = collate([dataset[j] for j in range(start, start + batch)])
-        video = to_model_input(clips.to(device), m.pixel_mean, m.pixel_std)
-        # The same masks for every run, so runs compare on equal terms.
-        mask = model.make_mask(video.shape[0], torch.Generator().manual_seed(10_007 + i), cfg.mask.kind, cfg.mask.ratio)
-        totals += torch.tensor([loss.item() for loss in model.losses(video, mask)], dtype=torch.float64)
-    model.train(was_training)
-    batches = max(1, n // batch)
-    return {"data": spec, "split": "test", "clips": batches * batch, "losses": (totals / batches).tolist()}
+
+    def videos():
+        for start in range(0, n - batch + 1, batch):
+            clips, _, _ = collate([dataset[j] for j in range(start, start + batch)])
+            yield to_model_input(clips.to(device), m.pixel_mean, m.pixel_std)
+
+    return {"data": spec, "split": "test", **score_held_out(model, videos, cfg.mask.kind, cfg.mask.ratio)}

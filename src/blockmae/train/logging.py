@@ -48,11 +48,30 @@ def read_log(run_dir: Path) -> list[dict]:
 
 
 def loss_table(summaries: dict[str, dict]) -> str:
-    """Per-stage first -> last logged training loss and held-out loss, one row per run and stage."""
-    def fmt(v):
-        return f"{v:8.4f}" if v is not None else f"{'-':>8}"
-    lines = [f"{'run':<22} {'stage':>5} {'first':>8} {'last':>8} {'held-out':>9}"]
+    """Per-stage first -> last logged training loss and held-out loss, one row per run and stage, with the
+    trivial predictors' held-out losses on the same clips and masks (predict 0, each position's mean, the
+    clip's visible mean) and a warning for every run whose top stage does not beat the position mean."""
+    def fmt(v, width=8):
+        return f"{v:{width}.4f}" if v is not None else f"{'-':>{width}}"
+    lines = [f"{'run':<22} {'stage':>5} {'first':>8} {'last':>8} {'held-out':>9}   "
+             f"{'zero':>7} {'pos-mean':>8} {'vis-mean':>8}"]
     for name, s in summaries.items():
+        base = s["held_out"].get("baselines", {})
         for k, (a, b, h) in enumerate(zip(s["first_losses"], s["last_losses"], s["held_out"]["losses"]), start=1):
-            lines.append(f"{name:<22} {k:>5} {fmt(a)} {fmt(b)} {h:9.4f}")
+            trivial = " ".join(fmt(base.get(key), w) for key, w in
+                               (("zero", 7), ("position_mean", 8), ("visible_mean", 8))) if k == 1 else ""
+            lines.append(f"{name:<22} {k:>5} {fmt(a)} {fmt(b)} {h:9.4f}   {trivial}".rstrip())
+    lines += [f"warning: {w}" for w in learning_warnings(summaries)]
     return "\n".join(lines)
+
+
+def learning_warnings(summaries: dict[str, dict]) -> list[str]:
+    """A line per run whose top-stage held-out loss is not below predicting each position's mean target."""
+    out = []
+    for name, s in summaries.items():
+        lookup = s["held_out"].get("baselines", {}).get("position_mean")
+        top = s["held_out"]["losses"][-1]
+        if lookup is not None and not top < lookup:
+            out.append(f"{name}: held-out loss {top:.4f} is not below the position-mean predictor's {lookup:.4f}; "
+                       "the model has learned nothing a lookup table could not (train longer, or see docs/preset_sweep.md)")
+    return out

@@ -1,0 +1,64 @@
+"""Held-out masked-reconstruction loss per stage, beside the trivial predictors on the same clips and masks.
+
+One function for training's summary and for the analysis, so both report the same number. The
+masks are fixed (seeded per batch), so every run is scored on the same hidden tubelets.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import torch
+
+BASELINES = ("zero", "position_mean", "visible_mean")
+MASK_SEED = 10_007
+
+
+@torch.no_grad()
+def held_out_losses(model, videos: Callable[[], Iterable[torch.Tensor]], kind: str, ratio: float) -> dict:
+    """Per-stage losses (`losses`) and the trivial predictors' losses (`baselines`), averaged over batches.
+
+    `videos()` yields model-input batches (B, C, T, H, W) of one size and is called twice: once for
+    each position's mean target over all the clips, once to score. `model` is a BlockMAE.
+    """
+    position_sum, clips = None, 0
+    for video in videos():
+        t = model.targets(video).double().sum(0)
+        position_sum = t if position_sum is None else position_sum + t
+        clips += video.shape[0]
+    if position_sum is None:
+        raise ValueError("held-out loss: no clips to score")
+    position_mean = (position_sum / clips).float()
+    totals = torch.zeros(model.num_stages, dtype=torch.float64)
+    trivial = dict.fromkeys(BASELINES, 0.0)
+    was_training = model.training
+    model.eval()
+    batches = 0
+    for i, video in enumerate(videos()):
+        mask = model.make_mask(video.shape[0], torch.Generator().manual_seed(MASK_SEED + i), kind, ratio)
+        totals += torch.tensor([loss.item() for loss in model.losses(video, mask)], dtype=torch.float64)
+        for key, value in trivial_losses(model.targets(video), mask.to(video.device), position_mean).items():
+            trivial[key] += value
+        batches += 1
+    model.train(was_training)
+    return {"clips": clips, "losses": (totals / batches).tolist(),
+            "baselines": {key: value / batches for key, value in trivial.items()}}
+
+
+@torch.no_grad()
+def trivial_losses(targets: torch.Tensor, mask: torch.Tensor, position_mean: torch.Tensor) -> dict[str, float]:
+    """The losses of predictors that learn nothing about a clip's layout, on its hidden tubelets.
+
+    `zero` predicts 0 for every target (with normalised-pixel targets: each tubelet's own mean);
+    `position_mean` predicts each token position's mean target over the evaluation clips
+    (`position_mean`, (N, D)); `visible_mean` predicts every hidden tubelet as the mean target of the
+    clip's visible ones (with raw-pixel targets: the clip's average colour). A model not below them
+    has learned nothing a lookup table or a copy could not.
+    targets: (B, N, D) for every token; mask: (B, N) bool, True = hidden.
+    """
+    hidden = targets[mask]
+    visible = ~mask
+    clip_mean = (targets * visible.unsqueeze(-1)).sum(1) / visible.sum(1, keepdim=True).clamp(min=1)
+    return {"zero": float(hidden.square().mean()),
+            "position_mean": float((hidden - position_mean.expand_as(targets)[mask]).square().mean()),
+            "visible_mean": float((hidden - clip_mean.unsqueeze(1).expand_as(targets)[mask]).square().mean())}
