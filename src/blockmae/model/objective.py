@@ -42,4 +42,3 @@ def pixel_targets(video: torch.Tensor, mean, std, tubelet: int, patch: int, norm
 def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error over hidden tubelets only (pred and target are both hidden-only)."""
     return F.mse_loss(pred.float(), target)
-
