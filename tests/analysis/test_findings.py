@@ -68,7 +68,7 @@ def test_paper_like_rows_reproduce_the_findings():
     assert findings["2"]["by_run"]["simultaneous-K4/digits"]["e2e_first_ahead_at_block"] == 2
     assert findings["4"]["spearman_rho"] < 0
     table = findings_markdown(findings)
-    assert table.count("\n") == 2 + 6 and "| 6 |" in table
+    assert sum(line.startswith("|") for line in table.splitlines()) == 2 + 6 and "| 6 |" in table
 
 
 def test_contrary_rows_do_not_reproduce_them():
@@ -81,3 +81,17 @@ def test_contrary_rows_do_not_reproduce_them():
     assert verdicts["4"] == "not reproduced" and findings["4"]["spearman_rho"] > 0
     # E2E is 1 pp below BW at the top for every seed: a negative gap beyond its interval.
     assert verdicts["1"] == "not reproduced"
+
+
+def test_an_open_gap_says_how_many_seeds_would_settle_it():
+    from blockmae.eval.stats import seeds_to_exclude
+
+    rows, summaries = synthetic(True)
+    offsets = [0.03, -0.01, 0.02]  # E2E minus simultaneous at the top, per seed: an interval that spans 0
+    top = {(r["seed"], r["dataset"]): r["value"] for r in rows
+           if r["regime"] == "simultaneous" and r["metric"] == "probe_acc" and r["block"] == K}
+    for r in rows:
+        if r["regime"] == "e2e" and r["metric"] == "probe_acc" and r["block"] == K:
+            r["value"] = top[(r["seed"], r["dataset"])] + offsets[SEEDS.index(r["seed"])]
+    settle = measure_findings(rows, summaries)["1"]["seeds_to_settle"]
+    assert settle["gap simultaneous-K4 excludes 0"] == seeds_to_exclude(offsets) > len(SEEDS)

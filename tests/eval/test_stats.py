@@ -37,3 +37,16 @@ def test_bootstrap_interval():
     assert (low, high) == pytest.approx(tuple(np.percentile(means, [2.5, 97.5])))
     with pytest.raises(ValueError):
         mean_ci(values, method="normal")
+
+
+def test_seeds_to_exclude_is_the_first_n_whose_interval_clears_the_value():
+    from scipy import stats
+
+    from blockmae.eval.stats import seeds_to_exclude
+
+    values = [0.01, 0.03, -0.005, 0.02]
+    n = seeds_to_exclude(values)
+    mean, s = np.mean(values), np.std(values, ddof=1)
+    half = lambda k: stats.t.ppf(0.975, k - 1) * s / np.sqrt(k)  # noqa: E731
+    assert half(n) < abs(mean) <= half(n - 1)
+    assert seeds_to_exclude([0.5, 0.5]) == 2 and seeds_to_exclude([0.1, -0.1]) is None and seeds_to_exclude([1.0]) is None

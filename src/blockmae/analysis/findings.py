@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from ..eval.stats import mean_ci
+from ..eval.stats import mean_ci, seeds_to_exclude
 
 BLOCKWISE = ("simultaneous", "sequential")
 
@@ -25,6 +25,22 @@ def _ci(values) -> dict:
     values = [float(v) for v in values]
     mean, low, high = mean_ci(values)
     return {"mean": mean, "low": low, "high": high, "n": len(values), "values": values}
+
+
+def _settle(values) -> int | str | None:
+    """Seeds at which the interval of these per-seed values would exclude 0 (None: excluded already)."""
+    values = list(values)
+    if len(values) < 2:
+        return None  # no spread measured: nothing to extrapolate from
+    _, low, high = mean_ci(values)
+    if low > 0 or high < 0:
+        return None
+    return seeds_to_exclude(values) or "more than 1000 (no measurable difference)"
+
+
+def _paired(a: dict, b: dict) -> list[float]:
+    """Per-seed differences a - b over the seeds both have ({seed: value} dicts)."""
+    return [a[s] - b[s] for s in sorted(set(a) & set(b))]
 
 
 def _separated(a: dict, b: dict) -> bool:
@@ -91,7 +107,9 @@ def final_block(idx: Rows, summaries: dict) -> dict:
         for regime in BLOCKWISE:
             if f"{regime}-K{lo}" in gaps and f"{regime}-K{hi}" in gaps:
                 grows[regime] = gaps[f"{regime}-K{hi}"]["mean"] > gaps[f"{regime}-K{lo}"]["mean"]
+    settle = {k: _settle(v["values"]) for k, v in gaps.items()}
     return {"final_probe": table, "gap_e2e_minus_bw_pp": {k: _scale(v, 100) for k, v in gaps.items()},
+            "seeds_to_settle": {f"gap {k} excludes 0": n for k, n in settle.items() if n is not None},
             "blockwise_losses_went_down": converged, "gap_grows_with_K": grows,
             "rule": "reproduced if every blockwise run's top loss went down, every gap is under 5 pp, and the gap "
                     "is larger at the larger K for both regimes; not reproduced if a gap is negative beyond its "
@@ -162,17 +180,21 @@ def late_saturation(idx: Rows, summaries: dict) -> dict:
             drop_late = per_block[1] - per_block[-1]
             out[f"{regime}-K{K}"] = {"held_out_loss_by_block": per_block.tolist(),
                                      "late_drop": float(drop_late),
+                                     "late_cka_by_seed": {seed: float(np.mean(v)) for seed, v in cka_seeds.items()},
                                      "late_consecutive_cka": _ci([np.mean(v) for v in cka_seeds.values()])
                                      if cka_seeds else None}
-    wins = []
+    wins, settle = [], {}
     for K in idx.Ks:
         e2e = out.get(f"e2e-K{K}", {}).get("late_consecutive_cka")
         for regime in BLOCKWISE:
             bw = out.get(f"{regime}-K{K}", {}).get("late_consecutive_cka")
             if e2e and bw:
                 wins.append(bw["mean"] > e2e["mean"])
+                n = _settle(_paired(out[f"{regime}-K{K}"]["late_cka_by_seed"], out[f"e2e-K{K}"]["late_cka_by_seed"]))
+                if n is not None:
+                    settle[f"late CKA {regime}-K{K} vs e2e"] = n
     verdict = "reproduced" if wins and all(wins) else "not reproduced" if wins and not any(wins) else "inconclusive"
-    return {"by_run": out, "bw_late_cka_higher": wins,
+    return {"by_run": out, "bw_late_cka_higher": wins, "seeds_to_settle": settle,
             "rule": "reproduced if the late consecutive-block linear CKA of every BW (regime, K) is above E2E's at "
                     "the same K; not reproduced if it is below in every case",
             "verdict": verdict}
@@ -232,10 +254,11 @@ def token_shifts(idx: Rows) -> dict:
 
 def recon_vs_representation(idx: Rows, summaries: dict) -> dict:
     """Finding 6: sequential BW reaches a lower reconstruction loss than E2E but probes worse."""
-    out = {}
+    out, settle = {}, {}
     for K in idx.Ks:
-        loss = {r: _ci([s["held_out"]["losses"][-1] for s in summaries.values() if s["regime"] == r and _K(s) == K])
-                for r in ("e2e", "sequential")}
+        by_seed = {r: {s.get("seed", name): s["held_out"]["losses"][-1] for name, s in summaries.items()
+                       if s["regime"] == r and _K(s) == K} for r in ("e2e", "sequential")}
+        loss = {r: _ci(by_seed[r].values()) for r in ("e2e", "sequential")}
         if not loss["e2e"]["n"] or not loss["sequential"]["n"]:
             continue
         probe = {}
@@ -244,7 +267,12 @@ def recon_vs_representation(idx: Rows, summaries: dict) -> dict:
             for dataset in idx.datasets:
                 for seed, v in _final_probe(idx, r, K, dataset).items():
                     per_seed[seed].append(v)
-            probe[r] = _ci([np.mean(v) for v in per_seed.values()])
+            probe[r] = _ci([np.mean(v) for v in per_seed.values()]) | {"seeds": list(per_seed)}
+        for what, n in (("loss", _settle(_paired(by_seed["sequential"], by_seed["e2e"]))),
+                        ("probe", _settle(_paired(*(dict(zip(probe[r]["seeds"], probe[r]["values"]))
+                                                    for r in ("sequential", "e2e")))))):
+            if n is not None:
+                settle[f"K{K} sequential vs e2e {what}"] = n
         out[f"K{K}"] = {"held_out_loss_top": loss, "final_probe_mean_over_datasets": probe,
                         "seq_lower_loss": loss["sequential"]["mean"] < loss["e2e"]["mean"],
                         "seq_worse_probe": probe["sequential"]["mean"] < probe["e2e"]["mean"]}
@@ -252,7 +280,7 @@ def recon_vs_representation(idx: Rows, summaries: dict) -> dict:
     both = [c["seq_lower_loss"] and c["seq_worse_probe"] for c in cells]
     verdict = ("reproduced" if cells and all(both) else
                "not reproduced" if cells and not any(c["seq_lower_loss"] for c in cells) else "inconclusive")
-    return {"by_K": out,
+    return {"by_K": out, "seeds_to_settle": settle,
             "rule": "reproduced if, at every K, sequential's top held-out loss is below E2E's while its final-block "
                     "probe (mean over datasets) is below E2E's; not reproduced if sequential never reaches the "
                     "lower loss",
@@ -280,10 +308,13 @@ def measure_findings(rows: list[dict], summaries: dict) -> dict:
 
 
 def findings_markdown(findings: dict) -> str:
-    lines = ["| # | finding | verdict | key numbers |", "|---|---|---|---|"]
+    lines = ["| # | finding | verdict | key numbers | seeds that would settle an open comparison |",
+             "|---|---|---|---|---|"]
     for number, f in findings.items():
-        lines.append(f"| {number} | {f['title']} | {f['verdict']} | {_key_numbers(number, f)} |")
-    return "\n".join(lines) + "\n"
+        settle = "; ".join(f"{k}: {n}" for k, n in f.get("seeds_to_settle", {}).items()) or "-"
+        lines.append(f"| {number} | {f['title']} | {f['verdict']} | {_key_numbers(number, f)} | {settle} |")
+    return "\n".join(lines) + "\n\nSeeds that would settle: the number of seeds at which the 95% t-interval of " \
+        "the per-seed difference would exclude zero, if its mean and spread stayed as measured.\n"
 
 
 def _fmt_ci(ci: dict, scale: float = 1.0, digits: int = 3) -> str:

@@ -34,3 +34,23 @@ def mean_ci(values, confidence: float = 0.95, method: str = "t", n_boot: int = 1
         low, high = np.percentile(means, [50 * (1 - confidence), 50 * (1 + confidence)])
         return mean, float(low), float(high)
     raise ValueError(f"method must be 't' or 'bootstrap', got {method!r}")
+
+
+def seeds_to_exclude(values, value: float = 0.0, confidence: float = 0.95, max_n: int = 1000) -> int | None:
+    """How many runs would make the t-interval of the mean of `values` exclude `value`, if the mean and the
+    standard deviation stayed as measured: the smallest n with t_{(1+c)/2, n-1} * s / sqrt(n) < |mean - value|.
+
+    None when the mean equals `value` or fewer than two values give no spread (or n would exceed `max_n`).
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size < 2:
+        return None
+    gap, s = abs(float(v.mean()) - value), float(v.std(ddof=1))
+    if gap == 0:
+        return None
+    if s == 0:
+        return 2
+    for n in range(2, max_n + 1):
+        if _stats.t.ppf((1 + confidence) / 2, n - 1) * s / np.sqrt(n) < gap:
+            return n
+    return None

@@ -294,7 +294,7 @@ def write_summary(out: Path, cfg: Config, model: BlockMAE, steps: int, skipped_f
                   **extra) -> dict:
     """summary.json of a finished run: losses from its log, skipped samples, held-out loss per stage (+ `extra`)."""
     rows = read_log(out)
-    summary = {"regime": cfg.train.regime, "partition": model.partition, "steps": steps,
+    summary = {"regime": cfg.train.regime, "partition": model.partition, "seed": cfg.train.seed, "steps": steps,
                **first_and_last_losses(rows, model.num_stages),
                "skipped": sum(row.get("skipped", 0) for row in rows), "skipped_files": skipped_files,
                "held_out": held_out_losses(model, cfg, device), **extra}
