@@ -34,11 +34,14 @@ COLOURS = {"red": (0.9, 0.15, 0.1), "green": (0.15, 0.8, 0.2), "blue": (0.15, 0.
            "yellow": (0.95, 0.85, 0.1), "white": (0.97, 0.97, 0.97), "black": (0.03, 0.03, 0.03)}
 SLOPES = {"smooth": 2.0, "medium": 1.5, "rough": 1.0}  # amplitude ~ 1/f^slope
 COUNTS = (1, 2, 3)
+TEXTURE_CONTRAST = 0.1  # std of the luminance field
+LIGHT = (0.3, 0.9)  # range of the illumination gradient's strength, brightness change per frame width
 
 
-def texture(rng: np.random.Generator, side: int, slope: float, channels: int) -> np.ndarray:
+def texture(rng: np.random.Generator, side: int, slope: float, channels: int, light: float = 0.0) -> np.ndarray:
     """A (side, side, channels) texture in [0, 1] with amplitude spectrum 1/f^slope, colours mixed
-    from one luminance field and a weaker chroma field (natural images are mostly luminance)."""
+    from one luminance field and a weaker chroma field (natural images are mostly luminance), lit by
+    a linear illumination gradient of strength `light` (brightness change across `side` pixels)."""
     f = np.sqrt(np.fft.fftfreq(side)[:, None] ** 2 + np.fft.fftfreq(side)[None, :] ** 2)
     f[0, 0] = 1.0
     amplitude = f ** -slope
@@ -51,7 +54,10 @@ def texture(rng: np.random.Generator, side: int, slope: float, channels: int) ->
     luminance, chroma = fields
     tint = rng.uniform(-1, 1, 3)
     base = rng.uniform(0.35, 0.65, 3)
-    rgb = base + 0.16 * luminance[..., None] + 0.08 * chroma[..., None] * tint
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = np.linspace(-0.5, 0.5, side)
+    illumination = light * (np.cos(angle) * ramp[None, :] + np.sin(angle) * ramp[:, None])
+    rgb = base + (illumination + TEXTURE_CONTRAST * luminance)[..., None] + 0.5 * TEXTURE_CONTRAST * chroma[..., None] * tint
     rgb = np.clip(rgb, 0.0, 1.0)
     if channels == 1:
         rgb = rgb @ np.array([0.299, 0.587, 0.114])[:, None]
@@ -142,7 +148,8 @@ class TexturedScenes(Dataset):
         rng = self._rng(index)
         p = self._draw_params(rng)
         size, frames = self.image_size, self.frames
-        field = texture(rng, self._side, list(SLOPES.values())[p["texture"]], self.channels)
+        light = rng.uniform(*LIGHT) * self._side / size
+        field = texture(rng, self._side, list(SLOPES.values())[p["texture"]], self.channels, light)
         angle = np.deg2rad(DIRECTIONS[p["direction"]])
         step = list(SPEEDS.values())[p["speed"]] * size
         # Content moves by (dx right, dy up) per frame: the window moves the other way over the texture.
