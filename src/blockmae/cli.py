@@ -180,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_arguments(p)
 
-    p = add("demo", "Pretrain the tiny preset in three regimes on moving digits and summarise.", cmd_demo)
+    p = add("demo", "Pretrain the tiny preset in three regimes on the built-in scenes, analyse them against a random-init "
+                    "encoder and the trivial predictors, and write a report.", cmd_demo)
     p.add_argument("--out", default="runs/demo", help="output directory")
     p.add_argument("--quick", action="store_true", help="a one-minute smoke run")
 

@@ -257,7 +257,7 @@ def learning_verdicts(rows: list[dict]) -> list[str]:
     A group beats a baseline when its mean final-block loss (or probe) is better; the sentence says so when
     no trained group does, so a report never lets noise pass for learning.
     """
-    out = []
+    rows, out = final_rows(rows), []
     for dataset in datasets_of(rows):
         losses = {g: mean_ci(v)[0] for g, v in final_block_values(rows, "recon_loss", dataset).items()
                   if g.regime != "random"}
