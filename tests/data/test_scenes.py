@@ -95,8 +95,8 @@ def test_spec_options_and_errors():
 
 
 def test_illumination_is_a_linear_ramp_of_the_given_strength():
-    lit = texture(np.random.default_rng(5), 64, 1.5, 1, light=0.4)
-    dark = texture(np.random.default_rng(5), 64, 1.5, 1, light=0.0)
+    lit = texture(np.random.default_rng(5), 64, 1.5, 3, light=0.4)[..., :1]  # one RGB channel (no luma mixing)
+    dark = texture(np.random.default_rng(5), 64, 1.5, 3, light=0.0)[..., :1]
     inside = (lit > 0.001) & (lit < 0.999) & (dark > 0.001) & (dark < 0.999)  # unclipped in both
     ramp = (lit - dark)[inside]
     assert inside.mean() > 0.9
