@@ -1,4 +1,4 @@
-"""The regimes as plans over one model: gradients go exactly where DESIGN.md's table says."""
+"""The regimes as plans over one model: gradients go exactly where the regime table in docs/design.md says."""
 
 import pytest
 import torch

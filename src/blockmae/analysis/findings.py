@@ -1,4 +1,4 @@
-"""The paper's six findings (PAPER.md section 5), measured on a study's tidy rows.
+"""The paper's six findings (docs/paper.md), measured on a study's tidy rows.
 
 Every number is a mean over seeds with a 95% t-interval (`eval.stats.mean_ci`); per-seed values are kept.
 "Blockwise" (BW) means the simultaneous and sequential regimes. Probe accuracies are the mean over a

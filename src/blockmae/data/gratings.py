@@ -1,4 +1,4 @@
-"""Drifting sine gratings (PAPER.md section 3): probe sets whose every factor is known.
+"""Drifting sine gratings (docs/paper.md): probe sets whose every factor is known.
 
 A pixel is `0.5 + 0.5 * contrast * s(x, y, t) * colour`, scaled to uint8 0..255 (round half
 up), with the grating

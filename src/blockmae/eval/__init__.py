@@ -1,7 +1,7 @@
 """Evaluation protocols on pooled features and token tensors (numpy / torch only; no model, data or training).
 
 One small function per protocol; each module's docstring gives the definition used and
-where it comes from (PAPER.md section 4 and the authors' public evaluation code).
+where it comes from (docs/paper.md and the authors' public evaluation code).
 Feature extraction lives in `blockmae.eval.features` (imported from there, not here).
 """
 

@@ -1,6 +1,6 @@
 """Linear probes on pooled features, as the authors ran them.
 
-Protocol (PAPER.md section 4; authors' `evaluation/shared.py`, `log_regr_multi_target[_cv]`):
+Protocol (docs/paper.md; authors' `evaluation/shared.py`, `log_regr_multi_target[_cv]`):
 standardise the features (StandardScaler fitted on the training part only), then a
 multinomial logistic regression (scikit-learn defaults: L2, C=1.0, L-BFGS) with
 `max_iter=1000`; top-1 accuracy as a fraction in [0, 1]. One probe per target: the

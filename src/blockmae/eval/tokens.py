@@ -1,6 +1,6 @@
 """Token-level diagnostics and the occlusion protocol.
 
-- `token_similarity`: PAPER.md / authors' `shared.cos_patch_similarity`: layer-normalise
+- `token_similarity`: docs/paper.md / authors' `shared.cos_patch_similarity`: layer-normalise
   every token (no affine; eps 1e-12 as the authors), L2-normalise, mean cosine over the
   N(N-1) ordered pairs of distinct tokens of a clip, averaged over clips. Computed without
   the N x N matrix: sum_{i != j} e_i.e_j = ||sum_i e_i||^2 - sum_i ||e_i||^2.

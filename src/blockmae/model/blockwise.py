@@ -1,6 +1,6 @@
 """The model: an encoder cut into K stages, each with its own decoder and local loss.
 
-Every training regime is the same forward under a different `Plan` (DESIGN.md):
+Every training regime is the same forward under a different `Plan` (docs/design.md):
 whether a stage's input is detached from the stage before, and which decoders' losses
 reach the encoder. End-to-end training is K stages whose lower decoders only monitor.
 """
