@@ -29,21 +29,24 @@ def cmd_convert(args) -> None:
 
     src = Path(args.src)
     if args.to == "blockmae":
+        out = hub.prepare_target(args.out, directory=True, force=args.force)
         if src.is_dir():
-            out = hub.import_hf(src, args.out)
+            out = hub.import_hf(src, out)
         else:
             if args.frames is None or args.image_size is None:
                 raise ConfigError("official VideoMAE weights do not record the clip shape: pass --frames and --image-size")
-            out = hub.import_official(src, args.out, args.frames, args.image_size, args.heads, args.decoder_heads)
+            out = hub.import_official(src, out, args.frames, args.image_size, args.heads, args.decoder_heads)
         print(f"wrote blockmae run directory {out} (use it with blockmae.load or blockmae analyze)")
         return
     model = hub.load(src)
+    stage = hub.stage_index(model, args.stage)
     if args.to == "hf":
-        out = hub.save_hf(model, args.out, args.stage)
-        print(f"wrote Hugging Face directory {out} (VideoMAEForPreTraining.from_pretrained reads it)")
+        out = hub.save_hf(model, hub.prepare_target(args.out, directory=True, force=args.force), stage)
+        print(f"wrote Hugging Face directory {out} with stage {stage + 1}'s decoder "
+              "(VideoMAEForPreTraining.from_pretrained reads it)")
     else:
-        out = hub.save_official(model, args.out, args.stage)
-        print(f"wrote official VideoMAE checkpoint {out}")
+        out = hub.save_official(model, hub.prepare_target(args.out, directory=False, force=args.force), stage)
+        print(f"wrote official VideoMAE checkpoint {out} with stage {stage + 1}'s decoder")
 
 
 def cmd_datasets(args) -> None:
@@ -144,11 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("src", help="run dir or checkpoint (to hf/official); HF dir or official .pth (to blockmae)")
     p.add_argument("out", help="output directory (hf, blockmae) or .pth file (official)")
     p.add_argument("--to", choices=["hf", "official", "blockmae"], required=True)
-    p.add_argument("--stage", type=int, default=-1, help="whose decoder to export (default: the top stage)")
+    p.add_argument("--stage", type=int, default=None,
+                   help="whose decoder to export, counted from 1 like every stage (default: the top one)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty directory or over an existing file "
+                                                        "(never into a run directory)")
     p.add_argument("--frames", type=int, help="official weights only: frames per clip")
     p.add_argument("--image-size", type=int, help="official weights only: clip height/width")
-    p.add_argument("--heads", type=int, help="official weights only: encoder heads (default width/64)")
-    p.add_argument("--decoder-heads", type=int, help="official weights only: decoder heads (default width/64)")
+    p.add_argument("--heads", type=int, help="official weights only: encoder heads (default: from the known VideoMAE "
+                                             "shapes; required for any other width)")
+    p.add_argument("--decoder-heads", type=int, help="official weights only: decoder heads (default: from the known "
+                                                     "VideoMAE shapes; required for any other width)")
 
     p = add("analyze", "Depth-wise analysis of runs, checkpoints or Hugging Face VideoMAE directories: "
                        "metrics.jsonl, figures and report.html.", cmd_analyze)

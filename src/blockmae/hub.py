@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .config import Config, config_from_dict, load_config, save_config
+from .config import PRESETS, Config, config_from_dict, load_config, save_config
 from .model import BlockMAE
 from .model.convert import from_hf, from_official, hf_config_from_model, model_overrides_from_hf, to_hf, to_official
 from .train.checkpoint import WEIGHTS, latest_checkpoint, save_checkpoint
@@ -75,8 +75,42 @@ def load(path: str | Path) -> BlockMAE:
 
 # ----------------------------------------------------------------------------- export / import
 
+def _is_run_dir(path: Path) -> bool:
+    return (path / "config.yaml").is_file() or (path / "checkpoints").is_dir()
+
+
+def prepare_target(out: str | Path, directory: bool, force: bool = False) -> Path:
+    """Check where a conversion writes: never into a run directory, never over existing files unless `force`."""
+    out = Path(out)
+    if directory:
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"{out} is a file; give a directory to write into")
+        if out.is_dir() and _is_run_dir(out):
+            raise ValueError(f"{out} is a blockmae run directory; convert never writes into one (its model would no "
+                             "longer match its run): give a new directory")
+        if out.is_dir() and any(out.iterdir()) and not force:
+            raise ValueError(f"{out} is not empty; give a new directory, or --force to write over its files")
+    else:
+        if out.is_dir():
+            raise ValueError(f"{out} is a directory; give a file name, e.g. {out / 'videomae.pth'}")
+        if out.exists() and not force:
+            raise ValueError(f"{out} exists; give a new file name, or --force to overwrite it")
+    return out
+
+
+def stage_index(model: BlockMAE, stage: int | None) -> int:
+    """A stage counted from 1 (None: the top one) -> its 0-based index, checked against the model's K."""
+    if stage is None:
+        return model.num_stages - 1
+    if not 1 <= stage <= model.num_stages:
+        raise ValueError(f"--stage {stage} does not exist: the model has {model.num_stages} stage(s), counted from 1 "
+                         f"(default: the top one, {model.num_stages})")
+    return stage - 1
+
+
 def save_hf(model: BlockMAE, out: str | Path, stage: int = -1) -> Path:
-    """A `save_pretrained`-style directory that `VideoMAEForPreTraining.from_pretrained` reads."""
+    """A `save_pretrained`-style directory that `VideoMAEForPreTraining.from_pretrained` reads (`stage`: 0-based
+    index of the stage whose decoder is exported)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(hf_config_from_model(model.cfg, stage), indent=2))
@@ -93,22 +127,39 @@ def save_official(model: BlockMAE, out: str | Path, stage: int = -1) -> Path:
     return out
 
 
+# Head counts of the known official VideoMAE shapes, by width: the one thing a state dict cannot tell.
+ENCODER_HEADS = {p["width"]: p["heads"] for p in PRESETS.values()} | {1280: 16}
+DECODER_HEADS = {p["decoder_width"]: p["decoder_heads"] for p in PRESETS.values()} | {640: 8}
+
+
+def _heads(given: int | None, width: int, known: dict, flag: str) -> int:
+    if given is not None:
+        if width % given:
+            raise ValueError(f"{flag} {given} does not divide the width {width}")
+        return given
+    if width not in known:
+        raise ValueError(f"official weights do not record the number of attention heads, and width {width} is not a "
+                         f"known VideoMAE shape ({', '.join(f'{w}: {h}' for w, h in sorted(known.items()))}): pass {flag}")
+    return known[width]
+
+
 def official_model_config(sd: dict, frames: int, image_size: int, heads: int | None = None,
                           decoder_heads: int | None = None) -> dict:
-    """Read the architecture off official weights; frames and image size are not stored in them."""
+    """Read the architecture off official weights; frames and image size are not stored in them, head counts
+    come from the flags or the known VideoMAE shapes (never guessed)."""
     sd = sd.get("model", sd)
     prefix = "encoder." if any(k.startswith("encoder.") for k in sd) else ""
     w = sd[f"{prefix}patch_embed.proj.weight"]  # (width, channels, tubelet, patch, patch)
     width = w.shape[0]
     depth = len({k.split(".")[2 if prefix else 1] for k in sd if k.startswith(f"{prefix}blocks.")})
-    model = {"width": width, "depth": depth, "heads": heads or max(1, width // 64), "channels": w.shape[1],
+    model = {"width": width, "depth": depth, "heads": _heads(heads, width, ENCODER_HEADS, "--heads"), "channels": w.shape[1],
              "tubelet": w.shape[2], "patch": w.shape[3], "frames": frames, "image_size": image_size,
              "mlp_ratio": sd[f"{prefix}blocks.0.mlp.fc1.weight"].shape[0] / width,
              "qkv_bias": f"{prefix}blocks.0.attn.q_bias" in sd,
              "decoder": {"input_norm": f"{prefix}norm.weight" in sd}}
     if "decoder.head.weight" in sd:
         dwidth = sd["decoder.head.weight"].shape[1]
-        model["decoder"].update(width=dwidth, heads=decoder_heads or max(1, dwidth // 64),
+        model["decoder"].update(width=dwidth, heads=_heads(decoder_heads, dwidth, DECODER_HEADS, "--decoder-heads"),
                                 depth=len({k.split(".")[2] for k in sd if k.startswith("decoder.blocks.")}))
     return model
 
