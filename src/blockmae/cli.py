@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError, config_path
+from .errors import CheckpointWriteError, Interrupted, NonFiniteLoss
 
 def cmd_pretrain(args) -> None:
     from .config import load_config
@@ -206,7 +207,10 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.fn(args)
-    except (ConfigError, FileNotFoundError, ValueError) as e:
+    except (ConfigError, FileNotFoundError, ValueError, NonFiniteLoss, CheckpointWriteError) as e:
         if os.environ.get("BLOCKMAE_DEBUG"):  # the traceback, for bug reports
             raise
         sys.exit(f"blockmae {args.command}: error: {e}")
+    except (Interrupted, KeyboardInterrupt) as e:
+        print(f"\nblockmae {args.command}: {e or 'interrupted'}", file=sys.stderr)
+        sys.exit(130)

@@ -356,6 +356,12 @@ def resolve(cfg: Config) -> Config:
     for key in ("batch_size", "accum_steps", "log_every", "checkpoint_every", "keep_last"):
         if getattr(t, key) < 1:
             raise ConfigError(f"train.{key}={getattr(t, key)} must be at least 1")
+    for key in ("max_steps", "epochs"):
+        if getattr(t, key) is not None and getattr(t, key) < 1:
+            raise ConfigError(f"train.{key}={getattr(t, key)} must be at least 1")
+    if t.max_steps is not None and t.epochs is not None:
+        raise ConfigError(f"train.max_steps={t.max_steps} and train.epochs={t.epochs} are both set; set one (to train "
+                          "by epochs from a config that sets max_steps, add train.max_steps=null)")
     if t.phase_split is not None:
         per_stage(t.phase_split, k, "train.phase_split")
         if any(s <= 0 for s in t.phase_split):
@@ -392,6 +398,20 @@ def config_path(name: str | Path) -> Path:
     raise ConfigError(f"config '{name}' is neither a file nor a built-in config ({names})")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML would silently keep the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key '{key}' appears twice in one mapping",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
     """Read a YAML config (or start from defaults), apply `key=value` overrides, validate."""
     data = {}
@@ -400,9 +420,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         if not path.is_file():
             raise ConfigError(f"config file '{path}' not found")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"config file '{path}' is not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file '{path}' must hold a mapping of sections (model:, train:, ...), "
+                              f"not a {type(data).__name__}")
     apply_overrides(data, list(overrides))
     return config_from_dict(data)
 

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from .config import PRESETS, Config, config_from_dict, load_config, save_config
 from .model import BlockMAE
 from .model.convert import from_hf, from_official, hf_config_from_model, model_overrides_from_hf, to_hf, to_official
-from .train.checkpoint import WEIGHTS, latest_checkpoint, save_checkpoint
+from .train.checkpoint import WEIGHTS, damage, latest_intact_checkpoint, save_checkpoint
 
 
 def build_model(cfg: Config) -> BlockMAE:
@@ -39,14 +39,21 @@ def _hf_weights(path: Path) -> dict:
 
 
 def resolve_checkpoint(path: str | Path) -> tuple[Config, Path]:
-    """A run directory or checkpoint directory -> (its config, the checkpoint directory)."""
+    """A run directory or checkpoint directory -> (its config, the checkpoint directory), which must be intact."""
     path = Path(path)
     if (path / "config.yaml").is_file():
-        ckpt = latest_checkpoint(path)
-        if ckpt is None:
+        intact, damaged = latest_intact_checkpoint(path)
+        if damaged:
+            newest, problem = damaged[0]
+            fallback = f"; the newest intact one is {intact}: pass it instead" if intact else ""
+            raise ValueError(f"checkpoint {newest} is damaged: {problem}{fallback}")
+        if intact is None:
             raise FileNotFoundError(f"run directory {path} has no checkpoint yet (checkpoints/<step>/{WEIGHTS})")
-        return load_config(path / "config.yaml"), ckpt
+        return load_config(path / "config.yaml"), intact
     if (path / WEIGHTS).is_file() and (path.parent.parent / "config.yaml").is_file():
+        problem = damage(path)
+        if problem:
+            raise ValueError(f"checkpoint {path} is damaged: {problem}")
         return load_config(path.parent.parent / "config.yaml"), path
     raise FileNotFoundError(f"{path} is not a blockmae run directory or checkpoint (no config.yaml found)")
 

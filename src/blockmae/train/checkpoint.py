@@ -1,12 +1,16 @@
-"""Atomic checkpoints: RUN_DIR/checkpoints/<step>/{model.safetensors, state.pt}.
+"""Atomic checkpoints: RUN_DIR/checkpoints/<step>/{model.safetensors, state.pt, manifest.json}.
 
 A checkpoint is written under a temporary name and renamed into place, so a crash never
 leaves a half-written one; `state.pt` holds only tensors and plain values, so it loads
-with `torch.load(weights_only=True)`.
+with `torch.load(weights_only=True)`. `manifest.json` records each file's size and SHA-256,
+so damage done later (a truncated copy, a lost file) is detected and named, and a resume
+falls back to the newest intact checkpoint.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import random
 import shutil
@@ -16,7 +20,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-WEIGHTS, STATE = "model.safetensors", "state.pt"
+WEIGHTS, STATE, MANIFEST = "model.safetensors", "state.pt", "manifest.json"
 
 
 def checkpoint_steps(run_dir: Path) -> list[int]:
@@ -54,23 +58,98 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def damage(ckpt: Path) -> str | None:
+    """What is wrong with a checkpoint directory (a missing, truncated or altered file), or None if intact.
+
+    Checkpoints from before manifests existed are checked for their files and a readable weights header.
+    """
+    ckpt = Path(ckpt)
+    manifest = ckpt / MANIFEST
+    if not manifest.is_file():
+        for name in (WEIGHTS, STATE):
+            if not (ckpt / name).is_file():
+                return f"{name} is missing"
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(ckpt / WEIGHTS), "pt"):
+                pass
+        except Exception as e:  # noqa: BLE001 - any failure to parse the header is damage
+            return f"{WEIGHTS} is unreadable ({type(e).__name__})"
+        return None
+    try:
+        files = json.loads(manifest.read_text())["files"]
+    except (OSError, ValueError, KeyError):
+        return f"{MANIFEST} is unreadable"
+    for name, expected in files.items():
+        path = ckpt / name
+        if not path.is_file():
+            return f"{name} is missing"
+        size = path.stat().st_size
+        if size != expected["bytes"]:
+            return f"{name} is {'truncated' if size < expected['bytes'] else 'longer than written'} " \
+                   f"({size} of {expected['bytes']} bytes)"
+        if _sha256(path) != expected["sha256"]:
+            return f"{name} does not match its SHA-256 (altered after it was written)"
+    return None
+
+
+def latest_intact_checkpoint(run_dir: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest checkpoint without damage, and every newer one that is damaged, with what is wrong."""
+    damaged = []
+    root = Path(run_dir) / "checkpoints"
+    steps = sorted((int(p.name) for p in root.iterdir() if p.name.isdigit()), reverse=True) if root.is_dir() else []
+    for step in steps:
+        problem = damage(root / str(step))
+        if problem is None:
+            return root / str(step), damaged
+        damaged.append((root / str(step), problem))
+    return None, damaged
+
+
 def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, state: dict) -> Path:
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{step}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS))
-    torch.save(state, tmp / STATE)
-    for f in (tmp / WEIGHTS, tmp / STATE):
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
+    try:
+        _write(tmp, step, model, state)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # never leave a partial checkpoint (a full disk, Ctrl-C)
+        raise
     final = root / str(step)
     if final.exists():  # re-saving a step (e.g. after a resume with no progress) replaces it
         shutil.rmtree(final)
     os.replace(tmp, final)
     _fsync_dir(root)
     return final
+
+
+def _write(tmp: Path, step: int, model: torch.nn.Module, state: dict) -> None:
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS))
+    torch.save(state, tmp / STATE)
+    umask = os.umask(0)
+    os.umask(umask)
+    files = {}
+    for name in (WEIGHTS, STATE):
+        f = tmp / name
+        os.chmod(f, 0o666 & ~umask)  # like any file the user writes (safetensors creates 0600)
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+        files[name] = {"bytes": f.stat().st_size, "sha256": _sha256(f)}
+    with open(tmp / MANIFEST, "w") as fh:
+        json.dump({"step": step, "files": files}, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def load_weights(path: Path) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -22,15 +23,13 @@ from ..config import Config, ConfigError, RESUMABLE_KEYS, diff_configs, load_con
 from ..data import SkipCorrupt, build_dataset, collate
 from ..data.transforms import to_model_input
 from ..model import BlockMAE, regime_plan
+from ..errors import CheckpointWriteError, Interrupted, NonFiniteLoss
 from ..eval.reconstruction import held_out_losses as score_held_out
-from . import distributed
-from .checkpoint import latest_checkpoint, load_state, load_weights, prune, rng_state, save_checkpoint, set_rng_state
+from . import distributed, lock
+from .checkpoint import (latest_checkpoint, latest_intact_checkpoint, load_state, load_weights, prune, rng_state,
+                         save_checkpoint, set_rng_state)
 from .logging import RunLog, read_log
 from .optim import build_optimizer, cosine_lr, effective_lr, phase_bounds
-
-
-class NonFiniteLoss(RuntimeError):
-    """A stage's loss became NaN or infinite; the run stops before anything is saved over."""
 
 
 class EpochBatches(Sampler):
@@ -134,9 +133,18 @@ def _prepare_run_dir(cfg: Config, out: Path, write: bool = True) -> tuple[Config
 
     `write=False` (ranks other than the writer, after it): only read what the writer prepared."""
     if not write:
-        return load_config(out / "config.yaml"), latest_checkpoint(out)
+        return load_config(out / "config.yaml"), latest_intact_checkpoint(out)[0]
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a directory for the run")
     out.mkdir(parents=True, exist_ok=True)
-    ckpt = latest_checkpoint(out)
+    lock.acquire(out)  # one writer per run directory; released when pretrain returns or the process ends
+    ckpt, damaged = latest_intact_checkpoint(out)
+    for path, problem in damaged:  # moved aside (kept for inspection) so a re-saved step cannot replace it
+        aside = path.with_name(f"damaged-{path.name}")
+        shutil.rmtree(aside, ignore_errors=True)
+        path.rename(aside)
+        print(f"blockmae: warning: checkpoint {path} is damaged ({problem}); kept as {aside}, "
+              f"resuming from {ckpt or 'the start'}")
     saved = out / "config.yaml"
     if ckpt is not None and saved.exists():
         old = load_config(saved)
@@ -165,7 +173,12 @@ def pretrain(cfg: Config, out: str | Path) -> dict | None:
             from .pipeline import pretrain_pipeline
             return pretrain_pipeline(cfg, out, device)
         return _pretrain(cfg, out, device)
+    except KeyboardInterrupt:
+        last = latest_checkpoint(out) if out.is_dir() else None
+        raise Interrupted(f"interrupted; the last checkpoint is {last or 'none (nothing trained is kept)'}; run the "
+                          "same command again to resume from it") from None
     finally:
+        lock.release(out)
         distributed.stop(created)
 
 
@@ -280,7 +293,13 @@ def _pretrain(cfg: Config, out: Path, device: torch.device) -> dict | None:
             skipped_in_row = 0
         if replicas.main and (done % t.checkpoint_every == 0 or done == schedule.total):
             state = {"step": done, "optimizer": optimizer.state_dict(), "rng": rng_state()}
-            save_checkpoint(out, done, model, state)
+            try:
+                save_checkpoint(out, done, model, state)
+            except OSError as e:
+                raise CheckpointWriteError(
+                    f"could not write checkpoint {done} in {out} ({e.strerror or e}); the last complete one "
+                    f"({latest_checkpoint(out) or 'none'}) is intact: make room and run the same command to resume"
+                ) from None
             prune(out, t.keep_last, t.snapshot_every)
     bar.close()
     if not replicas.main:

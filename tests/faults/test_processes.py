@@ -1,0 +1,94 @@
+"""Real processes against one run directory: a lock that names its holder, kill -9 and Ctrl-C at any step
+lose nothing (the resumed run ends with the same weights as an uninterrupted one)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+STEPS = 24
+ARGS = ["tiny", "data.train=digits,n=64", "train.batch_size=16", f"train.max_steps={STEPS}", "train.checkpoint_every=4",
+        "train.log_every=2", "train.progress=false", "train.regime=simultaneous", "model.decoder.mask_ratio=0.0"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def start(out: Path, *extra: str) -> subprocess.Popen:
+    args = ARGS + list(extra)
+    return subprocess.Popen([sys.executable, "-m", "blockmae", "pretrain", *args, "--out", str(out)], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate, timeout: float = 120.0) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        if time.time() > deadline:
+            raise TimeoutError("condition not reached")
+        time.sleep(0.05)
+
+
+def steps_logged(out: Path) -> int:
+    try:
+        lines = (out / "log.jsonl").read_text().splitlines()
+        return json.loads(lines[-1])["step"] if lines else 0
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def lock_holder(out: Path) -> int | None:
+    try:
+        return json.loads((out / ".lock").read_text()).get("pid")
+    except (OSError, ValueError):  # not there yet, or being written
+        return None
+
+
+def final_weights(out: Path) -> dict:
+    return load_file(str(out / "checkpoints" / str(STEPS) / "model.safetensors"))
+
+
+def test_two_processes_one_directory_and_a_stale_lock(tmp_path):
+    out = tmp_path / "run"
+    first = start(out, "train.max_steps=4000")  # long enough to be running throughout
+    wait_for(lambda: steps_logged(out) >= 2)
+    second = start(out, "train.max_steps=4000")
+    _, err = second.communicate(timeout=120)
+    assert second.returncode != 0
+    assert f"is in use by process {first.pid}" in err and "Traceback" not in err
+    first.kill()  # kill -9: the lock file stays behind
+    first.communicate()
+    assert (out / ".lock").exists()
+    third = start(out, "train.max_steps=4000")  # resumes: same config, the stale lock does not block it
+    wait_for(lambda: lock_holder(out) == third.pid)
+    resumed_at = steps_logged(out)
+    wait_for(lambda: steps_logged(out) >= resumed_at + 4)
+    third.kill()
+    _, err = third.communicate()
+    assert "which is gone; taking it over" in err
+    rows = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert rows == sorted(set(rows))  # no step logged twice
+
+
+def test_kill_and_ctrl_c_at_any_step_lose_nothing(tmp_path):
+    reference = tmp_path / "reference"
+    assert subprocess.run([sys.executable, "-m", "blockmae", "pretrain", *ARGS, "--out", str(reference)],
+                          env=ENV, capture_output=True).returncode == 0
+    expected = final_weights(reference)
+    for how, at in (("kill", 7), ("interrupt", 13)):
+        out = tmp_path / how
+        proc = start(out)
+        wait_for(lambda: steps_logged(out) >= at)
+        proc.send_signal(signal.SIGKILL if how == "kill" else signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        if how == "interrupt":
+            assert proc.returncode == 130 and "Traceback" not in err, err
+            assert "interrupted; the last checkpoint is" in err and "run the same command again" in err
+        done = subprocess.run([sys.executable, "-m", "blockmae", "pretrain", *ARGS, "--out", str(out)],
+                              env=ENV, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        got = final_weights(out)
+        assert all(torch.equal(got[k], expected[k]) for k in expected), how
