@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import ConfigError, config_path
+from .config import ConfigError, builtin_configs, config_path
 from .errors import CheckpointWriteError, Interrupted, NonFiniteLoss
 
 def cmd_pretrain(args) -> None:
@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("pretrain", "Pretrain a model (any regime); re-running with the same --out resumes.", cmd_pretrain)
-    p.add_argument("config", help="YAML config file or built-in name (tiny)")
+    p.add_argument("config", help=f"YAML config file or built-in name ({', '.join(builtin_configs())})")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=1e-3 model.partition=[6,6]")
     p.add_argument("--out", required=True, help="run directory (created; resumed if it has a checkpoint)")
 

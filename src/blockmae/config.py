@@ -386,6 +386,11 @@ def resolve(cfg: Config) -> Config:
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
+def builtin_configs() -> list[str]:
+    """Names of the configs shipped with blockmae (`tiny`, `paper/deit-s`, ...)."""
+    return sorted(str(p.relative_to(CONFIG_DIR).with_suffix("")) for p in CONFIG_DIR.rglob("*.yaml"))
+
+
 def config_path(name: str | Path) -> Path:
     """A YAML path, or the name of a built-in config (`tiny` -> blockmae/configs/tiny.yaml)."""
     path = Path(name)
@@ -394,7 +399,7 @@ def config_path(name: str | Path) -> Path:
     builtin = CONFIG_DIR / f"{name}.yaml"
     if builtin.is_file():
         return builtin
-    names = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+    names = ", ".join(builtin_configs())
     raise ConfigError(f"config '{name}' is neither a file nor a built-in config ({names})")
 
 

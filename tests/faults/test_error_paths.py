@@ -45,3 +45,17 @@ def test_non_finite_loss_is_one_line_and_non_zero(tmp_path):
     assert done.returncode == 1
     assert "loss is nan" in done.stderr.lower() or "loss is inf" in done.stderr.lower()
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_failed_start_leaves_no_directory(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit, match="unknown dataset"):
+        main(["pretrain", "tiny", *FAST, "data.train=digitz", "--out", str(out)])
+    assert not out.exists()
+
+
+def test_help_names_every_built_in_config(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # one line per option: argparse would break 'deit-ti' at its hyphen
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--help"])
+    assert all(name in capsys.readouterr().out for name in ("tiny", "paper/deit-s", "paper/deit-ti"))

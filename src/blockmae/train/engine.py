@@ -167,6 +167,7 @@ def pretrain(cfg: Config, out: str | Path) -> dict | None:
     rank that wrote the run directory returns the summary, the others None.
     """
     out = Path(out)
+    fresh = not out.exists()
     device, created = distributed.start(cfg, pick_device(cfg.train.device))
     try:
         if cfg.dist.mode == "pipeline":
@@ -175,11 +176,21 @@ def pretrain(cfg: Config, out: str | Path) -> dict | None:
         return _pretrain(cfg, out, device)
     except KeyboardInterrupt:
         last = latest_checkpoint(out) if out.is_dir() else None
+        _forget_failed_start(out, fresh)
         raise Interrupted(f"interrupted; the last checkpoint is {last or 'none (nothing trained is kept)'}; run the "
                           "same command again to resume from it") from None
+    except BaseException:
+        _forget_failed_start(out, fresh)
+        raise
     finally:
         lock.release(out)
         distributed.stop(created)
+
+
+def _forget_failed_start(out: Path, fresh: bool) -> None:
+    """A run that this call created and that failed before its first checkpoint leaves no directory behind."""
+    if fresh and out.is_dir() and latest_checkpoint(out) is None and not (out / "checkpoints").is_dir():
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def _pretrain(cfg: Config, out: Path, device: torch.device) -> dict | None:
