@@ -58,4 +58,5 @@ def test_help_names_every_built_in_config(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")  # one line per option: argparse would break 'deit-ti' at its hyphen
     with pytest.raises(SystemExit):
         main(["pretrain", "--help"])
-    assert all(name in capsys.readouterr().out for name in ("tiny", "paper/deit-s", "paper/deit-ti"))
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("tiny", "paper/deit-s", "paper/deit-ti"))
