@@ -82,7 +82,12 @@ def cmd_datasets_check(args) -> None:
 def cmd_analyze(args) -> None:
     from .analysis.analyze import analyze
     from .analysis.suite import Options, extraction_workers
+    from .data.spec import check_spec
 
+    for spec in args.data:  # every spec checked before hours of work on the first ones
+        check_spec(spec)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out} is a file; give a directory for the analysis")
     options = Options(batch_size=args.batch_size, num_workers=args.workers, layers=not args.blocks_only,
                       occlusion=not args.no_occlusion, dynamics=args.dynamics, save_features=args.save_features,
                       device=args.device, probe=args.probe)
@@ -101,6 +106,8 @@ def cmd_bench(args) -> None:
 def cmd_demo(args) -> None:
     from .demo import run_demo
 
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out} is a file; give a directory for the demo")
     run_demo(Path(args.out), quick=args.quick)
 
 

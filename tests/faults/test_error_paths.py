@@ -60,3 +60,14 @@ def test_help_names_every_built_in_config(capsys, monkeypatch):
         main(["pretrain", "--help"])
     out = capsys.readouterr().out
     assert all(name in out for name in ("tiny", "paper/deit-s", "paper/deit-ti"))
+
+
+def test_analyze_checks_every_data_spec_and_its_out_before_working(tmp_path):
+    with pytest.raises(SystemExit, match="unknown dataset 'gratingz'"):
+        main(["analyze", str(tmp_path / "nowhere"), "--data", "digits,n=8", "--data", "gratingz", "--out",
+              str(tmp_path / "a")])
+    taken = tmp_path / "file"
+    taken.write_text("x")
+    for command in (["analyze", str(tmp_path), "--data", "digits,n=8"], ["demo", "--quick"]):
+        with pytest.raises(SystemExit, match="is a file"):
+            main([*command, "--out", str(taken)])

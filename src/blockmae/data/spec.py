@@ -126,9 +126,12 @@ def _lookup(name: str) -> tuple[DatasetInfo, str | None]:
     raise ValueError(f"unknown dataset {name!r}{_suggest(head, _REGISTRY)} Valid datasets: {', '.join(valid)}")
 
 
-def build_dataset(spec: str, split: str = "train", *, frames: int, image_size: int, channels: int = 3,
-                  seed: int = 0) -> Dataset:
-    """Build a dataset from a spec; `frames`/`image_size`/`channels` are the model's, `frames=`/`size=` override."""
+def check_spec(spec: str) -> None:
+    """Raise the error `build_dataset` would give for a bad name or option, without building anything."""
+    _parse_options(spec)
+
+
+def _parse_options(spec: str) -> tuple[DatasetInfo, str | None, dict[str, Any]]:
     name, raw = parse_spec(spec)
     info, argument = _lookup(name)
     valid = {**info.options, **COMMON_OPTIONS}
@@ -142,6 +145,13 @@ def build_dataset(spec: str, split: str = "train", *, frames: int, image_size: i
         except ValueError:
             raise ValueError(f"dataset {info.name!r}: option {key}={text!r} is not valid; "
                              f"expected {valid[key].expected}") from None
+    return info, argument, values
+
+
+def build_dataset(spec: str, split: str = "train", *, frames: int, image_size: int, channels: int = 3,
+                  seed: int = 0) -> Dataset:
+    """Build a dataset from a spec; `frames`/`image_size`/`channels` are the model's, `frames=`/`size=` override."""
+    info, argument, values = _parse_options(spec)
     if info.splits is not None and split not in info.splits:
         raise ValueError(f"dataset {info.name!r} has no split {split!r}{_suggest(str(split), info.splits)} "
                          f"Valid splits: {', '.join(info.splits)}")

@@ -239,7 +239,7 @@ def _pretrain(cfg: Config, out: Path, device: torch.device) -> dict | None:
             replicas.start_averaging(k, stage_params[k])  # while the next stages compute (one process: no-op)
 
     sums, count, clips_in_row, tick = [0.0] * model.num_stages, [0] * model.num_stages, 0, time.perf_counter()
-    skipped_in_row, skipped_files = 0, []
+    skipped_in_row, skipped_files, reported = 0, [], set()
     model.train()
     bar = tqdm(total=schedule.total, initial=start, desc=f"pretrain {t.regime}",
                disable=not (t.progress and replicas.main), dynamic_ncols=True)
@@ -249,8 +249,10 @@ def _pretrain(cfg: Config, out: Path, device: torch.device) -> dict | None:
         step_losses = [0.0] * model.num_stages
         for micro in range(t.accum_steps):
             clips, _, skipped = next(loader)
-            for item in skipped:  # a corrupt sample was replaced; say which, keep going
-                tqdm.write(f"skipped {item}")
+            for item in skipped:  # a corrupt sample was replaced: named once, counted every time (log.jsonl)
+                if item not in reported:
+                    reported.add(item)
+                    tqdm.write(f"skipped {item} (named once; later skips are only counted)")
                 if len(skipped_files) < 20 and item not in skipped_files:
                     skipped_files.append(item)
             skipped_in_row += len(skipped)
