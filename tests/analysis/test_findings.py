@@ -95,3 +95,10 @@ def test_an_open_gap_says_how_many_seeds_would_settle_it():
             r["value"] = top[(r["seed"], r["dataset"])] + offsets[SEEDS.index(r["seed"])]
     settle = measure_findings(rows, summaries)["1"]["seeds_to_settle"]
     assert settle["gap simultaneous-K4 excludes 0"] == seeds_to_exclude(offsets) > len(SEEDS)
+
+
+def test_one_seed_says_so_instead_of_printing_nan():
+    from blockmae.analysis.findings import format_ci
+
+    assert format_ci({"mean": 0.5, "low": float("nan"), "high": float("nan"), "n": 1}) == "0.500 (1 seed, no interval)"
+    assert format_ci({"mean": 0.5, "low": 0.4, "high": 0.6, "n": 3}) == "0.500 [0.400, 0.600]"

@@ -317,18 +317,20 @@ def findings_markdown(findings: dict) -> str:
         "the per-seed difference would exclude zero, if its mean and spread stayed as measured.\n"
 
 
-def _fmt_ci(ci: dict, scale: float = 1.0, digits: int = 3) -> str:
+def format_ci(ci: dict, scale: float = 1.0, digits: int = 3) -> str:
+    if ci["n"] < 2:  # no interval from one run: say so rather than print [nan, nan]
+        return f"{ci['mean'] * scale:.{digits}f} ({ci['n']} seed{'s' if ci['n'] != 1 else ''}, no interval)"
     return f"{ci['mean'] * scale:.{digits}f} [{ci['low'] * scale:.{digits}f}, {ci['high'] * scale:.{digits}f}]"
 
 
 def _key_numbers(number: str, f: dict) -> str:
     if number == "1":
-        return "; ".join(f"gap {k}: {_fmt_ci(v, digits=1)} pp" for k, v in f["gap_e2e_minus_bw_pp"].items())
+        return "; ".join(f"gap {k}: {format_ci(v, digits=1)} pp" for k, v in f["gap_e2e_minus_bw_pp"].items())
     if number == "2":
         return (f"BW ahead at block 1 in {f['share_bw_ahead_at_block1']:.0%} of cells; E2E overtakes later in "
                 f"{f['share_e2e_overtakes_later']:.0%}")
     if number == "3":
-        return "; ".join(f"{k} late CKA {_fmt_ci(v['late_consecutive_cka'])}" for k, v in f["by_run"].items()
+        return "; ".join(f"{k} late CKA {format_ci(v['late_consecutive_cka'])}" for k, v in f["by_run"].items()
                          if v["late_consecutive_cka"])
     if number == "4":
         return (f"Spearman rho {f['spearman_rho']:.2f} (p={f['p_value']:.2g}, {f['points']} pairs)"
@@ -336,7 +338,7 @@ def _key_numbers(number: str, f: dict) -> str:
     if number == "5":
         return (f"BW block-1 token similarity higher in {f['share_bw_block1_token_similarity_higher']:.0%}; "
                 f"occlusion drop grows with depth in {f['share_occlusion_drop_grows_with_depth']:.0%}")
-    return "; ".join(f"{k}: loss seq {_fmt_ci(v['held_out_loss_top']['sequential'], digits=4)} vs e2e "
-                     f"{_fmt_ci(v['held_out_loss_top']['e2e'], digits=4)}, probe seq "
-                     f"{_fmt_ci(v['final_probe_mean_over_datasets']['sequential'])} vs e2e "
-                     f"{_fmt_ci(v['final_probe_mean_over_datasets']['e2e'])}" for k, v in f["by_K"].items())
+    return "; ".join(f"{k}: loss seq {format_ci(v['held_out_loss_top']['sequential'], digits=4)} vs e2e "
+                     f"{format_ci(v['held_out_loss_top']['e2e'], digits=4)}, probe seq "
+                     f"{format_ci(v['final_probe_mean_over_datasets']['sequential'])} vs e2e "
+                     f"{format_ci(v['final_probe_mean_over_datasets']['e2e'])}" for k, v in f["by_K"].items())
