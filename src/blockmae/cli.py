@@ -90,7 +90,7 @@ def cmd_analyze(args) -> None:
         raise ConfigError(f"--out {args.out} is a file; give a directory for the analysis")
     options = Options(batch_size=args.batch_size, num_workers=args.workers, layers=not args.blocks_only,
                       occlusion=not args.no_occlusion, dynamics=args.dynamics, save_features=args.save_features,
-                      device=args.device, probe=args.probe)
+                      device=args.device, probe=args.probe, strict=args.strict)
     with extraction_workers(options) as main:  # under torchrun: every rank extracts a shard, rank 0 analyses
         if main:
             report = analyze(args.sources, args.data, args.out, options, with_random_floor=args.random_floor)
@@ -176,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dynamics", action="store_true", help="also measure every saved checkpoint of run directories")
     p.add_argument("--blocks-only", action="store_true", help="skip per-layer probes and layer x layer CKA")
     p.add_argument("--no-occlusion", action="store_true", help="skip the occlusion diagnostic")
+    p.add_argument("--strict", action="store_true", help="an unreadable clip is an error (default: it is left out of "
+                                                          "every metric, counted and named)")
     p.add_argument("--probe", choices=["sklearn", "torch"], default="sklearn",
                    help="sklearn: the authors' probe; torch: every layer in one batched L-BFGS, meant for a GPU (agrees within 0.5 pp; slower than sklearn on a 2-core CPU)")
     p.add_argument("--batch-size", type=int, default=64)

@@ -63,7 +63,7 @@ def test_features_are_cached_and_reused(analysed, tmp_path):
     first = {(r["metric"], r["block"], r["target"]): r["value"] for r in rows
              if r["run"] == "e2e" and r["dataset"] == "digits" and r["step"] is None and r["layer"] is None and "run2" not in r}
     second = {(r["metric"], r["block"], r["target"]): r["value"] for r in again if r["layer"] is None and "run2" not in r}
-    assert first == second
+    assert second == pytest.approx(first, rel=1e-6)  # recon losses: GEMM rounding may follow buffer placement
 
 
 def test_analyze_a_hugging_face_directory(tmp_path):

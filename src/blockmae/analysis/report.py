@@ -100,7 +100,7 @@ dl.protocol dt { font-weight: 600; font-family: ui-monospace, Menlo, Consolas, m
 dl.protocol dd { margin: 2px 0 0 18px; max-width: 980px; }
 .note { color: var(--muted); font-size: 12.5px; }
 td.bad { color: #b00020; font-weight: 600; }
-ul.warn { color: #b00020; }
+ul.warn, p.warn { color: #b00020; }
 """
 
 
@@ -434,6 +434,15 @@ def write_report(out_dir: Path, rows: list[dict], figures: dict[str, list[Path]]
         "<nav>" + "".join(f'<a href="#{sid}">{_e(title)}</a>' for sid, title in sections) + "</nav>",
         '<h2 id="summary">Summary: final block</h2>', _summary_table(final, styler),
     ]
+    left_out = [r for r in rows if r.get("metric") == "clips_left_out" and r.get("step") is None]
+    if left_out:
+        seen = {}
+        for r in left_out:  # the same clips for every source: once per dataset and split
+            seen.setdefault((r.get("dataset"), r.get("split")), r)
+        parts.append('<p class="warn">Unreadable clips were left out of every metric (each readable clip is used '
+                     "exactly once): " + "; ".join(
+                         f"{_e(d)} ({_e(sp)}): {int(r['value'])}: {_e(', '.join(r.get('files', [])[:5]))}"
+                         for (d, sp), r in seen.items()) + ".</p>")
     if select(final, "recon_loss"):
         parts += ['<h2 id="learning">Did training learn? Losses beside the trivial predictors</h2>',
                   _learning_table(final, styler)]

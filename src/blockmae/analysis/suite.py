@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from joblib import Parallel, delayed
+from tqdm.auto import tqdm
 from sklearn.model_selection import StratifiedKFold
 from torch.utils.data import DataLoader, Subset
 
@@ -44,6 +45,8 @@ PROTOCOL = {
                      "mAP over queries. retrieval_r@k: share of queries with a same-class clip among the k nearest.",
     "gallery_r@k": "Video-SSL retrieval: test queries against the train gallery, cosine; R@1/5/10/20/50.",
     "recon_loss": "Per-stage masked-reconstruction MSE on held-out clips under fixed tube masks (E2E: its monitors).",
+    "clips_left_out": "Unreadable clips of the split, left out of every metric (each readable clip is used exactly "
+                      "once; nothing is substituted); `files` names up to 20.",
     "recon_loss_zero": "Baseline: the MSE of predicting 0 for every hidden tubelet (same clips and masks as recon_loss).",
     "recon_loss_position_mean": "Baseline: the MSE of predicting each token position's mean target over the evaluated "
                                 "clips (a lookup table; same clips and masks).",
@@ -75,6 +78,7 @@ class Options:
     samples: int = 2  # clips per source in the reconstruction figure
     device: str = "auto"
     probe: str = "sklearn"  # sklearn (the authors' protocol) | torch (all layers at once, GPU when present)
+    strict: bool = False  # an unreadable evaluation clip is an error instead of being left out
     progress: bool = True
     timings: dict = field(default_factory=lambda: defaultdict(float))
 
@@ -121,6 +125,7 @@ class Analysis:
         self.samples: list[dict] = []
         self.pooled: dict[tuple[str, str], list[np.ndarray]] = {}  # (run, dataset) -> block features, for cross-run CKA
         self._probes: dict[tuple, dict[str, float]] = {}  # (test key, train key, kind, index) -> accuracies
+        self._said: set[tuple[str, str]] = set()  # (dataset, split) whose left-out clips were reported
 
     # ------------------------------------------------------------------ rows
     def add(self, meta: dict, dataset: str, split: str | None, metric: str, value: float, *, block=None, layer=None,
@@ -165,7 +170,14 @@ class Analysis:
         if not len(shard):
             return None
         loader = DataLoader(shard, batch_size=size, num_workers=self.opt.num_workers, collate_fn=collate)
-        batches = ((clips, y) for clips, y, _ in loader)
+        left_out: list[str] = []
+
+        def readable():
+            for clips, y, skipped in loader:
+                left_out.extend(skipped)
+                if clips is not None:
+                    yield clips, y
+        batches = readable()
         if occluded:
             regions = 2 if _dataset_name(spec) == "gratings2" else 1
             gen = torch.Generator().manual_seed(0)
@@ -176,14 +188,16 @@ class Analysis:
                                                      regions=regions, generator=gen))
             for _ in range(first):  # the masks of the batches before this shard
                 occlusion_mask(size, cfg.image_size, cfg.image_size, patch=patch, regions=regions, generator=gen)
-            batches = ((hide(clips), y) for clips, y, _ in loader)
+            batches = ((hide(clips), y) for clips, y in readable())
 
         def prepare(clips):
             return to_model_input(clips.to(self.device), cfg.pixel_mean, cfg.pixel_std)
 
-        return extract_features(model.to(self.device), batches, prepare, dataset.target_names, total=len(shard),
-                                token_stats=not occluded, progress=self.opt.progress and rank == 0,
-                                desc=f"{source.run} {spec} {split}{' occluded' if occluded else ''}")
+        feats = extract_features(model.to(self.device), batches, prepare, dataset.target_names, total=len(shard),
+                                 token_stats=not occluded, progress=self.opt.progress and rank == 0,
+                                 desc=f"{source.run} {spec} {split}{' occluded' if occluded else ''}")
+        feats.left_out = left_out
+        return feats
 
     def serve(self) -> None:
         """A worker of `extraction_workers`: extract this rank's shard of what rank 0 asks for, until it says stop."""
@@ -200,11 +214,19 @@ class Analysis:
                 models = {key: source.model().to(self.device)}
             dist.gather_object(self._extract(source, models[key], spec, split, occluded, rank, world), None, dst=0)
 
-    @staticmethod
-    def _dataset(spec: str, split: str, cfg):
-        """Evaluation clips at the model's shape; unreadable videos are skipped, not fatal."""
+    def _dataset(self, spec: str, split: str, cfg):
+        """Evaluation clips at the model's shape; an unreadable video is left out (never replaced by another clip:
+        that would change the numbers), counted and named, or with `strict` an error."""
         return SkipCorrupt(build_dataset(spec, split, frames=cfg.frames, image_size=cfg.image_size,
-                                         channels=cfg.channels, seed=0))
+                                         channels=cfg.channels, seed=0), strict=self.opt.strict, replace=False)
+
+    def _say_left_out(self, name: str, split: str, left_out: list[str]) -> None:
+        """Once per dataset and split (every source reads the same clips)."""
+        if (name, split) in self._said:
+            return
+        self._said.add((name, split))
+        tqdm.write(f"analyze: left out {len(left_out)} unreadable clip(s) of {name} ({split}); every other clip is "
+                   f"used once: " + "; ".join(left_out[:5]) + (" ..." if len(left_out) > 5 else ""))
 
     # ------------------------------------------------------------------ one source on one dataset
     def run(self, source: Source, spec: str) -> None:
@@ -217,6 +239,10 @@ class Analysis:
         test = self.features(source, model, spec, evaluation)
         train = self.features(source, model, spec, "train") if two_splits else None
         split = "test" if two_splits else None
+        for part, feats in ((evaluation, test), ("train", train)):
+            if feats is not None and feats.left_out:
+                self.add(meta, name, part, "clips_left_out", len(feats.left_out), files=feats.left_out[:20])
+                self._say_left_out(name, part, feats.left_out)
         labelled = test.labels.shape[1] > 0
         partition = model.partition
         blocks_test = test.blocks(partition)
@@ -363,7 +389,8 @@ class Analysis:
         def videos():
             for start in range(0, n - batch + 1, batch):
                 clips, _, _ = collate([dataset[j] for j in range(start, start + batch)])
-                yield to_model_input(clips.to(self.device), cfg.pixel_mean, cfg.pixel_std)
+                if clips is not None:  # unreadable clips are left out
+                    yield to_model_input(clips.to(self.device), cfg.pixel_mean, cfg.pixel_std)
 
         result = held_out_losses(model, videos, kind, ratio)
         for k, value in enumerate(result["losses"], 1):

@@ -30,8 +30,12 @@ class TooManyCorrupt(RuntimeError):
 class SkipCorrupt(Dataset):
     """Wrap a dataset so unreadable samples are skipped: items become (clip, labels, skipped)."""
 
-    def __init__(self, dataset, strict: bool = False, seed: int = 0, max_attempts: int = MAX_ATTEMPTS):
+    def __init__(self, dataset, strict: bool = False, seed: int = 0, max_attempts: int = MAX_ATTEMPTS,
+                 replace: bool = True):
+        """`replace=False` is for evaluation: an unreadable sample comes back as (None, None, [why]) and `collate`
+        leaves it out, so every readable clip is used exactly once and nothing is substituted."""
         self.dataset, self.strict, self.seed, self.max_attempts = dataset, strict, seed, max_attempts
+        self.replace = replace
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -58,6 +62,8 @@ class SkipCorrupt(Dataset):
                 if self.strict:
                     raise
                 skipped.append(str(e))
+                if not self.replace:
+                    return None, None, skipped
                 current = self.replacement(index, attempt)
         raise TooManyCorrupt(f"{len(skipped)} samples in a row failed to load, starting at index {index}:\n  "
                              + "\n  ".join(skipped[:5]) + "\ncheck the data with `blockmae datasets check SPEC`")
@@ -67,8 +73,13 @@ def collate(items):
     """Stack (clip, labels[, skipped]) items; repeated clips (R, T, H, W, C) are flattened into the batch.
 
     Returns (clips uint8 (N, T, H, W, C), labels int64 (N, n_targets)) for 2-field items and
-    (clips, labels, skipped list of str) for 3-field items.
+    (clips, labels, skipped list of str) for 3-field items; items whose clip is None (left out in evaluation)
+    only add to `skipped`, and a batch of nothing but those gives (None, None, skipped).
     """
+    left_out = [s for item in items if item[0] is None for s in item[2]]
+    items = [item for item in items if item[0] is not None]  # evaluation: unreadable clips are left out
+    if not items:
+        return None, None, left_out
     fields = list(zip(*items))
     clips, labels = fields[0], fields[1]
     if clips[0].ndim == 5:
@@ -79,4 +90,4 @@ def collate(items):
         out, labels = torch.stack(clips), torch.stack(labels)
     if len(fields) == 2:
         return out, labels
-    return out, labels, [s for skipped in fields[2] for s in skipped]
+    return out, labels, left_out + [s for skipped in fields[2] for s in skipped]

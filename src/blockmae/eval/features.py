@@ -27,6 +27,7 @@ class Features:
     token_similarity: list[float] = field(default_factory=list)  # per layer, mean over clips
     update_norm: list[float] = field(default_factory=list)  # per layer: vs the layer before (layer 1: vs embedding)
     key: str = ""  # identifies the extraction (model, data, split) for memoising metrics
+    left_out: list[str] = field(default_factory=list)  # unreadable clips left out ("PATH: reason (detail)")
 
     def blocks(self, partition: list[int]) -> list[np.ndarray]:
         ends = np.cumsum(partition)
@@ -38,7 +39,7 @@ class Features:
         arrays |= {f"block_{k}": x for k, x in enumerate(self.blocks(partition), start=1)}
         np.savez(path, **arrays, y=self.labels, target_names=np.array(self.target_names),
                  token_similarity=np.array(self.token_similarity), update_norm=np.array(self.update_norm),
-                 partition=np.array(partition))
+                 partition=np.array(partition), left_out=np.array(self.left_out, dtype=str))
 
     @classmethod
     def merge(cls, shards: list["Features"]) -> "Features":
@@ -49,14 +50,16 @@ class Features:
             return (np.array(lists) * n[:, None]).sum(axis=0) / n.sum() if lists[0] else np.array([])
         return cls([np.concatenate(xs) for xs in zip(*(f.layers for f in shards))],
                    np.concatenate([f.labels for f in shards]), shards[0].target_names,
-                   mean([f.token_similarity for f in shards]).tolist(), mean([f.update_norm for f in shards]).tolist())
+                   mean([f.token_similarity for f in shards]).tolist(), mean([f.update_norm for f in shards]).tolist(),
+                   left_out=[s for f in shards for s in f.left_out])
 
     @classmethod
     def load(cls, path: Path, key: str = "") -> "Features":
         with np.load(path) as z:
             n = sum(1 for k in z.files if k.startswith("layer_"))
             return cls([z[f"layer_{i}"] for i in range(1, n + 1)], z["y"], [str(t) for t in z["target_names"]],
-                       z["token_similarity"].tolist(), z["update_norm"].tolist(), key)
+                       z["token_similarity"].tolist(), z["update_norm"].tolist(), key,
+                       [str(s) for s in z["left_out"]] if "left_out" in z.files else [])
 
 
 @torch.no_grad()

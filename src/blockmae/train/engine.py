@@ -351,13 +351,14 @@ def held_out_losses(model: BlockMAE, cfg: Config, device: torch.device, max_clip
     m = cfg.model
     spec = cfg.data.test or cfg.data.train
     dataset = SkipCorrupt(build_dataset(spec, "test", frames=m.frames, image_size=m.image_size, channels=m.channels,
-                                        seed=cfg.train.seed + 1), strict=cfg.data.strict)
+                                        seed=cfg.train.seed + 1), strict=cfg.data.strict, replace=False)
     n = min(len(dataset), max_clips)
     batch = min(cfg.train.batch_size, n)
 
-    def videos():
+    def videos():  # an unreadable clip is left out, never replaced: evaluation scores each readable clip once
         for start in range(0, n - batch + 1, batch):
             clips, _, _ = collate([dataset[j] for j in range(start, start + batch)])
-            yield to_model_input(clips.to(device), m.pixel_mean, m.pixel_std)
+            if clips is not None:
+                yield to_model_input(clips.to(device), m.pixel_mean, m.pixel_std)
 
     return {"data": spec, "split": "test", **score_held_out(model, videos, cfg.mask.kind, cfg.mask.ratio)}

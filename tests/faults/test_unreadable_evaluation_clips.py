@@ -1,0 +1,71 @@
+"""Evaluation never substitutes clips: an unreadable one is left out, counted and named (rows, report, terminal),
+the numbers are those of the readable clips alone, and --strict makes it an error."""
+
+import json
+
+import av
+import numpy as np
+import pytest
+
+from blockmae.cli import main
+
+FAST = ["train.max_steps=2", "train.batch_size=4", "train.progress=false", "model.partition=2", "model.depth=4",
+        "model.width=32", "model.heads=2", "data.train=digits,n=8"]
+
+
+def write_video(path, shade: int, frames: int = 12, size: int = 32):
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = size, size, "yuv420p"
+        for i in range(frames):
+            image = np.full((size, size, 3), (shade + 7 * i) % 256, np.uint8)
+            image[: size // 2, : (i + 1) * size // frames] = 255 - shade  # a bar growing to the right
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    lines = []
+    for i in range(12):
+        write_video(root / f"v{i}.avi", shade=20 * i)
+        lines.append(f"v{i}.avi {i % 2}")
+    readable = "\n".join(lines) + "\n"
+    (root / "readable.txt").write_text(readable)
+    (root / "broken.avi").write_bytes(b"")  # zero bytes
+    (root / "with_broken.txt").write_text(readable.replace("v5.avi 1", "broken.avi 1\nv5.avi 1"))
+    run = root / "run"
+    main(["pretrain", "tiny", *FAST, "model.frames=4", "--out", str(run)])
+    return root, run
+
+
+def analyse(root, run, listing, out, *extra):
+    main(["analyze", str(run), "--data", f"list:{root / listing},rate=2", "--blocks-only", "--no-occlusion",
+          "--out", str(out), *extra])
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_unreadable_clip_is_left_out_not_replaced(collection, tmp_path, capsys):
+    root, run = collection
+    clean = analyse(root, run, "readable.txt", tmp_path / "clean")
+    broken = analyse(root, run, "with_broken.txt", tmp_path / "broken")
+    assert "left out 1 unreadable clip(s) of list (train)" in capsys.readouterr().out
+    rows = [r for r in broken if r["metric"] == "clips_left_out"]
+    assert {r["split"] for r in rows} == {"train", "test"}  # a list file serves both; each split says so
+    assert all(r["value"] == 1 and "broken.avi: empty" in r["files"][0] for r in rows)
+
+    def numbers(rows):
+        return {(r["metric"], r["block"], r["target"]): r["value"] for r in rows
+                if r["metric"] in ("probe_acc", "retrieval_map", "cka_linear", "token_similarity") and "run2" not in r}
+    # the same numbers as the collection without the broken file: each readable clip exactly once
+    assert numbers(broken) == pytest.approx(numbers(clean), abs=1e-9)
+    assert "Unreadable clips were left out" in (tmp_path / "broken" / "report.html").read_text()
+
+
+def test_strict_makes_it_an_error(collection, tmp_path):
+    root, run = collection
+    with pytest.raises(SystemExit, match="broken.avi: empty"):
+        analyse(root, run, "with_broken.txt", tmp_path / "strict", "--strict")
