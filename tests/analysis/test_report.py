@@ -131,3 +131,25 @@ def test_report_without_figures_or_timings(tmp_path):
 def test_yaml_rendering():
     text = "\n".join(_yaml({"a": {"b": [1, 2], "c": "x y", "d": "1.5", "e": [{"f": 1, "g": 2}], "h": {}}}))
     assert text == 'a:\n  b: [1, 2]\n  c: x y\n  d: "1.5"\n  e:\n    - f: 1\n      g: 2\n  h: {}'
+
+
+def _rows_where_the_floor_wins():
+    rows = []
+    for regime, seeds, probe in (("e2e", (0, 1), 0.50), ("simultaneous", (0, 1), 0.55), ("random", (0,), 0.60)):
+        for seed in seeds:
+            meta = {"run": f"{regime}-s{seed}", "regime": regime, "model": "vit-tiny", "K": 4, "seed": seed,
+                    "dataset": "scenes", "split": "test", "layer": None, "step": None, "target": "mean"}
+            rows.append({**meta, "block": 4, "metric": "probe_acc", "value": probe + 0.001 * seed})
+            if regime != "random":
+                rows.append({**meta, "block": 4, "metric": "recon_loss", "value": 0.95})
+                rows.append({**meta, "block": None, "metric": "recon_loss_position_mean", "value": 0.94})
+    return rows
+
+
+def test_report_says_plainly_when_nothing_beats_the_baselines(tmp_path):
+    rows = _rows_where_the_floor_wins()
+    html = write_report(tmp_path, rows, {}, [], {}).read_text()
+    assert 'class="best"' not in html  # the best trained run is not bold when the random encoder beats it
+    assert "no trained run reconstructs better than predicting each position" in html
+    assert "no trained run&#x27;s final-block probe beats the random-init encoder" in html
+    assert 'class="bad"' in html  # the loss / position-mean ratio above 1 is marked

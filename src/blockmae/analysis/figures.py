@@ -295,7 +295,7 @@ def fig_final_layer(rows: list[dict], out_dir: Path) -> list[Path]:
     model_order = ordered(str(r.get("model")) for r in rows)
     fig = _new_figure(2.4 + 2.9 * len(datasets), 0.4 + 2.4 * len(metrics))
     axes = np.atleast_2d(fig.subplots(len(metrics), len(datasets), squeeze=False))
-    legend_bars, has_floor = set(), False
+    legend_bars, has_floor, has_lookup = set(), False, False
     for i, metric in enumerate(metrics):
         label, scale, _ = METRICS[metric]
         for j, dataset in enumerate(datasets):
@@ -336,18 +336,28 @@ def fig_final_layer(rows: list[dict], out_dir: Path) -> list[Path]:
                     has_floor = True
             ax.set_xticks(range(len(models)), models)
             ax.set_xlim(-0.6, len(models) - 0.4)
+            if metric == "recon_loss":  # what learning nothing scores: each position's mean target
+                lookup = [v for r in rows if r.get("metric") == "recon_loss_position_mean"
+                          and r.get("dataset") == dataset and r.get("regime") != "random" for v in [r["value"]]]
+                if lookup:
+                    ax.axhline(np.mean(lookup) * scale, color=REGIME_COLORS["random"], linestyle=":", linewidth=1.4,
+                               zorder=3)
+                    extent.append(float(np.mean(lookup)))
+                    has_lookup = True
             extent = [v for v in extent if np.isfinite(v)]
-            if extent:  # zoom in when every bar is far from zero (the paper's style); else start at zero
+            if extent:  # bars start at zero: a zoomed axis would make 0.01 look large
                 lo, hi = np.nanmin(extent) * scale, np.nanmax(extent) * scale
-                pad = 0.15 * (hi - lo) if hi > lo else 0.05 * abs(hi) or 0.05
-                bottom = lo - pad if lo < 0 else (0.0 if lo - 2 * pad <= 0.35 * hi else lo - 2 * pad)
-                ax.set_ylim(bottom, hi + pad)
+                pad = 0.1 * (hi - min(lo, 0.0)) or 0.05
+                ax.set_ylim(min(0.0, lo - pad), hi + pad)
             ax.set_ylabel(label)
     bar_groups = sorted({Group("", reg, K) for reg, K in legend_bars}, key=group_sort_key)
     handles = [Patch(facecolor=styler.color(g), hatch=styler.hatch(g), label=styler.label(g, model=False),
                      edgecolor="#333333" if styler.hatch(g) else "none") for g in bar_groups]
     if has_floor:
         handles.append(Line2D([], [], color=REGIME_COLORS["random"], linestyle="--", label="Random init (floor)"))
+    if has_lookup:
+        handles.append(Line2D([], [], color=REGIME_COLORS["random"], linestyle=":",
+                              label="MSE of predicting each position's mean"))
     handles += [Line2D([], [], color="black", marker="|", linestyle="", markersize=8, label="95% CI"),
                 Line2D([], [], color="black", marker="o", linestyle="", alpha=0.6, markersize=3, label="one seed")]
     _legend(fig, handles, title="mean over seeds")

@@ -11,6 +11,8 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+
 from .figures import (FIGURES, REGIME_COLORS, Group, Styler, datasets_of, final_block_values, final_rows, group_of,
                       group_sort_key, mean_ci, select, series, targets_of)
 
@@ -24,7 +26,9 @@ CAPTIONS = {
         "mean over seeds, the black whisker its 95% t-interval (none for a single seed), dots the individual seeds. "
         "The dashed grey line is a randomly initialised encoder of the same shape, what training must beat (not "
         "drawn for the MSE: its decoders are untrained). "
-        "Higher is better for accuracy and mAP, lower for MSE; note the zoomed y-axes where values are far from 0."),
+        "The dotted grey line on the MSE panels is what predicting each position's mean target scores (learning "
+        "nothing a lookup table could not). Higher is better for accuracy and mAP, lower for MSE; every axis starts "
+        "at zero, so a bar's height is its value."),
     "depth_decodability": (
         "Decodability vs depth",
         "Linear-probe accuracy at the output of every block (and every layer where layer rows exist), one panel "
@@ -216,6 +220,14 @@ def _summary_table(rows: list[dict], styler: Styler) -> str:
         f'<th colspan="{len(metrics)}">{_e(d)}</th>' for d in datasets) + "</tr>"
     head2 = "<tr>" + "".join(f"<th>{_e(_SUMMARY[m][0])}</th>" for _ in datasets for m in metrics) + "</tr>"
     best = {(d, m): _best({g: s[0] for g, s in cells[(d, m)].items()}, _SUMMARY[m][3]) for d in datasets for m in metrics}
+    for (d, m), groups_best in best.items():  # no bold for a "best" that learning nothing matches
+        floor = [s[0] for g, s in cells[(d, m)].items() if g.regime == "random"]
+        if m == "recon_loss":  # the reference for a loss: predicting each position's mean target
+            floor = [v for r in rows if r.get("metric") == "recon_loss_position_mean" and r.get("dataset") == d
+                     for v in [r["value"]]]
+        higher = _SUMMARY[m][3]
+        if floor and any((cells[(d, m)][g][0] <= np.mean(floor)) == higher for g in groups_best):
+            groups_best.clear()
     body = []
     for g in groups:
         tds = [_group_cell(styler, g), f"<td>{len(seeds[(g.model, g.regime, g.K)])}</td>"]
@@ -232,8 +244,8 @@ def _summary_table(rows: list[dict], styler: Styler) -> str:
     return (f"<table><thead>{head1}{head2}</thead><tbody>{''.join(body)}</tbody></table>"
             '<p class="note">Final block of every run; probe accuracy is the mean over the dataset\'s targets, '
             "retrieval mAP likewise. Cells: mean ± half-width of the 95% t-interval over the group's runs (seeds); "
-            "a single number where the group has one run. Bold: best trained group in the column. "
-            "Grey italic: random-init floor.</p>")
+            "a single number where the group has one run. Bold: best trained group in the column, only where it beats the "
+            "random-init floor. Grey italic: random-init floor.</p>")
 
 
 _BASELINES = {"zero": "predict 0", "position_mean": "position mean", "visible_mean": "visible mean"}
@@ -326,6 +338,10 @@ def _depth_tables(rows: list[dict], styler: Styler, unit: str) -> str:
             groups = sorted(data, key=group_sort_key)
             stats = {g: {k: mean_ci(v) for k, v in data[g].items()} for g in groups}
             best = {k: _best({g: stats[g][k][0] for g in groups if k in stats[g]}, True) for k in range(1, n_units + 1)}
+            for k, groups_best in best.items():  # no bold where the random-init encoder is as good
+                floor = [stats[g][k][0] for g in groups if g.regime == "random" and k in stats[g]]
+                if floor and any(stats[g][k][0] <= floor[0] for g in groups_best):
+                    groups_best.clear()
             for i, g in enumerate(groups):
                 tds = []
                 if i == 0:
