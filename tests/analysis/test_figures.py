@@ -257,3 +257,10 @@ def test_across_run_cka_with_different_K():
     ((pair, (m, n)),) = F.across_run_cka(rows, "d").items()
     assert pair == (F.Group("m", "e2e", 4), F.Group("m", "simultaneous", 6)) and n == 1
     assert m.shape == (4, 6) and m[2, 4] == pytest.approx(0.5 + 3)
+
+
+def test_figures_of_an_earlier_analysis_do_not_linger(tmp_path):
+    (tmp_path / "depth_decodability_oldset_block.png").write_bytes(b"old")
+    F.make_all_figures(synthetic_rows(), tmp_path)
+    assert not (tmp_path / "depth_decodability_oldset_block.png").exists()
+    assert list(tmp_path.glob("*.png"))

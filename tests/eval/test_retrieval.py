@@ -122,3 +122,9 @@ def test_knn_perfect_on_separated_clusters():
     xtr = centers[ytr] + rng.normal(size=(60, 3)) * 0.1
     xte = centers[yte] + rng.normal(size=(20, 3)) * 0.1
     assert knn_classify(xtr, ytr, xte, yte, k=20) == 1.0
+
+
+def test_gallery_recall_is_not_reported_for_k_beyond_the_gallery():
+    xq, yq = features(10, 8, 3, seed=1)
+    xg, yg = features(12, 8, 3, seed=2)
+    assert set(gallery_retrieval(xq, yq, xg, yg)) == {"r@1", "r@5", "r@10"}  # no R@20/50 from 12 clips

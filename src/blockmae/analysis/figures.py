@@ -730,6 +730,8 @@ def make_all_figures(rows: list[dict], out_dir: Path, samples: list[dict] | None
     `strict`.
     """
     out_dir = Path(out_dir)
+    for stale in out_dir.glob("*.png") if out_dir.is_dir() else []:  # an earlier analysis's figures never linger
+        stale.unlink()
     jobs = dict(FIGURES) | {"reconstructions": lambda _rows, d: fig_reconstructions(samples, d / "reconstructions.png")}
     result: dict[str, list[Path]] = {}
     for name, fn in jobs.items():

@@ -154,7 +154,13 @@ def loo_retrieval_targets(x, y, target_names: Sequence[str] | None = None, ks: S
 
 def gallery_retrieval(query_x, query_y, gallery_x, gallery_y, ks: Sequence[int] = (1, 5, 10, 20, 50), *,
                       chunk_size: int = 1024, device=None, dtype=torch.float64) -> dict[str, float]:
-    """Test queries against a train gallery by cosine: {"r@k": share of queries with a same-class clip in the top k}."""
+    """Test queries against a train gallery by cosine: {"r@k": share of queries with a same-class clip in the top k}.
+
+    Only k smaller than the gallery are reported: with k >= its size every query sees the whole gallery, a
+    number that says nothing about the features."""
+    ks = [k for k in ks if k < len(gallery_x)]
+    if not ks:
+        return {}
     dev = _device(device)
     q, g = _unit(query_x, dev, dtype), _unit(gallery_x, dev, dtype)
     if q.shape[1] != g.shape[1]:
