@@ -202,7 +202,13 @@ class VideoDataset(Dataset):
                 raise VideoDecodeError(entry.path, "too short", f"{length} frames, min_frames={self.min_frames}")
             video.get([0])
             if length > 1:
-                video.get([length - 1])  # on its own: the backend seeks instead of decoding everything
+                try:
+                    video.get([length - 1])  # on its own: the backend seeks instead of decoding everything
+                except VideoDecodeError:
+                    # A seek into a cut file finds nothing; decoding from the start names where the stream ends,
+                    # the diagnosis a training read gives ("truncated after frame N of M").
+                    video.get(list(range(length)))
+                    raise
         return length
 
     def all_labels(self) -> torch.Tensor:
