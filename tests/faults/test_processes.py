@@ -3,6 +3,7 @@ lose nothing (the resumed run ends with the same weights as an uninterrupted one
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -78,7 +79,8 @@ def test_kill_and_ctrl_c_at_any_step_lose_nothing(tmp_path):
     assert subprocess.run([sys.executable, "-m", "blockmae", "pretrain", *ARGS, "--out", str(reference)],
                           env=ENV, capture_output=True).returncode == 0
     expected = final_weights(reference)
-    for how, at in (("kill", 7), ("interrupt", 13)):
+    for how in ("kill", "interrupt"):
+        at = random.randrange(3, 18)  # any step: resuming must be exact wherever the run was stopped
         out = tmp_path / how
         proc = start(out)
         wait_for(lambda: steps_logged(out) >= at)
@@ -91,4 +93,4 @@ def test_kill_and_ctrl_c_at_any_step_lose_nothing(tmp_path):
                               env=ENV, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         got = final_weights(out)
-        assert all(torch.equal(got[k], expected[k]) for k in expected), how
+        assert all(torch.equal(got[k], expected[k]) for k in expected), (how, at)
