@@ -188,8 +188,10 @@ def pretrain(cfg: Config, out: str | Path) -> dict | None:
 
 
 def _forget_failed_start(out: Path, fresh: bool) -> None:
-    """A run that this call created and that failed before its first checkpoint leaves no directory behind."""
-    if fresh and out.is_dir() and latest_checkpoint(out) is None and not (out / "checkpoints").is_dir():
+    """A run that this call created and that failed before its first checkpoint leaves no directory behind
+    (only the lock holder removes it: a second process refused by the lock must not touch the first one's run)."""
+    if (fresh and lock.holds(out) and out.is_dir() and latest_checkpoint(out) is None
+            and not (out / "checkpoints").is_dir()):
         shutil.rmtree(out, ignore_errors=True)
 
 

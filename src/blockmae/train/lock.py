@@ -67,6 +67,11 @@ def acquire(run_dir: Path) -> None:
     raise RunDirLocked(f"could not take {path}: other processes keep creating it")
 
 
+def holds(run_dir: Path) -> bool:
+    """Whether this process holds `run_dir`'s lock."""
+    return Path(run_dir) / LOCK in _held
+
+
 def release(run_dir: Path) -> None:
     """Give `run_dir`'s lock back if this process holds it."""
     path = Path(run_dir) / LOCK
