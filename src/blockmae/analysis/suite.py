@@ -21,9 +21,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from joblib import Parallel, delayed
-from tqdm.auto import tqdm
 from sklearn.model_selection import StratifiedKFold
 from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
 
 from ..data import SkipCorrupt, available_datasets, build_dataset, collate, parse_spec
 from ..data.transforms import to_model_input
