@@ -134,6 +134,16 @@ def train_all(study: Study, out: Path, jobs: int | None = None, progress: bool =
     return {name: json.loads((out / "runs" / name / "summary.json").read_text()) for name, _ in runs}
 
 
+def training_span(out: Path, names: list[str]) -> float:
+    """Wall seconds from the first run's start (its config.yaml) to the last run's end (its summary.json).
+
+    Read from the run directories, so a study resumed for its analysis still reports how long training took."""
+    runs = [out / "runs" / name for name in names]
+    start = min((r / "config.yaml").stat().st_mtime for r in runs)
+    end = max((r / "summary.json").stat().st_mtime for r in runs)
+    return end - start
+
+
 def run_study(study: Study | str | Path, out: str | Path, jobs: int | None = None,
               publish: str | Path | None = None) -> tuple[Path, dict, list[dict], dict]:
     """Train, analyse, measure the findings. Returns (report path, run summaries, metric rows, findings).
@@ -149,9 +159,8 @@ def run_study(study: Study | str | Path, out: str | Path, jobs: int | None = Non
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timings = {}
-    t = time.perf_counter()
     summaries = train_all(study, out, jobs)
-    timings["train_s"] = time.perf_counter() - t
+    timings["train_s"] = training_span(out, [name for name, _ in study.runs()])
     (out / "summaries.json").write_text(json.dumps(summaries, indent=1))
 
     t = time.perf_counter()
