@@ -18,7 +18,7 @@ from .train.logging import loss_table
 # ten-minute budget on two cores. The held-out loss is below the position-mean lookup table from ~300 steps
 # (docs/preset_sweep.md); the study (make study) trains 600.
 DEMO = Study(config="tiny", grid={"train.regime": ["e2e", "simultaneous", "sequential"], "model.partition": [4]},
-             data=["scenes,n=384", "gratings2,n=480", "digits,n=256"], overrides=["train.max_steps=400"],
+             data=["scenes,n=320", "gratings2,n=384", "digits,n=256"], overrides=["train.max_steps=400"],
              layers=False, jobs=3)
 # --quick: a one-minute smoke run of the same pipeline.
 QUICK = Study(config="tiny", grid=DEMO.grid, data=["scenes,n=48", "gratings2,n=60", "digits,n=48"],
