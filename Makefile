@@ -21,7 +21,7 @@ $(VENV)/.test: $(VENV)/.base
 demo: $(VENV)/.base
 	$(BIN)/blockmae demo --out $(OUT)
 
-# The paper's grid at CPU scale (about 60-90 minutes on 2 cores); resumes if interrupted.
+# The paper's grid at CPU scale (about 90 minutes on 2 cores); resumes if interrupted.
 study: $(VENV)/.base
 	$(BIN)/blockmae study studies/cpu_repro/study.yaml --out runs/cpu_repro --publish docs/results/cpu_repro
 
