@@ -1,7 +1,8 @@
 """Textured scenes: a procedural pretraining set in which hidden tubelets are predictable.
 
 Each clip is a camera panning over a coloured 1/f texture (the amplitude spectrum of natural
-images) with 1-3 solid shapes gliding over it, nearer shapes occluding farther ones. Unlike
+images) lit by a linear illumination gradient, with 1-3 solid shapes gliding over it, nearer
+shapes occluding farther ones. Unlike
 moving digits on black (mostly empty tubelets) or a single grating (a global phase to
 extrapolate), most of every frame carries structure that is correlated over several patches
 and moves rigidly, so a masked tubelet can be inferred from visible ones: the setting in
