@@ -190,6 +190,12 @@ def final_block_values(rows: list[dict], metric: str, dataset: str, target: str 
     return dict(out)
 
 
+def lookup_losses(rows: list[dict], dataset: str) -> list[float]:
+    """Each trained run's loss of predicting each position's mean target on `dataset` (the lookup table)."""
+    return [r["value"] for r in rows if r.get("metric") == "recon_loss_position_mean"
+            and r.get("dataset") == dataset and r.get("regime") != "random"]
+
+
 # ---------------------------------------------------------------------------------------------- styling
 class Styler:
     """Colour per regime, marker per K, line style per model; identical for every figure of the same rows."""
@@ -337,8 +343,7 @@ def fig_final_layer(rows: list[dict], out_dir: Path) -> list[Path]:
             ax.set_xticks(range(len(models)), models)
             ax.set_xlim(-0.6, len(models) - 0.4)
             if metric == "recon_loss":  # what learning nothing scores: each position's mean target
-                lookup = [v for r in rows if r.get("metric") == "recon_loss_position_mean"
-                          and r.get("dataset") == dataset and r.get("regime") != "random" for v in [r["value"]]]
+                lookup = lookup_losses(rows, dataset)
                 if lookup:
                     ax.axhline(np.mean(lookup) * scale, color=REGIME_COLORS["random"], linestyle=":", linewidth=1.4,
                                zorder=3)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .figures import (FIGURES, REGIME_COLORS, Group, Styler, datasets_of, final_block_values, final_rows, group_of,
-                      group_sort_key, mean_ci, select, series, targets_of)
+                      group_sort_key, lookup_losses, mean_ci, select, series, targets_of)
 
 # figure name -> (heading, caption: what it shows and how to read it)
 CAPTIONS = {
@@ -223,8 +223,7 @@ def _summary_table(rows: list[dict], styler: Styler) -> str:
     for (d, m), groups_best in best.items():  # no bold for a "best" that learning nothing matches
         floor = [s[0] for g, s in cells[(d, m)].items() if g.regime == "random"]
         if m == "recon_loss":  # the reference for a loss: predicting each position's mean target
-            floor = [v for r in rows if r.get("metric") == "recon_loss_position_mean" and r.get("dataset") == d
-                     for v in [r["value"]]]
+            floor = lookup_losses(rows, d)
         higher = _SUMMARY[m][3]
         if floor and any((cells[(d, m)][g][0] <= np.mean(floor)) == higher for g in groups_best):
             groups_best.clear()
