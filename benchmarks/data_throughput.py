@@ -30,11 +30,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing
 
-from blockmae.bench import harness  # noqa: E402
+from blockmae.bench.machine import machine as bench_machine  # noqa: E402
 from blockmae.config import config_path, load_config  # noqa: E402
 from blockmae.data import build_dataset, collate  # noqa: E402
 from blockmae.data.transforms import to_model_input  # noqa: E402
-from blockmae.model import BlockMAE, regime_plan  # noqa: E402
+from blockmae.model import BlockMAE
+from blockmae.regimes import regime_plan  # noqa: E402
 from blockmae.train.optim import build_optimizer  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 568, 320, 30
@@ -121,7 +122,7 @@ def training_rate(overrides: list[str], batch: int, steps: int, warmup: int = 2)
 def machine() -> dict:
     import av
 
-    info = harness.machine("cpu")  # the bench's machine description, plus the decoder's version
+    info = bench_machine("cpu")  # the bench's machine description, plus the decoder's version
     return {**info, "torch_threads": torch.get_num_threads(), "av": av.__version__}
 
 

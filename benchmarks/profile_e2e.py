@@ -19,10 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from
 
 import torch  # noqa: E402
 
-from blockmae.bench.harness import PRESETS  # noqa: E402
-from blockmae.bench.steps import build_ours, hf_twin, make_inputs, make_optimizer, tune_glibc_malloc  # noqa: E402
+from blockmae.bench.presets import PRESETS  # noqa: E402
+from blockmae.bench.probes import tune_glibc_malloc  # noqa: E402
+from blockmae.bench.steps import build_ours, hf_twin, make_inputs, make_optimizer  # noqa: E402
 from blockmae.config import config_path, load_config  # noqa: E402
-from blockmae.model import regime_plan  # noqa: E402
+from blockmae.regimes import regime_plan  # noqa: E402
 
 
 def phases(args) -> dict:

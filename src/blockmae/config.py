@@ -16,6 +16,9 @@ from pathlib import Path
 
 import yaml
 
+from .errors import ConfigError
+from .regimes import REGIMES, get_regime
+
 # width, depth, heads, and the VideoMAE decoder that goes with each size.
 PRESETS = {
     "vit-tiny": dict(width=192, depth=12, heads=3, decoder_width=96, decoder_heads=3),
@@ -23,13 +26,8 @@ PRESETS = {
     "vit-base": dict(width=768, depth=12, heads=12, decoder_width=384, decoder_heads=6),
     "vit-large": dict(width=1024, depth=24, heads=16, decoder_width=512, decoder_heads=8),
 }
-REGIMES = ("e2e", "simultaneous", "sequential", "deep-supervision")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class ConfigError(ValueError):
-    """A config key or value that cannot be used; the message says what to write instead."""
 
 
 @dataclass
@@ -61,6 +59,7 @@ class ModelConfig:
     patch: int = 16
     channels: int = 3
     # An int K splits the depth into K equal stages; a list gives each stage's layer count.
+    # A loaded config always holds the list (resolved once, in `resolve`).
     partition: int | list[int] = 1
     qkv_bias: bool = True  # VideoMAE: learned query and value biases, no key bias
     # Target: per-tubelet, per-channel normalised pixels (VideoMAE); false: raw [0, 1] pixels.
@@ -329,7 +328,8 @@ def resolve(cfg: Config) -> Config:
     for key in ("pixel_mean", "pixel_std"):
         if len(getattr(m, key)) != m.channels:
             raise ConfigError(f"model.{key} has {len(getattr(m, key))} values but model.channels={m.channels}")
-    k = len(partition_layers(m.partition, m.depth))
+    m.partition = partition_layers(m.partition, m.depth)
+    k = len(m.partition)
     d = m.decoder
     d.width = d.width if d.width is not None else preset["decoder_width"]
     d.heads = d.heads if d.heads is not None else preset["decoder_heads"]
@@ -347,10 +347,7 @@ def resolve(cfg: Config) -> Config:
         raise ConfigError(f"mask.ratio={cfg.mask.ratio} must be between 0 and 1 (VideoMAE: 0.9)")
 
     t = cfg.train
-    if t.regime not in REGIMES:
-        close = difflib.get_close_matches(t.regime, REGIMES, n=1)
-        raise ConfigError(f"train.regime='{t.regime}' must be one of {', '.join(REGIMES)}"
-                          + (f"; did you mean '{close[0]}'?" if close else ""))
+    get_regime(t.regime)
     if t.amp not in ("none", "bf16"):
         raise ConfigError(f"train.amp='{t.amp}' must be 'none' or 'bf16'")
     for key in ("batch_size", "accum_steps", "log_every", "checkpoint_every", "keep_last"):
@@ -375,9 +372,10 @@ def resolve(cfg: Config) -> Config:
         raise ConfigError(f"dist.mode='{dist.mode}' must be 'none', 'ddp' or 'pipeline'")
     if dist.backend not in ("auto", "nccl", "gloo"):
         raise ConfigError(f"dist.backend='{dist.backend}' must be 'auto', 'nccl' or 'gloo'")
-    if dist.mode == "pipeline" and t.regime != "simultaneous":
-        raise ConfigError(f"dist.mode=pipeline needs train.regime=simultaneous (got '{t.regime}'): only there does no "
-                          f"gradient cross a stage boundary while every stage trains; use dist.mode=ddp instead")
+    pipelinable = [name for name, r in REGIMES.items() if r.blockwise and not r.phased]
+    if dist.mode == "pipeline" and t.regime not in pipelinable:
+        raise ConfigError(f"dist.mode=pipeline needs train.regime={' or '.join(pipelinable)} (got '{t.regime}'): only "
+                          f"there does no gradient cross a stage boundary while every stage trains; use dist.mode=ddp")
     return cfg
 
 

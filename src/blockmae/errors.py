@@ -1,6 +1,10 @@
 """Errors the command line turns into one line (no torch import here, so `blockmae --help` stays fast)."""
 
 
+class ConfigError(ValueError):
+    """A config key or value that cannot be used; the message says what to write instead."""
+
+
 class NonFiniteLoss(RuntimeError):
     """A stage's loss became NaN or infinite; the run stops before anything is saved over."""
 

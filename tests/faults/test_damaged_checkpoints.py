@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from blockmae.cli import main
 from blockmae.config import config_path, load_config
 from blockmae.errors import CheckpointWriteError
-from blockmae.train import checkpoint
+from blockmae import checkpoint
 from blockmae.train.engine import pretrain
 
 FAST = ["data.train=digits,n=16", "train.batch_size=4", "train.progress=false", "train.checkpoint_every=2",

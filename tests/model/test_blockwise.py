@@ -3,7 +3,9 @@
 import pytest
 import torch
 
-from blockmae.model import BlockMAE, Plan, regime_plan
+from blockmae.model import BlockMAE
+from blockmae.regimes import Plan, regime_plan
+from blockmae.train.step import Micro, Stepper
 from helpers import small_config
 
 
@@ -18,13 +20,10 @@ def _batch(model, b=2):
 
 
 def _grads(model, video, mask, plan, lean):
+    """The training step's losses and gradients (before the optimiser update)."""
     model.zero_grad(set_to_none=True)
-    losses = model.run_plan(video, mask, plan, backward=(lambda k, l: l.backward()) if lean else None)
-    pending = [l for l in losses if l is not None and l.requires_grad]
-    if pending:
-        sum(pending).backward()
-    return [l.item() if l is not None else None for l in losses], \
-        {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    losses = Stepper(model, lean=lean).backward(plan, [Micro(video, mask)], 1)
+    return losses, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
 @pytest.mark.parametrize("regime,phase", [("simultaneous", 0), ("sequential", 2), ("e2e", 0), ("deep-supervision", 0)])

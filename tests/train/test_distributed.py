@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 import blockmae
 from blockmae.config import ConfigError
-from blockmae.train.checkpoint import checkpoint_steps
+from blockmae.checkpoint import checkpoint_steps
 from blockmae.train.engine import pretrain
 from helpers import small_config
 

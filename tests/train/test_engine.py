@@ -9,8 +9,9 @@ from safetensors.torch import load_file
 
 import blockmae.model.blockwise as blockwise
 from blockmae.config import ConfigError
-from blockmae.train.checkpoint import checkpoint_steps
-from blockmae.train.engine import NonFiniteLoss, pretrain
+from blockmae.checkpoint import checkpoint_steps
+from blockmae.errors import NonFiniteLoss
+from blockmae.train.engine import pretrain
 from helpers import small_config
 
 FAST = ["data.train=digits,n=48", "train.batch_size=4", "train.progress=false", "train.log_every=1",

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import blockmae.model.blockwise as blockwise
-from blockmae.model import BlockMAE, regime_plan
+from blockmae.model import BlockMAE
+from blockmae.regimes import regime_plan
 from blockmae.train.engine import pretrain
 from blockmae.train.optim import build_optimizer, fused_adamw_available
 from helpers import small_config

@@ -6,28 +6,23 @@ import numpy as np
 import torch
 
 from ..model.masking import gather_tokens, split_indices
-from ..model.objective import patchify, unpatchify
+from ..model.objective import patchify, predictions_to_pixels, unnormalise, unpatchify
 
 
 @torch.no_grad()
 def reconstruction_samples(model, video: torch.Tensor, mask: torch.Tensor, run: str) -> list[dict]:
     """One dict per clip: arrays (T, H, W, C) in [0, 1] for the figure.
 
-    Visible tubelets are copied from the input; hidden ones come from each stage's decoder.
-    With normalised-pixel targets a prediction is mapped back to pixels with the true
-    tubelet's mean and std (as VideoMAE's visualisations do), so only its pattern is shown.
+    Visible tubelets are copied from the input; hidden ones come from each stage's decoder, mapped back to
+    pixels by `objective.predictions_to_pixels`.
     """
     c = model.cfg
-    shape = (1, -1, 1, 1, 1)
-    pixels = (video.float() * torch.as_tensor(c.pixel_std).view(shape) + torch.as_tensor(c.pixel_mean).view(shape)).clamp(0, 1)
+    pixels = unnormalise(video, c.pixel_mean, c.pixel_std).clamp(0, 1)
     tubelets = patchify(pixels, c.tubelet, c.patch)  # (B, N, t*p*p, C)
     _, hidden_idx = split_indices(mask)
     stages = []
     for pred in model.reconstruct(video, mask):
-        pred = pred.float().view(*pred.shape[:2], -1, c.channels)
-        if c.norm_pix:
-            truth = gather_tokens(tubelets.flatten(2), hidden_idx).view_as(pred)
-            pred = pred * truth.std(dim=-2, unbiased=True, keepdim=True) + truth.mean(dim=-2, keepdim=True)
+        pred = predictions_to_pixels(pred, gather_tokens(tubelets.flatten(2), hidden_idx), c.channels, c.norm_pix)
         full = tubelets.clone()
         full.scatter_(1, hidden_idx[:, :, None, None].expand_as(pred), pred)
         stages.append(unpatchify(full.flatten(2), c.channels, model.grid, c.tubelet, c.patch).clamp(0, 1))

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from ..config import Config, config_from_dict, partition_layers, to_dict
+from ..config import Config, config_from_dict, to_dict
 from ..hub import load, resolve_checkpoint
 from ..model import BlockMAE
-from ..train.checkpoint import checkpoint_steps, load_weights
+from ..checkpoint import checkpoint_steps, load_weights
 
 
 @dataclass
@@ -54,7 +54,7 @@ def describe(path: str) -> Source:
         return Source(p.name, str(p), "pretrained", model.cfg.size, model.num_stages, None, to_dict(cfg))
     run_dir = ckpt.parent.parent
     name = p.name if p == run_dir else f"{run_dir.name}@{ckpt.name}"
-    return Source(name, str(p), cfg.train.regime, cfg.model.size, len(partition_layers(cfg.model.partition, cfg.model.depth)),
+    return Source(name, str(p), cfg.train.regime, cfg.model.size, len(cfg.model.partition),
                   cfg.train.seed, to_dict(cfg), run_dir if p == run_dir else None)
 
 

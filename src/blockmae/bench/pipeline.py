@@ -60,7 +60,7 @@ def _steady_rate(run: Path) -> float:
 def _max_weight_diff(a: Path, b: Path) -> float:
     from safetensors.torch import load_file
 
-    from ..train.checkpoint import latest_checkpoint
+    from ..checkpoint import latest_checkpoint
 
     x = load_file(str(latest_checkpoint(a) / "model.safetensors"))
     y = load_file(str(latest_checkpoint(b) / "model.safetensors"))
@@ -104,7 +104,7 @@ def run_pipeline(preset_name: str = "tiny", stages: int = 2, steps: int = 60, th
     """Time one process against a `stages`-stage pipeline on a preset; returns (and optionally writes) the results."""
     import torch
 
-    from ..config import config_path, load_config, partition_layers, save_config
+    from ..config import config_path, load_config, save_config
 
     if preset_name not in PRESETS:
         raise SystemExit(f"unknown preset '{preset_name}'; choose from {', '.join(PRESETS)}")
@@ -124,7 +124,7 @@ def run_pipeline(preset_name: str = "tiny", stages: int = 2, steps: int = 60, th
                  f"train.batch_size={b}", f"train.max_steps={steps}", f"train.log_every={max(1, steps // 10)}",
                  f"train.checkpoint_every={steps}", "train.progress=false", f"train.device={kind}"]
     cfg = load_config(config_path(preset.config) if preset.config else None, overrides)  # a bad key fails here
-    partition = partition_layers(cfg.model.partition, cfg.model.depth)
+    partition = cfg.model.partition
     if len(partition) != stages:
         raise SystemExit(f"--set model.partition={cfg.model.partition} has {len(partition)} stages but --stages "
                          f"is {stages}")

@@ -14,54 +14,30 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..config import ModelConfig, partition_layers, per_stage
+from ..config import ModelConfig, per_stage
+from ..regimes import Plan
 from .decoder import Decoder
 from .masking import gather_tokens, make_mask, split_indices, subset_indices
-from .objective import pixel_targets, reconstruction_loss
+from .objective import pixel_targets, reconstruction_loss, tubelet_targets
 from .vit import Layer, TubeletEmbed, init_weights
 
 
-@dataclass(frozen=True)
-class Plan:
-    detach: bool  # cut the graph between consecutive stages
-    encoder_loss: tuple[bool, ...]  # stage k's loss reaches the encoder; else its decoder reads detached features
-    frozen: tuple[bool, ...]  # stage k runs without grad and computes no loss (sequential: earlier phases)
-    active: int  # stages computed (sequential: up to the current phase)
-
-
-def regime_plan(regime: str, num_stages: int, phase: int = 0) -> Plan:
-    """The plan of a regime; `phase` (0-based) is the stage being trained in `sequential`."""
-    k = num_stages
-    if regime == "e2e":
-        return Plan(False, tuple(i == k - 1 for i in range(k)), (False,) * k, k)
-    if regime == "simultaneous":
-        return Plan(True, (True,) * k, (False,) * k, k)
-    if regime == "sequential":
-        return Plan(True, (True,) * k, tuple(i < phase for i in range(k)), phase + 1)
-    if regime == "deep-supervision":
-        return Plan(False, (True,) * k, (False,) * k, k)
-    raise ValueError(f"unknown regime '{regime}'")
-
-
-@torch.no_grad()
-def _tubelet_targets(tubelets: torch.Tensor, channels: int, mean, std, norm_pix: bool) -> torch.Tensor:
-    """`objective.pixel_targets` for tubelets already cut out: (B, n, C*t*p*p) normalised input, kernel order
-    -> (B, n, t*p*p*C) targets in the decoder's order. Per channel rows, so every reduction is contiguous."""
-    x = tubelets.float().unflatten(2, (channels, -1))  # (B, n, C, t*p*p)
-    x = torch.addcmul(torch.as_tensor(mean, device=x.device).view(-1, 1), x,
-                      torch.as_tensor(std, device=x.device).view(-1, 1))  # back to [0, 1] pixels
-    if norm_pix:  # per tubelet and channel: (x - mean) / (unbiased std + 1e-6), in place
-        x.sub_(x.mean(dim=-1, keepdim=True))
-        std_ = x.square().sum(dim=-1, keepdim=True).div_(x.shape[-1] - 1).sqrt_()
-        x.div_(std_.add_(1e-6))
-    return x.transpose(-1, -2).flatten(2)
+@dataclass
+class MaskedBatch:
+    """What every stage's loss needs about one batch: which tokens are visible, which hidden, and the
+    hidden tubelets' targets (B, n_hidden, t*p*p*C)."""
+    visible_idx: torch.Tensor
+    hidden_idx: torch.Tensor
+    target: torch.Tensor
 
 
 class BlockMAE(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.partition = partition_layers(cfg.partition, cfg.depth)
+        if not isinstance(cfg.partition, list):
+            raise ValueError("BlockMAE needs a resolved config (config.resolve makes model.partition a list)")
+        self.partition = list(cfg.partition)
         k = len(self.partition)
         self.embed = TubeletEmbed(cfg.channels, cfg.width, cfg.frames, cfg.image_size, cfg.tubelet, cfg.patch)
         self.layers = nn.ModuleList(
@@ -116,21 +92,37 @@ class BlockMAE(nn.Module):
         for module in list(self.layers) + list(self.decoders):
             module.compile(**options)
 
-    def _visible_and_targets(self, video: torch.Tensor, visible_idx: torch.Tensor, hidden_idx: torch.Tensor):
-        """Embedded visible tokens and the hidden tubelets' targets, from one tubelet view of the clip.
+    def masked_batch(self, video: torch.Tensor, mask: torch.Tensor,
+                     embed: bool = True) -> tuple[torch.Tensor | None, MaskedBatch]:
+        """The visible tokens that enter stage 1 (None without `embed`) and the batch's `MaskedBatch`.
 
         Only visible tubelets are embedded and only hidden ones normalised: the same numbers as
         embedding everything and gathering (`embed`, `targets`), with ~N/n_visible times less work.
         """
+        visible_idx, hidden_idx = split_indices(mask.to(video.device))
         tubelets = self.embed.tubelets(video)  # one copy of the clip, cut into tubelets
-        return self.embed.tokens_at(tubelets, visible_idx), self.hidden_targets(video, hidden_idx, tubelets)
-
-    def hidden_targets(self, video: torch.Tensor, hidden_idx: torch.Tensor,
-                       tubelets: torch.Tensor | None = None) -> torch.Tensor:
-        """The hidden tubelets' reconstruction targets; only those are normalised (`tubelets`: the clip already cut)."""
-        tubelets = self.embed.tubelets(video) if tubelets is None else tubelets
         c = self.cfg
-        return _tubelet_targets(gather_tokens(tubelets, hidden_idx), c.channels, c.pixel_mean, c.pixel_std, c.norm_pix)
+        target = tubelet_targets(gather_tokens(tubelets, hidden_idx), c.channels, c.pixel_mean, c.pixel_std, c.norm_pix)
+        tokens = self.embed.tokens_at(tubelets, visible_idx) if embed else None
+        return tokens, MaskedBatch(visible_idx, hidden_idx, target)
+
+    def stage_loss(self, k: int, x: torch.Tensor, batch: MaskedBatch, monitor: bool = False,
+                   decoder_mask_ratio: float = 0.0, generator: torch.Generator | None = None,
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stage k on its input `x` (detach it first for a gradient-isolated stage), then its local decoder's
+        masked-reconstruction loss: returns (the stage's output, the loss).
+
+        `monitor`: the decoder reads detached features, so the loss trains the decoder only. With
+        `decoder_mask_ratio` > 0 the decoder reconstructs a random subset of the hidden tubelets (drawn
+        from `generator`; default: torch's global CPU generator) and the loss covers only those.
+        """
+        x = self.run_stage(k, x)
+        hidden, target = batch.hidden_idx, batch.target
+        if decoder_mask_ratio > 0:
+            keep = subset_indices(hidden.shape[0], hidden.shape[1], decoder_mask_ratio, generator).to(x.device)
+            hidden, target = hidden.gather(1, keep), gather_tokens(target, keep)
+        features = x.detach() if monitor else x
+        return x, reconstruction_loss(self.decoders[k](features, batch.visible_idx, hidden), target)
 
     # ------------------------------------------------------------------ public API
     def encode(self, video: torch.Tensor, at: str = "blocks") -> list[torch.Tensor]:
@@ -164,6 +156,8 @@ class BlockMAE(nn.Module):
     def run_plan(self, video: torch.Tensor, mask: torch.Tensor, plan: Plan,
                  backward: Callable[[int, torch.Tensor], None] | None = None,
                  decoder_masking: bool | None = None, generator: torch.Generator | None = None,
+                 start: int = 0, inputs: torch.Tensor | None = None,
+                 after_stage: Callable[[int, torch.Tensor], None] | None = None,
                  ) -> list[torch.Tensor | None]:
         """Per-stage losses under `plan` (None for stages that compute none).
 
@@ -171,35 +165,32 @@ class BlockMAE(nn.Module):
         monitor decoder) is backpropagated as soon as it exists, so at most one stage's graph
         is alive (the memory-lean step); such losses come back detached.
 
-        Decoder masking (`model.decoder.mask_ratio` > 0; by default only in training mode):
-        each stage's decoder reconstructs its own random subset of the hidden tubelets, drawn
-        from `generator` (default: torch's global CPU generator), and its loss covers only those.
+        `start` > 0 begins at that stage with `inputs` (stage start-1's output, computed elsewhere: the
+        pipeline trainer). `after_stage(k, output)` sees each computed stage's output.
+        Decoder masking (`model.decoder.mask_ratio` > 0) applies by default only in training mode.
         """
-        visible_idx, hidden_idx = split_indices(mask.to(video.device))
+        if (start > 0) != (inputs is not None):
+            raise ValueError("run_plan: give `inputs` exactly when starting after the first stage")
         with torch.no_grad() if plan.frozen[0] else nullcontext():
-            first, target = self._visible_and_targets(video, visible_idx, hidden_idx)
+            x, batch = self.masked_batch(video, mask, embed=start == 0)
         if decoder_masking is None:
             decoder_masking = self.training
         losses: list[torch.Tensor | None] = [None] * self.num_stages
-        x = None
-        for k in range(plan.active):
-            with torch.no_grad() if plan.frozen[k] else nullcontext():
-                if k == 0:
-                    x = first
-                elif plan.detach:
-                    x = x.detach()
-                x = self.run_stage(k, x)
+        x = x if inputs is None else inputs
+        for k in range(start, plan.active):
+            if k > 0 and plan.detach:
+                x = x.detach()
             if plan.frozen[k]:
+                with torch.no_grad():
+                    x = self.run_stage(k, x)
                 continue
-            features = x if plan.encoder_loss[k] else x.detach()
-            stage_hidden, stage_target = hidden_idx, target
-            ratio = self.decoder_mask_ratio[k]
-            if decoder_masking and ratio > 0:
-                keep = subset_indices(hidden_idx.shape[0], hidden_idx.shape[1], ratio, generator).to(video.device)
-                stage_hidden, stage_target = hidden_idx.gather(1, keep), gather_tokens(target, keep)
-            loss = reconstruction_loss(self.decoders[k](features, visible_idx, stage_hidden), stage_target)
+            ratio = self.decoder_mask_ratio[k] if decoder_masking else 0.0
+            x, loss = self.stage_loss(k, x, batch, monitor=not plan.encoder_loss[k], decoder_mask_ratio=ratio,
+                                      generator=generator)
             if backward is not None and loss.requires_grad and (plan.detach or not plan.encoder_loss[k]):
                 backward(k, loss)
                 loss = loss.detach()
             losses[k] = loss
+            if after_stage is not None:
+                after_stage(k, x)
         return losses

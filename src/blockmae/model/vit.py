@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .masking import gather_tokens
+from .objective import kernel_tubelets
 
 
 def sincos_positions(num_tokens: int, dim: int) -> torch.Tensor:
@@ -56,10 +57,8 @@ class TubeletEmbed(nn.Module):
     def tubelets(self, video: torch.Tensor) -> torch.Tensor:
         """(B, C, T, H, W) -> (B, N, C*t*p*p): each token's tubelet, flattened in the Conv3d kernel's (C, t, p, p) order."""
         self.check(video)
-        b, c = video.shape[:2]
-        (gt, gh, gw), (t, p, _) = self.grid, self.proj.kernel_size
-        x = video.reshape(b, c, gt, t, gh, p, gw, p).permute(0, 2, 4, 6, 1, 3, 5, 7)
-        return x.reshape(b, gt * gh * gw, -1)
+        t, p, _ = self.proj.kernel_size
+        return kernel_tubelets(video, t, p)
 
     def tokens_at(self, tubelets: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Only the tokens at `idx` (B, n), from `tubelets(video)`: what `forward` gives there, without

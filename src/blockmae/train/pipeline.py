@@ -17,10 +17,10 @@ model.safetensors, one state.pt) and resumes in any mode, with any number of pro
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import time
 from collections import deque
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -30,13 +30,15 @@ from tqdm.auto import tqdm
 from ..config import Config, ConfigError
 from ..data.transforms import to_model_input
 from ..model import BlockMAE
-from ..model.masking import gather_tokens, num_hidden, split_indices, subset_indices
-from ..model.objective import reconstruction_loss
-from .checkpoint import latest_checkpoint, load_state, load_weights, prune, rng_state, save_checkpoint, set_rng_state
-from .engine import (NonFiniteLoss, _prepare_run_dir, make_schedule, mask_generator, stage_parameters, step_lr,
-                     train_batches, train_dataset, write_summary)
+from ..model.masking import num_hidden
+from ..regimes import get_regime
+from . import run_dir
+from .batches import mask_generator, train_batches, train_dataset
 from .logging import RunLog
 from .optim import build_optimizer, effective_lr
+from .schedule import make_schedule, step_lr
+from .step import Micro, Stepper
+from .summary import write_summary
 
 SEND_WINDOW = 2  # steps a stage may run ahead of the next one (bounds the activations in flight)
 
@@ -83,10 +85,41 @@ class Inbox:
         return buf
 
 
+class Outbox:
+    """What this stage sends to the next, per step: one activation per micro-batch (`send`, as soon as the
+    stage's backward is done), then the losses so far (`finish`). At most SEND_WINDOW steps stay in flight."""
+
+    def __init__(self, dst: int | None, micro: int):
+        self.dst, self.micro = dst, micro
+        self.steps: deque[list] = deque()
+        self.step, self.current = 0, []
+
+    def begin(self, step: int) -> None:
+        while len(self.steps) > SEND_WINDOW:  # do not run further ahead of the next stage
+            for work, _ in self.steps.popleft():
+                work.wait()
+        self.step, self.current = step, []
+
+    def send(self, k: int, x: torch.Tensor) -> None:  # before `item()` waits for the GPU, so the transfer overlaps
+        if self.dst is not None:
+            y = x.detach().float().contiguous()
+            self.current.append((dist.isend(y, self.dst, tag=_tag(self.step, len(self.current), self.micro)), y))
+
+    def finish(self, losses: torch.Tensor) -> None:
+        self.current.append((dist.isend(losses, self.dst, tag=_tag(self.step, self.micro, self.micro)), losses))
+        self.steps.append(self.current)
+
+    def drain(self) -> None:
+        for pending in self.steps:
+            for work, _ in pending:
+                work.wait()
+
+
 class StageClock:
     """Where one rank's time goes, in seconds: loading its batch (`data`), waiting for the previous stage's
     output (`wait_input`: the pipeline's bubbles), its forward, loss, backward and step (`compute`; `loss.item()`
     synchronises a GPU), waiting for its sends to drain (`wait_send`: the next stage is slower) and checkpoints.
+    Parts nest: time inside an inner part counts for it alone.
 
     The first logged window (fill and warm-up) is left out, as the bench leaves out its log row.
     """
@@ -94,16 +127,28 @@ class StageClock:
     PARTS = ("data", "wait_input", "compute", "wait_send", "checkpoint")
 
     def __init__(self, step: int):
+        self.open: list[str] = []
         self.reset(step)
 
     def reset(self, step: int) -> None:
         self.seconds, self.since, self.began = dict.fromkeys(self.PARTS, 0.0), step, time.perf_counter()
+        self.mark = self.began
+
+    def _charge(self) -> None:
+        now = time.perf_counter()
+        if self.open:
+            self.seconds[self.open[-1]] += now - self.mark
+        self.mark = now
 
     @contextmanager
     def __call__(self, part: str):
-        begin = time.perf_counter()
-        yield
-        self.seconds[part] += time.perf_counter() - begin
+        self._charge()
+        self.open.append(part)
+        try:
+            yield
+        finally:
+            self._charge()
+            self.open.pop()
 
     def report(self, step: int) -> dict:
         total = time.perf_counter() - self.began
@@ -122,7 +167,7 @@ def pretrain_pipeline(cfg: Config, out: Path, device: torch.device) -> dict | No
     writer = rank == last
     if not writer:
         dist.barrier()
-    cfg, ckpt = _prepare_run_dir(cfg, out, write=writer)
+    cfg, ckpt = run_dir.prepare(cfg, out, write=writer)
     if writer:
         dist.barrier()
     control = dist.new_group(backend="gloo")  # checkpoint gathering on CPU, apart from the activations
@@ -136,23 +181,15 @@ def pretrain_pipeline(cfg: Config, out: Path, device: torch.device) -> dict | No
                           f"stages but {world} processes were launched (torchrun --nproc-per-node {model.num_stages})")
     schedule = make_schedule(cfg, len(dataset), world)
     peak_lr = effective_lr(t.lr, t.batch_size * t.accum_steps)
-    if ckpt is not None:
-        model.load_state_dict(load_weights(ckpt))
     for module in model.stage_modules(rank) + [model.decoders[rank]]:
         module.to(device)  # the other stages stay on the CPU, untouched
-    mine = stage_parameters(model)[rank]
     # One optimiser over the whole model, as in one process, but only this stage's parameters ever get a gradient
     # (AdamW skips the rest and keeps no state for them): its state dict has the single-process layout.
     optimizer = build_optimizer(model, peak_lr, t.weight_decay, t.betas)
-    start = 0
-    if ckpt is not None:
-        state = load_state(ckpt)
-        optimizer.load_state_dict(state["optimizer"])
-        own = set(map(id, mine))
-        for p in [p for p in optimizer.state if id(p) not in own]:
-            del optimizer.state[p]
-        set_rng_state(state["rng"])
-        start = state["step"]
+    start = run_dir.restore(ckpt, model, optimizer)
+    own = {id(p) for m_ in model.stage_modules(rank) + [model.decoders[rank]] for p in m_.parameters()}
+    for p in [p for p in optimizer.state if id(p) not in own]:
+        del optimizer.state[p]
     if t.compile:
         model.compile_layers()
     log = RunLog(out, start, t.tensorboard) if writer else None
@@ -162,16 +199,32 @@ def pretrain_pipeline(cfg: Config, out: Path, device: torch.device) -> dict | No
               + (f", resuming at step {start}" if start else ""))
 
     loader = train_batches(cfg, dataset, start, device)
-    weight, scale = (t.loss_weights or [1.0] * world)[rank], 1.0 / t.accum_steps
-    ratio = model.decoder_mask_ratio[rank]
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if t.amp == "bf16" else nullcontext()
     n_visible = model.embed.num_tokens - num_hidden(cfg.mask.kind, cfg.mask.ratio, model.grid)
     inbox = Inbox(rank - 1, (t.batch_size, n_visible, m.width), t.accum_steps, world, device) if rank else None
-    sends: deque[list] = deque()
+    outbox = Outbox(rank + 1 if rank < last else None, t.accum_steps)
+    window, clock = run_dir.LossWindow(world), StageClock(start)
 
-    sums, count, clips_in_row, tick, skipped_in_row = [0.0] * world, 0, 0, time.perf_counter(), 0
+    def micro_batches(step: int):
+        """The same clips and masks as one process (drawn here from (seed, step)), and this stage's input."""
+        for micro in range(t.accum_steps):
+            with clock("data"):
+                clips, _, skipped = next(loader)
+                window.count(clips.shape[0], len(skipped))
+                video = to_model_input(clips.to(device, non_blocking=True), m.pixel_mean, m.pixel_std)
+                mask = model.make_mask(video.shape[0], mask_generator(t.seed, step, micro), cfg.mask.kind,
+                                       cfg.mask.ratio).to(device)
+            if inbox is None:
+                yield Micro(video, mask)
+            else:
+                with clock("wait_input"):
+                    received = inbox.take(step, micro)
+                yield Micro(video, mask, start=rank, inputs=received)
+
+    # This rank's stage only; decoder masking draws from torch's global generator, as in one process.
+    stepper = Stepper(model, optimizer, weights=t.loss_weights, lean=True, grad_clip=t.grad_clip, amp=t.amp,
+                      after_stage=outbox.send)
+    plan = dataclasses.replace(get_regime(t.regime).plan_for(world), active=rank + 1)
     model.train()
-    clock = StageClock(start)
     bar = tqdm(total=schedule.total, initial=start, desc=f"pipeline, {world} stages", disable=not (t.progress and writer),
                dynamic_ncols=True)
     for step in range(start, schedule.total):
@@ -182,54 +235,13 @@ def pretrain_pipeline(cfg: Config, out: Path, device: torch.device) -> dict | No
             if step + 1 < schedule.total:
                 inbox.post(step + 1)
         with clock("wait_send"):
-            while len(sends) > SEND_WINDOW:  # do not run further ahead of the next stage
-                for work, _ in sends.popleft():
-                    work.wait()
-        outgoing, value_sum = [], 0.0
-        for micro in range(t.accum_steps):
-            with clock("data"):
-                clips, _, skipped = next(loader)
-                skipped_in_row += len(skipped)
-                clips_in_row += clips.shape[0]
-                video = to_model_input(clips.to(device, non_blocking=True), m.pixel_mean, m.pixel_std)
-                mask = model.make_mask(video.shape[0], mask_generator(t.seed, step, micro), cfg.mask.kind,
-                                       cfg.mask.ratio)
-                visible_idx, hidden_idx = split_indices(mask.to(device))
-            if inbox is not None:
-                with clock("wait_input"):
-                    received = inbox.take(step, micro)
-            with clock("compute"):
-                with autocast:
-                    if rank == 0:  # what `BlockMAE.run_plan` does for stage 1
-                        x, target = model._visible_and_targets(video, visible_idx, hidden_idx)
-                    else:
-                        target = model.hidden_targets(video, hidden_idx)
-                        x = received
-                    x = model.run_stage(rank, x)
-                    if ratio > 0:  # decoder masking (from torch's global generator, as in one process)
-                        keep = subset_indices(hidden_idx.shape[0], hidden_idx.shape[1], ratio).to(device)
-                        hidden_idx, target = hidden_idx.gather(1, keep), gather_tokens(target, keep)
-                    loss = reconstruction_loss(model.decoders[rank](x, visible_idx, hidden_idx), target)
-                (loss * weight * scale).backward()
-            if rank < last:  # sent before `item()` waits for the GPU, so the transfer overlaps
-                y = x.detach().float().contiguous()
-                outgoing.append((dist.isend(y, rank + 1, tag=_tag(step, micro, t.accum_steps)), y))
-            with clock("compute"):
-                value = loss.item()
-            if not math.isfinite(value):
-                raise NonFiniteLoss(f"stage {rank + 1} loss is {value} at step {step + 1}; nothing was saved over the "
-                                    f"last good checkpoint ({latest_checkpoint(out) or 'none yet'}). Lower train.lr or "
-                                    f"set train.grad_clip.")
-            value_sum += value / t.accum_steps
-
-        lr = step_lr(cfg, schedule, 0, step, peak_lr)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+            outbox.begin(step)
         with clock("compute"):
-            if t.grad_clip:
-                torch.nn.utils.clip_grad_norm_([p for p in mine if p.grad is not None], t.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            values = stepper.backward(plan, micro_batches(step), t.accum_steps)
+        run_dir.check_finite(values, step, out)
+        lr = step_lr(cfg, schedule, 0, step, peak_lr)
+        with clock("compute"):
+            stepper.update(plan, lr)
 
         # Every stage's loss at this step, so far: they travel with the activations to the last rank, which logs them.
         if inbox is None:
@@ -237,28 +249,20 @@ def pretrain_pipeline(cfg: Config, out: Path, device: torch.device) -> dict | No
         else:
             with clock("wait_input"):
                 losses = inbox.take(step, t.accum_steps).clone()
-        losses[rank] = value_sum
+        losses[rank] = values[rank]
         if rank < last:
-            outgoing.append((dist.isend(losses, rank + 1, tag=_tag(step, t.accum_steps, t.accum_steps)), losses))
-            sends.append(outgoing)
+            outbox.finish(losses)
         else:
-            sums = [s + v for s, v in zip(sums, losses.tolist())]
-            count += 1
+            window.add(losses.tolist())
         done = step + 1
         bar.update(1)
         if writer and (done % t.log_every == 0 or done == schedule.total):
-            elapsed = time.perf_counter() - tick
-            log.write({"step": done, "epoch": done // schedule.steps_per_epoch, "phase": 1,
-                       "losses": [s / count for s in sums], "lr": lr,
-                       "clips_per_s": clips_in_row / max(elapsed, 1e-9), "skipped": skipped_in_row})
-            sums, count, clips_in_row, tick, skipped_in_row = [0.0] * world, 0, 0, time.perf_counter(), 0
+            log.write(window.row(done, schedule.steps_per_epoch, 0, lr))
         if done % t.checkpoint_every == 0 or done == schedule.total:
             with clock("checkpoint"):
                 _checkpoint(model, optimizer, rank, done, out, cfg, control)
     times = clock.report(schedule.total)
-    for outgoing in sends:
-        for work, _ in outgoing:
-            work.wait()
+    outbox.drain()
     bar.close()
     every_rank = [None] * world if writer else None
     dist.gather_object(times, every_rank, dst=last, group=control)
@@ -285,5 +289,4 @@ def _checkpoint(model: BlockMAE, optimizer, rank: int, step: int, out: Path, cfg
     state = optimizer.state_dict()
     state["state"] = {i: s for p in pieces for i, s in p["optimizer"].items()}
     state["param_groups"] = _cpu(state["param_groups"])
-    save_checkpoint(out, step, model, {"step": step, "optimizer": state, "rng": rng_state()})
-    prune(out, cfg.train.keep_last, cfg.train.snapshot_every)
+    run_dir.save(out, step, model, state, cfg)

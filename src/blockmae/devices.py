@@ -1,0 +1,22 @@
+"""The one place a device name ("auto", "cpu", "cuda", "cuda:N") becomes a torch device."""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import ConfigError
+
+
+def resolve_device(name: str | torch.device | None = "auto", key: str = "device") -> torch.device:
+    """`auto` (or None): the GPU when there is one, else the CPU. Asking for CUDA without one is an error
+    naming `key` (the config key or option that asked)."""
+    if isinstance(name, torch.device):
+        return name
+    if name is None or name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(name).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"{key}='{name}' but no CUDA device is available; use {key}=cpu (or auto)")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"{key}='{name}' is not a device; use auto, cpu, cuda or cuda:N") from None
