@@ -1,11 +1,12 @@
 """The lever-accuracy benchmark: one pretraining per lever, a final-block probe each, a table with deltas."""
 
 import json
+import statistics
 
 import pytest
 
 from blockmae.bench.accuracy import bench_row_name, format_accuracy, lever_overrides, run_accuracy, summarise_levers
-from blockmae.bench.harness import PRESETS, configurations
+from blockmae.bench import PRESETS, configurations
 
 SHORT = ["train.max_steps=2", "train.batch_size=4", "data.train=digits,n=16", "train.log_every=1",
          "model.depth=4", "model.width=32", "model.heads=2", "model.decoder.width=16", "model.decoder.heads=1"]
@@ -25,11 +26,16 @@ def test_short_lever_run_gives_one_row_per_lever(tmp_path):
     written = json.loads(path.read_text())
     assert [r["lever"] for r in written["rows"]] == ["none", "dmask0.75", "narrow"]  # no lever is always the base
     targets = ["digit", "direction", "speed", "mean"]
-    for row in written["rows"]:
-        assert list(row["probe"]) == targets and all(0 <= v <= 1 for v in row["probe"].values())
-        assert row["clips_per_s"] > 0 and row["time_x_none"] > 0
-        assert row["probe"]["mean"] == pytest.approx(sum(row["probe"][t] for t in targets[:3]) / 3)
     none, dmask, narrow = written["rows"]
+    for row, run in zip(written["rows"], written["runs"]):
+        assert list(row["probe"]) == targets and all(0 <= v <= 1 for v in row["probe"].values())
+        assert row["probe"]["mean"] == pytest.approx(sum(row["probe"][t] for t in targets[:3]) / 3)
+        # the speed is the run's own log: the median over the logged intervals after the first (start-up)
+        assert run["lever"] == row["lever"] and run["steps"] == 2
+        log = (tmp_path / "runs" / f"{row['lever']}-seed0" / "log.jsonl").read_text().splitlines()
+        rates = [entry["clips_per_s"] for entry in map(json.loads, log) if entry.get("clips_per_s")]
+        assert len(rates) == 2 and row["clips_per_s"] == run["clips_per_s"] == statistics.median(rates[1:])
+        assert row["time_x_none"] == pytest.approx(none["clips_per_s"] / row["clips_per_s"])
     assert none["delta_pp"]["mean"] == 0 and none["time_x_none"] == 1
     assert dmask["overrides"] == ["model.decoder.mask_ratio=0.75"] and narrow["overrides"] == ["model.decoder.width=32"]
     # the levers really trained different models: their runs' configs and held-out losses differ

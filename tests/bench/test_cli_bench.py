@@ -36,7 +36,16 @@ def test_quick_bench_from_the_cli_writes_json_with_the_loss_check(tmp_path, caps
     out = capsys.readouterr().out
     results = json.loads(path.read_text())
     assert [r["name"] for r in results["rows"]] == ["hf", "e2e"]
-    assert results["loss_check"]["ok"] and results["loss_check"]["abs_diff"] <= 1e-4
-    assert all(r["clips_per_s"] > 0 and r["peak_bytes"] > 0 for r in results["rows"])
+    hf, e2e = results["rows"]
+    check = results["loss_check"]
+    assert check["hf"] == hf["first_losses"][0] and check["ours"] == e2e["first_losses"][0]
+    assert check["ok"] and check["abs_diff"] <= 1e-4
+    s = results["settings"]
+    assert (s["batch"], s["warmup"], s["steps"]) == (4, 1, 1)  # --quick: batch <= 4, 1 warm-up; --steps 1
+    for row in (hf, e2e):
+        assert row["batch"] == 4 and row["timed_steps"] == 1 and row["threads"] == 1
+        assert row["clips_per_s"] == pytest.approx(4 / row["step_s"])
+        assert row["step_bytes"] == max(row["peak_bytes"] - row["resting_bytes"], 0)
+    assert e2e["x_baseline"] == pytest.approx(e2e["clips_per_s"] / hf["clips_per_s"]) and hf["x_baseline"] == 1.0
     assert results["settings"]["in_process"] is False  # each configuration in its own worker process
     assert "loss check" in out and "OK" in out and f"wrote {path}" in out

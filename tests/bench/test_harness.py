@@ -1,6 +1,7 @@
 """The benchmark harness: quick runs produce every configuration with ratio columns; the loss check works."""
 
 import json
+import statistics
 
 import pytest
 import torch
@@ -21,22 +22,63 @@ def test_quick_bench_reports_every_configuration_with_ratios(tmp_path):
     written = json.loads(path.read_text())
     names = [r.name for r in configurations(PRESETS["tiny"])]
     assert [r["name"] for r in written["rows"]] == names
+    rows = {r["name"]: r for r in written["rows"]}
+    matmul = written["matmul"]
     for row in written["rows"]:
         if row["name"].endswith("compile"):
             assert "skipped" in row  # quick mode leaves torch.compile out, and says so
             continue
         assert "error" not in row, row
-        assert row["clips_per_s"] > 0 and row["step_bytes"] >= 0 and row["flops_per_step"] > 0
-        assert "x_baseline" in row and row["x_baseline"] > 0
-    rows = {r["name"]: r for r in written["rows"]}
+        # the steps asked for: 1 timed (sequential: one per phase), after the loss-check step and 1 warm-up
+        (measured,) = written["runs"][row["name"]]  # one repeat: the row is its only run
+        seq = row["regime"] == "sequential" and row["task"] == "train"
+        assert row["batch"] == 2 and row["timed_steps"] == len(measured["step_times"]) == (row["K"] if seq else 1)
+        assert row["warmup"] == (1 + row["K"] if seq else 2)
+        assert row["step_s"] == measured["step_s"] == pytest.approx(
+            statistics.fmean(row["phase_step_s"]) if seq else statistics.median(measured["step_times"]))
+        # every derived column is the ratio of the stored numbers it names
+        base = rows["extract-hf" if row["task"] == "extract" else "hf"]
+        assert row["clips_per_s"] == pytest.approx(2 / row["step_s"])
+        assert row["x_baseline"] == pytest.approx(row["clips_per_s"] / base["clips_per_s"])
+        assert row["step_bytes"] == max(row["peak_bytes"] - row["resting_bytes"], 0)
+        assert row["live_x_baseline"] == pytest.approx(row["live_step_bytes"] / base["live_step_bytes"])
+        assert row["time_x_e2e"] == (pytest.approx(row["step_s"] / rows["e2e"]["step_s"]) if row["task"] == "train"
+                                     else None)
+        assert row["mfu"] == pytest.approx(row["flops_per_step"] / row["step_s"] / matmul["flop_per_s"])
+        assert len(row["first_losses"]) == row["K"]
     assert rows["hf"]["x_baseline"] == 1.0 and rows["extract-hf"]["x_baseline"] == 1.0
-    assert rows["sim-K4-lean"]["time_x_e2e"] > 0 and len(rows["sim-K6"]["first_losses"]) == 6
-    assert rows["sim-K4-lean"]["live_step_bytes"] > 0 and rows["sim-K4"]["live_step_bytes"] > 0
+    assert len(rows["sim-K6"]["first_losses"]) == 6
+    # the same forward before any update: the memory-lean step, the monitors and the first sequential phase
+    # report the losses of the standard simultaneous step (to rounding, as below)
+    sim_k4 = rows["sim-K4"]["first_losses"]
+    assert rows["sim-K4-lean"]["first_losses"] == pytest.approx(sim_k4, abs=1e-6)
+    assert rows["e2e-K4-monitors"]["first_losses"] == pytest.approx(sim_k4, abs=1e-6)
+    seq_first, *seq_rest = rows["seq-K4"]["first_losses"]
+    assert seq_first == pytest.approx(sim_k4[0], abs=1e-6) and seq_rest == [None, None, None]  # phase 0: stage 1 only
     # only the optimizer differs (not bit for bit: a GEMM's rounding may depend on where its buffers lie)
     assert rows["hf-adamw-unfused"]["first_losses"] == pytest.approx(rows["hf"]["first_losses"], abs=1e-6)
-    assert written["loss_check"]["ok"] and written["loss_check"]["abs_diff"] <= 1e-4
-    assert written["matmul"]["flop_per_s"] > 0 and written["machine"]["torch"] == torch.__version__
-    assert {t["target"] for t in written["targets"]} >= {"ours e2e clips/s >= 1.3x Hugging Face, identical loss"}
+    assert rows["e2e-adamw-unfused"]["first_losses"] == pytest.approx(rows["e2e"]["first_losses"], abs=1e-6)
+    # FLOPs and live memory as the configurations imply: the same work counts the same, decoder masking
+    # (fewer hidden tubelets decoded) and no_grad extraction less, more stages more
+    flops = {name: row["flops_per_step"] for name, row in rows.items() if "flops_per_step" in row}
+    assert flops["sim-K4"] == flops["sim-K4-lean"] == flops["e2e-K4-monitors"] < flops["sim-K6"] == flops["sim-K6-lean"]
+    assert flops["sim-K4-lean-dmask0.75"] < flops["sim-K4-lean-dmask0.5"] < flops["sim-K4-lean"]
+    assert flops["extract"] == flops["extract-inference"] == flops["extract-hf"]
+    live = {name: row["live_step_bytes"] for name, row in rows.items() if "live_step_bytes" in row}
+    assert live["sim-K4-lean-dmask0.75"] < live["sim-K4-lean-dmask0.5"] < live["sim-K4-lean"]
+    assert live["sim-K4"] < live["sim-K6"] and live["extract"] < live["e2e"]
+    # the loss check compares exactly the stored first losses
+    check = written["loss_check"]
+    assert check["hf"] == rows["hf"]["first_losses"][0] and check["ours"] == rows["e2e"]["first_losses"][0]
+    assert check["abs_diff"] == pytest.approx(abs(check["hf"] - check["ours"]))
+    assert check["ok"] and check["abs_diff"] <= 1e-4
+    assert matmul["n"] == 1024 and matmul["flop_per_s"] == pytest.approx(2 * 1024 ** 3 / matmul["seconds"])
+    assert written["machine"]["torch"] == torch.__version__
+    targets = {t["target"]: t for t in written["targets"]}
+    assert targets["ours e2e clips/s >= 1.3x Hugging Face, identical loss"]["value"] == rows["e2e"]["x_baseline"]
+    lean = targets["memory-lean sim K=4 peak <= 0.6x standard sim K=4"]
+    assert lean["value"] == pytest.approx(live["sim-K4-lean"] / live["sim-K4"])
+    assert lean["met"] == (lean["value"] <= 0.6)
     assert results["rows"][0]["name"] == "hf"
 
 
@@ -47,6 +89,7 @@ def test_each_configuration_runs_in_its_own_process(tmp_path):
     assert set(rows) == {"hf", "e2e"}
     assert results["loss_check"]["ok"]
     assert rows["hf"]["hf_attn_implementation"] and rows["e2e"]["peak_bytes"] > rows["e2e"]["step_bytes"] > 0
+    assert rows["e2e"]["step_bytes"] == rows["e2e"]["peak_bytes"] - rows["e2e"]["resting_bytes"]
     assert results["settings"]["in_process"] is False
 
 

@@ -1,3 +1,3 @@
-from .harness import main
+from .arguments import main
 
 main()

@@ -3,10 +3,10 @@
 For one preset config (default: the demo's, `configs/tiny.yaml`, with its own schedule), pretrain
 simultaneous K=4 once per lever (no lever, decoder masking 0.5 / 0.75, narrower decoders, both) through the
 public engine (`blockmae.train.engine.pretrain`), then fit the analysis suite's linear probe
-(`blockmae.eval.probe_targets` on `Analysis.features`: standardise, multinomial logistic regression, fit on
-train, top-1 on test) on the final block's pooled features, per target. Each lever's speed comes from the
-same pretraining (median clips/s over the logged intervals, the first left out) and, with `--bench JSON`,
-from the benchmark harness's isolated step timings. Same seed, data and masks for every lever.
+(`blockmae.eval.probe_targets` on `analysis.extraction.FeatureStore` features: standardise, multinomial
+logistic regression, fit on train, top-1 on test) on the final block's pooled features, per target. Each
+lever's speed comes from the same pretraining (median clips/s over the logged intervals, the first left out)
+and, with `--bench JSON`, from the benchmark harness's isolated step timings. Same seed, data and masks for every lever.
 """
 
 from __future__ import annotations
@@ -16,15 +16,16 @@ import statistics
 import time
 from pathlib import Path
 
-from .common import command_line, publish
+from .machine import describe_machine, machine
+from .presets import PRESETS
+from .publish import command_line, publish
+from .text import cell
 
 LEVER_NAMES = ("none", "dmask0.5", "dmask0.75", "narrow", "dmask0.5-narrow")
 
 
 def lever_overrides(preset_name: str = "tiny") -> dict[str, tuple[str, ...]]:
     """Each lever's config overrides (the same as the harness's `sim-K4-lean-*` rows)."""
-    from .harness import PRESETS
-
     narrow = PRESETS[preset_name].narrow
     levers = {"none": (), "dmask0.5": ("model.decoder.mask_ratio=0.5",),
               "dmask0.75": ("model.decoder.mask_ratio=0.75",), "narrow": narrow,
@@ -41,7 +42,6 @@ def bench_row_name(lever: str) -> str:
 
 def _lever_config(preset_name: str, lever: str, sets: list[str], seed: int):
     from ..config import config_path, load_config
-    from .harness import PRESETS
 
     preset = PRESETS[preset_name]
     overrides = (list(preset.overrides) + ["train.regime=simultaneous", "model.partition=4", f"train.seed={seed}"]
@@ -60,15 +60,16 @@ def pretraining_speed(run_dir: Path) -> float | None:
 
 def final_block_probe(run_dir: Path, data: str, work: Path, progress: bool = False) -> dict[str, float]:
     """{target: accuracy, ..., "mean"} of the analysis suite's linear probe on the final block's features."""
+    from ..analysis.extraction import FeatureStore
+    from ..analysis.options import Options
     from ..analysis.sources import describe
-    from ..analysis.suite import Analysis, Options
     from ..eval import probe_targets
 
-    analysis = Analysis(work, Options(layers=False, occlusion=False, progress=progress))
+    store = FeatureStore(work, Options(layers=False, occlusion=False, progress=progress))
     source = describe(str(run_dir))
     model = source.model()
-    test = analysis.features(source, model, data, "test")
-    train = analysis.features(source, model, data, "train")
+    test = store.features(source, model, data, "test")
+    train = store.features(source, model, data, "train")
     partition = model.partition
     return probe_targets(train.blocks(partition)[-1], train.labels, test.target_names,
                          test_x=test.blocks(partition)[-1], test_y=test.labels)
@@ -83,8 +84,8 @@ def run_accuracy(preset_name: str = "tiny", levers: list[str] | None = None, set
 
     import torch
 
+    from ..devices import resolve_device
     from ..train.engine import pretrain
-    from .harness import machine
 
     known = lever_overrides(preset_name)
     levers = list(levers or [n for n in LEVER_NAMES if n in known])
@@ -97,7 +98,7 @@ def run_accuracy(preset_name: str = "tiny", levers: list[str] | None = None, set
         torch.set_num_threads(threads)
     say = print if progress else (lambda *a, **k: None)
     root = Path(runs) if runs else Path(tempfile.mkdtemp(prefix="blockmae-levers-"))
-    info = machine("cuda" if torch.cuda.is_available() else "cpu")
+    info = machine(resolve_device("auto").type)  # the device `auto` picks, as the presets train on
     bench = json.loads(Path(bench_json).read_text()) if bench_json else None
     bench_rows = {r["name"]: r for r in bench["rows"]} if bench else {}
 
@@ -163,8 +164,6 @@ def summarise_levers(per_run: list[dict], levers: list[str], bench_rows: dict | 
 
 
 def format_accuracy(results: dict) -> str:
-    from .harness import describe_machine
-
     s = results["settings"]
     rows = results["rows"]
     targets = list(rows[0]["probe"])
@@ -178,7 +177,7 @@ def format_accuracy(results: dict) -> str:
             + " ".join(f"{t:>9}" for t in targets) + f" {'d mean pp':>9}")
     lines += [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['lever']:<16} {_f(r['time_x_none'], '11.2f')} {_f(r['bench_time_x_e2e'], '11.2f')} "
+        lines.append(f"{r['lever']:<16} {cell(r['time_x_none'], '11.2f')} {cell(r['bench_time_x_e2e'], '11.2f')} "
                      + " ".join(f"{r['probe'][t]:9.3f}" for t in targets) + f" {r['delta_pp']['mean']:+9.1f}")
     lines.append("")
     lines.append("time x none: pretraining time per clip relative to no lever (median clips/s over logged intervals, "
@@ -191,11 +190,6 @@ def format_accuracy(results: dict) -> str:
         lines.append("seed spread of the mean accuracy (max - min over seeds): "
                      + ", ".join(f"{r['lever']} {100 * d:.1f} pp" for r, d in zip(rows, spread)))
     return "\n".join(lines)
-
-
-def _f(v, spec: str) -> str:
-    width = int(spec.split(".")[0])
-    return f"{'-':>{width}}" if v is None else format(v, spec)
 
 
 def run_from_args(args) -> dict:

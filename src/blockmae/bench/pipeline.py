@@ -29,8 +29,10 @@ import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from .common import command_line, publish
-from .harness import PRESETS, describe_machine, machine
+from .launch import child_environment
+from .machine import describe_machine, machine, note_load_at_end
+from .presets import preset as find_preset
+from .publish import command_line, publish
 
 WEIGHT_TOLERANCE = 1e-4  # |single - pipeline| per weight after the run (float rounding; tests: 1e-5 after 4 steps)
 PARTS = ("data", "compute", "wait_input", "wait_send", "checkpoint", "other")
@@ -38,9 +40,7 @@ PARTS = ("data", "compute", "wait_input", "wait_send", "checkpoint", "other")
 
 def _launch(cmd: list[str], threads: int, log: Path) -> float:
     """Run one training command with `threads` threads per process; its output goes to `log`. Returns wall seconds."""
-    src = str(Path(__file__).resolve().parents[2])  # so a source checkout works without installing
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads),
-           "PYTHONPATH": os.pathsep.join(p for p in [src, os.environ.get("PYTHONPATH", "")] if p)}
+    env = child_environment(OMP_NUM_THREADS=str(threads))
     start = time.perf_counter()
     with open(log, "w") as out:
         code = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
@@ -105,18 +105,15 @@ def run_pipeline(preset_name: str = "tiny", stages: int = 2, steps: int = 60, th
     import torch
 
     from ..config import config_path, load_config, save_config
+    from ..devices import resolve_device
 
-    if preset_name not in PRESETS:
-        raise SystemExit(f"unknown preset '{preset_name}'; choose from {', '.join(PRESETS)}")
+    preset = find_preset(preset_name)
     if stages < 2:
         raise SystemExit(f"--stages {stages}: a pipeline needs at least 2 stages")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    kind = "cuda" if device.startswith("cuda") else "cpu"
+    kind = resolve_device(device, "--device").type
     if kind == "cuda" and torch.cuda.device_count() < stages:
         raise SystemExit(f"--stages {stages} on GPUs needs {stages} GPUs (one per stage); this machine has "
                          f"{torch.cuda.device_count()}. Use --stages {torch.cuda.device_count()} or --device cpu")
-    preset = PRESETS[preset_name]
     b = batch or preset.batch[kind]
     threads = threads or os.cpu_count() or 1
     share = max(1, threads // stages)
@@ -174,8 +171,7 @@ def run_pipeline(preset_name: str = "tiny", stages: int = 2, steps: int = 60, th
                "weights": {"tolerance": WEIGHT_TOLERANCE, "max_abs_diff": diffs,
                            "ok": all(d <= WEIGHT_TOLERANCE for d in diffs.values())}}
     results["analysis"] = analyse(results)
-    if hasattr(os, "getloadavg"):
-        info["load_average_1min_at_end"] = os.getloadavg()[0]
+    note_load_at_end(info)
     return publish(results, format_pipeline_report(results), json_path, say)
 
 

@@ -16,15 +16,12 @@ import time
 import torch
 
 from ..config import config_path, load_config
-from .common import MARKER
-from .steps import (PeakMemory, build_ours, count_flops, hf_extract_step, hf_train_step, hf_twin, live_tensor_peak,
-                    make_inputs, make_optimizer, matmul_flops, ours_extract_step, ours_train_step, release_free_memory,
-                    sync, tune_glibc_malloc)
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+from ..devices import resolve_device
+from .probes import (PeakMemory, count_flops, live_tensor_peak, matmul_flops, release_free_memory, sync,
+                     tune_glibc_malloc)
+from .protocol import result_line
+from .steps import (build_ours, hf_extract_step, hf_train_step, hf_twin, make_inputs, make_optimizer,
+                    ours_extract_step, ours_train_step)
 
 
 def measure(spec: dict) -> dict:
@@ -33,12 +30,12 @@ def measure(spec: dict) -> dict:
     name, impl (ours|hf), task (train|extract|matmul), regime, K, lean, compile, optimizer (engine|unfused),
     inference (extract: inference_mode instead of no_grad), config (built-in name or path; None: defaults),
     overrides (key=value list), batch, warmup, steps, seed, device, threads, flops (count FLOPs),
-    timer (wall|cpu), malloc (CPU: tuned|default; see steps.tune_glibc_malloc), live (CPU: profile one more step
-    for the peak of live tensor bytes, `steps.live_tensor_peak`; default true).
+    timer (wall|cpu), malloc (CPU: tuned|default; see probes.tune_glibc_malloc), live (CPU: profile one more step
+    for the peak of live tensor bytes, `probes.live_tensor_peak`; default true).
     """
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
-    device = pick_device(spec.get("device", "auto"))
+    device = resolve_device(spec.get("device", "auto"), "--device")
     out = {"name": spec["name"], "device": str(device), "threads": torch.get_num_threads()}
     if device.type == "cpu":
         out["malloc"] = "tuned" if spec.get("malloc", "tuned") == "tuned" and tune_glibc_malloc() else "default"
@@ -153,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     if len(argv) != 1:
         raise SystemExit("usage: python -m blockmae.bench.worker '<spec as JSON>'")
     result = measure(json.loads(argv[0]))
-    print(MARKER + json.dumps(result), flush=True)
+    print(result_line(result), flush=True)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .shape import check_clip_shape
+
 # Independent of the dataset seed, so train and test never share a source image.
 SPLIT_SEED = 20240517
 TEST_FRACTION = 0.2
@@ -85,7 +87,7 @@ class MovingDigits(Dataset):
 
     def __init__(self, split: str = "train", *, frames: int, image_size: int, channels: int = 3,
                  seed: int = 0, n: int | None = None, digits: int = 1):
-        _check_shape("digits", frames, image_size, channels)
+        check_clip_shape("digits", frames, image_size, channels)
         if digits not in (1, 2):
             raise ValueError(f"digits: digits={digits!r}, expected 1 or 2")
         self.image_ids = split_image_ids(split)
@@ -162,11 +164,3 @@ class MovingDigits(Dataset):
     def __repr__(self) -> str:
         return (f"MovingDigits(split={self.split!r}, n={self.n}, digits={self.digits}, frames={self.frames}, "
                 f"image_size={self.image_size}, channels={self.channels}, seed={self.seed})")
-
-
-def _check_shape(name: str, frames: int, image_size: int, channels: int) -> None:
-    for key, value in (("frames", frames), ("image_size", image_size)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name}: {key}={value!r}, expected a positive integer")
-    if channels not in (1, 3):
-        raise ValueError(f"{name}: channels={channels!r}, expected 1 (gray) or 3 (RGB)")

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .digits import _check_shape
+from .shape import check_clip_shape
 
 COLOURS = {
     "gray": (1.0, 1.0, 1.0),
@@ -111,7 +111,7 @@ class _FactorialGratings(Dataset):
 
     def __init__(self, split: str = "train", *, frames: int, image_size: int, channels: int = 3,
                  seed: int = 0, n: int | None = None, fps: float = DEFAULT_FPS):
-        _check_shape(self.name, frames, image_size, channels)
+        check_clip_shape(self.name, frames, image_size, channels)
         if not fps > 0:
             raise ValueError(f"{self.name}: fps={fps!r}, expected a positive number")
         self.split = split  # accepted so every dataset is built the same way; there is one set

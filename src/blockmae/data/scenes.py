@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .digits import _check_shape
+from .shape import check_clip_shape
 
 SPLITS = ("train", "test")
 DEFAULT_N = {"train": 100_000, "test": 1024}
@@ -98,7 +98,7 @@ class TexturedScenes(Dataset):
 
     def __init__(self, split: str = "train", *, frames: int, image_size: int, channels: int = 3,
                  seed: int = 0, n: int | None = None, shapes: int | None = None):
-        _check_shape("scenes", frames, image_size, channels)
+        check_clip_shape("scenes", frames, image_size, channels)
         if split not in SPLITS:
             raise ValueError(f"scenes: unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
         n = DEFAULT_N[split] if n is None else n

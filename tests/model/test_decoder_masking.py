@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from blockmae.config import ConfigError
-from blockmae.model import BlockMAE, regime_plan
-from blockmae.model.blockwise import _tubelet_targets
+from blockmae.model import BlockMAE
+from blockmae.regimes import regime_plan
 from blockmae.model.masking import gather_tokens, split_indices
-from blockmae.model.objective import pixel_targets, reconstruction_loss
+from blockmae.model.objective import pixel_targets, reconstruction_loss, tubelet_targets
 from blockmae.model.vit import Layer
 from helpers import small_config
 
@@ -120,11 +120,12 @@ def test_visible_only_embedding_and_hidden_only_targets_match_the_reference():
         model = _model(f"model.norm_pix={norm_pix}")
         video, mask = _batch(model)
         visible_idx, hidden_idx = split_indices(mask)
-        x, target = model._visible_and_targets(video, visible_idx, hidden_idx)
+        x, batch = model.masked_batch(video, mask)
+        assert torch.equal(batch.visible_idx, visible_idx) and torch.equal(batch.hidden_idx, hidden_idx)
         torch.testing.assert_close(x, gather_tokens(model.embed(video), visible_idx), rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(target, gather_tokens(model.targets(video), hidden_idx), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(batch.target, gather_tokens(model.targets(video), hidden_idx), rtol=1e-5, atol=1e-5)
         c = model.cfg
-        all_targets = _tubelet_targets(model.embed.tubelets(video), c.channels, c.pixel_mean, c.pixel_std, c.norm_pix)
+        all_targets = tubelet_targets(model.embed.tubelets(video), c.channels, c.pixel_mean, c.pixel_std, c.norm_pix)
         torch.testing.assert_close(all_targets, pixel_targets(video, c.pixel_mean, c.pixel_std, c.tubelet, c.patch,
                                                               c.norm_pix), rtol=1e-5, atol=1e-5)
 
@@ -135,7 +136,7 @@ def test_constant_tubelets_normalise_to_rounding_noise_in_both():
     model = _model()
     video = torch.full((1, 3, 4, 32, 32), -2.0)
     c = model.cfg
-    ours = _tubelet_targets(model.embed.tubelets(video), c.channels, c.pixel_mean, c.pixel_std, True)
+    ours = tubelet_targets(model.embed.tubelets(video), c.channels, c.pixel_mean, c.pixel_std, True)
     reference = pixel_targets(video, c.pixel_mean, c.pixel_std, c.tubelet, c.patch, True)
     assert ours.abs().max() < 0.1 and reference.abs().max() < 0.1
 

@@ -1,0 +1,77 @@
+"""The rows of the throughput table: the core configurations (ours in every regime against Hugging Face) and
+the levers that make simultaneous K=4 cheaper, and picking some of them by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .presets import Preset
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One configuration (a row of the table)."""
+    name: str
+    impl: str = "ours"  # ours | hf
+    task: str = "train"  # train | extract
+    regime: str = "e2e"
+    K: int = 1
+    lean: bool = True  # memory-lean step (backward per stage); the engine's default
+    overrides: tuple[str, ...] = ()
+    compile: bool = False
+    optimizer: str = "engine"
+    inference: bool = False
+    group: str = "core"  # core | lever
+    about: str = ""
+
+
+def configurations(preset: Preset) -> list[Configuration]:
+    rows = [
+        Configuration("hf", impl="hf", about="Hugging Face VideoMAEForPreTraining (baseline)"),
+        Configuration("e2e", about="ours, E2E, one decoder: the same model as the baseline"),
+        Configuration("e2e-K4-monitors", K=4, about="ours, E2E with 4 stage decoders as monitors (the paper's E2E)"),
+        Configuration("sim-K4", regime="simultaneous", K=4, lean=False, about="simultaneous K=4, all graphs alive"),
+        Configuration("sim-K4-lean", regime="simultaneous", K=4, about="simultaneous K=4, memory-lean (default)"),
+        Configuration("sim-K6", regime="simultaneous", K=6, lean=False, about="simultaneous K=6, all graphs alive"),
+        Configuration("sim-K6-lean", regime="simultaneous", K=6, about="simultaneous K=6, memory-lean (default)"),
+        Configuration("seq-K4", regime="sequential", K=4, about="sequential K=4, mean over the 4 phases"),
+        Configuration("extract-hf", impl="hf", task="extract", about="Hugging Face hidden states, all layers, no_grad"),
+        Configuration("extract", task="extract", about="ours encode(at='layers'), no_grad (as eval/features.py)"),
+        Configuration("extract-inference", task="extract", inference=True, about="ours, torch.inference_mode"),
+    ]
+    lean4 = Configuration("", regime="simultaneous", K=4, group="lever")
+    levers = [
+        replace(lean4, name="hf-adamw-unfused", impl="hf", regime="e2e", K=1, optimizer="unfused",
+                about="Hugging Face with PyTorch's default AdamW (no fused kernel), as `torch.optim.AdamW(...)` gives"),
+        replace(lean4, name="e2e-adamw-unfused", regime="e2e", K=1, optimizer="unfused",
+                about="ours E2E with PyTorch's default AdamW (the engine uses the fused kernel)"),
+        replace(lean4, name="e2e-compile", regime="e2e", K=1, compile=True, about="E2E, torch.compile per layer"),
+        replace(lean4, name="sim-K4-lean-compile", compile=True, about="torch.compile per layer/decoder"),
+        replace(lean4, name="sim-K4-lean-dmask0.5", overrides=("model.decoder.mask_ratio=0.5",),
+                about="decoder masking: each decoder reconstructs 50% of the hidden tubelets"),
+        replace(lean4, name="sim-K4-lean-dmask0.75", overrides=("model.decoder.mask_ratio=0.75",),
+                about="decoder masking: 25% of the hidden tubelets"),
+        replace(lean4, name="sim-K4-lean-narrow", overrides=preset.narrow,
+                about="narrower decoders: " + " ".join(preset.narrow)),
+    ]
+    if preset.shallow:
+        levers.append(replace(lean4, name="sim-K4-lean-shallow", overrides=preset.shallow,
+                              about="shallower lower-stage decoders: " + " ".join(preset.shallow)))
+    levers.append(replace(lean4, name="sim-K4-lean-dmask0.5-narrow",
+                          overrides=("model.decoder.mask_ratio=0.5",) + preset.narrow,
+                          about="decoder masking 0.5 and narrower decoders"))
+    return rows + levers
+
+
+def select(rows: list[Configuration], names: str | None) -> list[Configuration]:
+    """The rows `names` asks for (comma-separated names, `core`, `levers`; None or `all`: every row)."""
+    if not names or names == "all":
+        return rows
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    known = {r.name for r in rows} | {"core", "levers"}
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown configuration(s) {', '.join(unknown)}; choose from core, levers, "
+                         + ", ".join(r.name for r in rows))
+    return [r for r in rows if r.name in wanted or (r.group == "core" and "core" in wanted)
+            or (r.group == "lever" and "levers" in wanted)]

@@ -1,0 +1,42 @@
+"""The bench's presets: which model and clips it measures, at what batch and for how many steps.
+
+Pure data (no torch): the harness, the lever-accuracy and the pipeline benches all start from a preset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Preset:
+    config: str | None  # built-in config name or YAML path; None: the defaults
+    overrides: tuple[str, ...]
+    batch: dict  # per device type
+    warmup_steps: dict  # per device type: (warm-up, timed)
+    narrow: tuple[str, ...]  # lever: narrower stage decoders
+    shallow: tuple[str, ...] | None  # lever: shallower lower-stage decoders (None: already one layer)
+    about: str
+
+
+PRESETS = {
+    "tiny": Preset(
+        "tiny", (), {"cpu": 32, "cuda": 256}, {"cpu": (2, 8), "cuda": (5, 20)},
+        narrow=("model.decoder.width=32",), shallow=None,
+        about="the tiny demo preset (configs/tiny.yaml): 12 x 96-d, 8 x 32 x 32 clips, 2 x 4 x 4 tubelets, "
+              "decoders 1 x 64-d"),
+    "deit-s": Preset(
+        None, ("model.size=vit-small", "model.frames=16", "model.image_size=128", "model.tubelet=2",
+               "model.patch=8"),
+        {"cpu": 2, "cuda": 32}, {"cpu": (1, 3), "cuda": (5, 20)},
+        narrow=("model.decoder.width=96",), shallow=("model.decoder.depth=[1,1,1,4]",),
+        about="DeiT-S (12 x 384-d, 6 heads), 16 x 128 x 128 clips, 2 x 8 x 8 tubelets (the paper's), "
+              "VideoMAE-S decoders 4 x 192-d"),
+}
+
+
+def preset(name: str) -> Preset:
+    """The preset called `name`; an unknown name stops the bench with the choices."""
+    if name not in PRESETS:
+        raise SystemExit(f"unknown preset '{name}'; choose from {', '.join(PRESETS)}")
+    return PRESETS[name]

@@ -1,0 +1,129 @@
+"""The config's shape: every section and key with its default, the model-size presets, and the keys a
+resumed run may change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# width, depth, heads, and the VideoMAE decoder that goes with each size.
+PRESETS = {
+    "vit-tiny": dict(width=192, depth=12, heads=3, decoder_width=96, decoder_heads=3),
+    "vit-small": dict(width=384, depth=12, heads=6, decoder_width=192, decoder_heads=3),
+    "vit-base": dict(width=768, depth=12, heads=12, decoder_width=384, decoder_heads=6),
+    "vit-large": dict(width=1024, depth=24, heads=16, decoder_width=512, decoder_heads=8),
+}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class DecoderConfig:
+    # An int applies to every stage's decoder; a list gives one value per stage.
+    depth: int | list[int] = 4
+    width: int | list[int] | None = None  # None: the preset's decoder width
+    heads: int | list[int] | None = None  # None: the preset's decoder heads
+    mlp_ratio: float = 4.0
+    # LayerNorm on the encoder features a decoder reads (VideoMAE's final encoder norm).
+    input_norm: bool = True
+    # Decoder masking (VideoMAE v2's dual masking): during training each decoder reconstructs a
+    # random subset of the hidden tubelets, skipping this share of them (and their mask tokens).
+    # 0: every hidden tubelet (VideoMAE). A list gives one value per stage. Evaluation uses all.
+    # 0.75 makes blockwise steps ~2x cheaper but cost ~3 pp on motion probes (docs/performance.md).
+    mask_ratio: float | list[float] = 0.0
+
+
+@dataclass
+class ModelConfig:
+    size: str = "vit-tiny"
+    width: int | None = None  # None: from `size`
+    depth: int | None = None
+    heads: int | None = None
+    mlp_ratio: float = 4.0
+    frames: int = 16
+    image_size: int = 112
+    tubelet: int = 2
+    patch: int = 16
+    channels: int = 3
+    # An int K splits the depth into K equal stages; a list gives each stage's layer count.
+    # A loaded config always holds the list (resolved once, in `resolve`).
+    partition: int | list[int] = 1
+    qkv_bias: bool = True  # VideoMAE: learned query and value biases, no key bias
+    # Target: per-tubelet, per-channel normalised pixels (VideoMAE); false: raw [0, 1] pixels.
+    norm_pix: bool = True
+    norm_eps: float = 1e-6
+    # How input clips are normalised; the objective undoes it to build pixel targets.
+    pixel_mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    pixel_std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+
+
+@dataclass
+class MaskConfig:
+    kind: str = "tube"  # tube | random
+    ratio: float = 0.9
+
+
+@dataclass
+class DataConfig:
+    train: str = "digits"
+    test: str | None = None  # held-out spec for the end-of-run per-stage loss; None: train spec, test split
+    num_workers: int = 0
+    strict: bool = False  # True: a sample that fails to load is an error instead of being skipped
+
+
+@dataclass
+class TrainConfig:
+    regime: str = "simultaneous"
+    batch_size: int = 32
+    max_steps: int | None = None  # None: derived from `epochs`
+    epochs: int | None = None
+    lr: float = 1.5e-4  # base LR for a batch of 256; the effective LR scales with the batch
+    min_lr: float = 1e-6
+    warmup_steps: int | None = None  # None: 5% of the steps (of each phase when sequential)
+    weight_decay: float = 0.05
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    grad_clip: float | None = None
+    accum_steps: int = 1
+    # Backward each stage right after its forward, so only one stage's graph is alive.
+    memory_lean: bool = True
+    # Sequential regime: share of max_steps for each stage's phase; None: equal.
+    phase_split: list[float] | None = None
+    # Weight of each stage's loss; None: all 1.
+    loss_weights: list[float] | None = None
+    seed: int = 0
+    amp: str = "none"  # none | bf16
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    log_every: int = 10
+    checkpoint_every: int = 500
+    keep_last: int = 2
+    snapshot_every: int | None = None  # permanent checkpoints for learning-dynamics analysis
+    tensorboard: bool = False
+    progress: bool = True
+    # torch.compile each encoder layer and decoder (BlockMAE.compile_layers); false: eager.
+    compile: bool = False
+
+
+@dataclass
+class DistConfig:
+    # Under torchrun (docs/distributed.md). none: one process. ddp: data parallel, train.batch_size is the
+    # global batch, split across ranks. pipeline: stage k on rank k (simultaneous regime, K ranks).
+    mode: str = "none"  # none | ddp | pipeline
+    backend: str = "auto"  # auto (nccl on GPU, gloo on CPU) | nccl | gloo
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
+
+
+# Keys that may change when a run resumes (they do not change what is learned).
+RESUMABLE_KEYS = {
+    "train.max_steps", "train.epochs", "train.log_every", "train.checkpoint_every",
+    "train.keep_last", "train.snapshot_every", "train.tensorboard", "train.progress",
+    "train.device", "train.compile", "data.num_workers", "data.test", "data.strict",
+    "dist.mode", "dist.backend",  # every mode learns what one process learns (to float rounding)
+}
