@@ -81,7 +81,8 @@ def cmd_datasets_check(args) -> None:
 
 def cmd_analyze(args) -> None:
     from .analysis.analyze import analyze
-    from .analysis.suite import Options, extraction_workers
+    from .analysis.options import Options
+    from .analysis.suite import extraction_workers
     from .data.spec import check_spec
 
     for spec in args.data:  # every spec checked before hours of work on the first ones

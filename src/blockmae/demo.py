@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from .analysis.learning import learning_verdicts
+from .analysis.rows import datasets_of, is_pair, last_block
 from .study import Study, run_study
-from .analysis.report import learning_verdicts
 from .train.logging import loss_table
 
 # 400 steps, the three runs at once (one thread each; sequential is the cheapest and finishes first): the
@@ -28,15 +29,13 @@ QUICK = Study(config="tiny", grid=DEMO.grid, data=["scenes,n=48", "gratings2,n=6
 
 def final_block_table(rows: list[dict]) -> str:
     """Final-block probe accuracy per target and retrieval mAP, one line per run and dataset."""
-    last = {}
-    for r in rows:
-        if r["block"] and r["step"] is None and "block2" not in r:
-            last[r["run"]] = max(last.get(r["run"], 0), r["block"])
-    pick = {(r["run"], r["dataset"], r["metric"], r["target"]): r["value"] for r in rows
-            if r["step"] is None and "block2" not in r and r["block"] == last.get(r["run"])}
+    blocks = [r for r in rows if r["block"] is not None and r["step"] is None and not is_pair(r)]
+    last = last_block(blocks)
+    pick = {(r["run"], r["dataset"], r["metric"], r["target"]): r["value"] for r in blocks
+            if r["block"] == last[r["run"]]}
     lines = [f"{'run':<22} {'dataset':<10} {'mAP':>6}  probe accuracy per target (final block)"]
     for run in last:
-        for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        for dataset in datasets_of(rows):
             accs = {t: v for (ru, d, m, t), v in pick.items() if ru == run and d == dataset and m == "probe_acc"}
             if accs:
                 mean_map = pick.get((run, dataset, "retrieval_map", "mean"), float("nan"))

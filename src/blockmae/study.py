@@ -152,8 +152,7 @@ def run_study(study: Study | str | Path, out: str | Path, jobs: int | None = Non
     to a directory meant for git.
     """
     from .analysis.analyze import analyze
-    from .analysis.findings import findings_markdown, measure_findings
-    from .analysis.suite import Options
+    from .analysis.options import Options
 
     study = validate(study) if isinstance(study, Study) else load_study(study)
     out = Path(out)
@@ -169,14 +168,23 @@ def run_study(study: Study | str | Path, out: str | Path, jobs: int | None = Non
                      with_random_floor=study.random_floor)
     timings["analysis_s"] = time.perf_counter() - t
 
-    rows = [json.loads(line) for line in (out / "analysis" / "metrics.jsonl").read_text().splitlines()]
-    findings = measure_findings(rows, summaries)
-    (out / "findings.json").write_text(json.dumps(findings, indent=1))
-    (out / "findings.md").write_text(findings_markdown(findings))
+    rows, findings = write_findings(out, summaries)
     (out / "timings.json").write_text(json.dumps(timings, indent=1))
     if publish:
         publish_outputs(out, Path(publish))
     return report, summaries, rows, findings
+
+
+def write_findings(out: Path, summaries: dict) -> tuple[list[dict], dict]:
+    """The findings measured on a study's analysis rows (`out/analysis/metrics.jsonl`) and run summaries, written
+    to findings.json and findings.md. Returns (rows, findings)."""
+    from .analysis.findings import findings_markdown, measure_findings
+
+    rows = [json.loads(line) for line in (out / "analysis" / "metrics.jsonl").read_text().splitlines()]
+    findings = measure_findings(rows, summaries)
+    (out / "findings.json").write_text(json.dumps(findings, indent=1))
+    (out / "findings.md").write_text(findings_markdown(findings))
+    return rows, findings
 
 
 def publish_outputs(out: Path, dest: Path) -> None:

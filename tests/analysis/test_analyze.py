@@ -82,8 +82,8 @@ def test_analyze_a_hugging_face_directory(tmp_path):
     assert (tmp_path / "a" / "report.html").exists()
 
 
-def test_torch_probe_backend_agrees_with_sklearn(tmp_path):
-    from blockmae.analysis.suite import Analysis, Options
+def test_torch_probe_backend_agrees_with_sklearn():
+    from blockmae.analysis.probes import Probes
     from blockmae.eval.features import Features
 
     rng = np.random.default_rng(0)
@@ -92,8 +92,8 @@ def test_torch_probe_backend_agrees_with_sklearn(tmp_path):
     feats = Features(layers, y, ["a", "b"], key="x")
     results = {}
     for backend in ("sklearn", "torch"):
-        analysis = Analysis(tmp_path, Options(probe=backend, progress=False))
-        results[backend] = [analysis._probe(feats, None, kind, 1 if kind == "block" else 2, [1, 1])
+        probes = Probes(backend, layers=True)
+        results[backend] = [probes.accuracies(feats, None, kind, 1 if kind == "block" else 2, [1, 1])
                             for kind in ("block", "layer")]
     for a, b in zip(results["sklearn"], results["torch"]):
         assert a.keys() == b.keys() == {"a", "b", "mean"}

@@ -13,7 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blockmae.analysis import figures as F
+from blockmae.analysis.figures import FIGURES, make_all_figures
+from blockmae.analysis.figures.curves import cka_map_pairs, fig_stage_losses_cka
+from blockmae.analysis.figures.final_block import fig_final_layer
+from blockmae.analysis.figures.heatmaps import across_run_cka, within_run_cka
+from blockmae.analysis.figures.reconstructions import fig_reconstructions
+from blockmae.analysis.figures.style import Styler
+from blockmae.analysis.rows import Group, final_rows
 
 TARGETS = {
     "digits": ["digit"],
@@ -133,7 +139,7 @@ def drawn_once() -> tuple[list[dict], Path, dict[str, list[Path]]]:
     rows = synthetic_rows()
     out = Path(tempfile.mkdtemp(prefix="blockmae-figures-"))
     atexit.register(shutil.rmtree, out, True)
-    return rows, out, F.make_all_figures(rows, out, samples=synthetic_samples(), strict=True)
+    return rows, out, make_all_figures(rows, out, samples=synthetic_samples(), strict=True)
 
 
 @pytest.fixture(scope="module")
@@ -146,24 +152,9 @@ def drawn():
     return drawn_once()[1:]
 
 
-def test_t_quantile_matches_tables():
-    for df, expected in [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (29, 2.045)]:
-        assert F.t_quantile(0.975, df) == pytest.approx(expected, abs=2e-3)
-        assert F._t_quantile_numeric(0.975, df) == pytest.approx(expected, abs=2e-3)
-
-
-def test_mean_ci():
-    mean, half, n = F.mean_ci([1.0, 2.0, 3.0])
-    assert (mean, n) == (2.0, 3)
-    assert half == pytest.approx(4.303 * 1.0 / math.sqrt(3), abs=1e-3)
-    mean, half, n = F.mean_ci([0.5])
-    assert mean == 0.5 and math.isnan(half) and n == 1
-    assert F.mean_ci([float("nan"), 1.0])[2] == 1
-
-
 def test_every_figure_is_drawn(drawn):
     out, result = drawn
-    assert set(result) == set(F.FIGURES) | {"reconstructions"}
+    assert set(result) == set(FIGURES) | {"reconstructions"}
     for name, paths in result.items():
         assert paths, f"{name} drew nothing"
         for p in paths:
@@ -181,25 +172,15 @@ def test_every_figure_is_drawn(drawn):
 
 def test_missing_metrics_write_nothing(tmp_path):
     rows = [r for r in synthetic_rows(datasets=("gratings",), steps=()) if r["metric"] == "effective_rank"]
-    for fn in F.FIGURES.values():
+    for fn in FIGURES.values():
         assert fn(rows, tmp_path) == []
-    assert F.fig_reconstructions([], tmp_path / "r.png") == []
-    assert F.fig_reconstructions(None, tmp_path / "r.png") == []
+    assert fig_reconstructions([], tmp_path / "r.png") == []
+    assert fig_reconstructions(None, tmp_path / "r.png") == []
     assert list(tmp_path.iterdir()) == []
 
 
-def test_aggregation_over_seeds(rows):
-    values = F.final_block_values(F.final_rows(rows), "probe_acc", "gratings")
-    g = F.Group("vit-tiny", "e2e", 4)
-    assert len(values[g]) == 2  # two seeds, the step rows are not mixed in
-    expected = [r["value"] for r in rows if r["regime"] == "e2e" and r["dataset"] == "gratings" and r["block"] == 4
-                and r["metric"] == "probe_acc" and r["target"] == "mean" and r["step"] is None]
-    assert sorted(values[g]) == sorted(expected)
-    assert len(values[F.Group("vit-tiny", "random", 4)]) == 1
-
-
 def test_cka_map_pairs(rows):
-    pairs = F.cka_map_pairs(F.final_rows(rows), "gratings")
+    pairs = cka_map_pairs(final_rows(rows), "gratings")
     assert len(pairs) == 5 * 3  # 5 runs x (K-1) consecutive pairs
     g, run, k, cka, gain = pairs[0]
     maps = {(r["run"], r["block"]): r["value"] for r in rows if r["metric"] == "retrieval_map"
@@ -208,29 +189,29 @@ def test_cka_map_pairs(rows):
 
 
 def test_across_run_matrices_are_oriented(rows):
-    across = F.across_run_cka(F.final_rows(rows), "digits")
-    e2e, sim, rnd = (F.Group("vit-tiny", r, 4) for r in ("e2e", "simultaneous", "random"))
+    across = across_run_cka(final_rows(rows), "digits")
+    e2e, sim, rnd = (Group("vit-tiny", r, 4) for r in ("e2e", "simultaneous", "random"))
     assert across[(e2e, sim)][1] == 4 and across[(e2e, e2e)][1] == 1 and across[(sim, rnd)][1] == 2
     assert across[(e2e, sim)][0].shape == (4, 4)
-    unit, within = F.within_run_cka(F.final_rows(rows), "digits")
+    unit, within = within_run_cka(final_rows(rows), "digits")
     assert unit == "layer" and within[e2e][0].shape == (8, 8) and within[e2e][1] == 2
 
 
 def test_several_models_and_K(tmp_path):
     rows = synthetic_rows(regimes=("e2e", "sequential"), seeds=(0, 1), Ks=(4, 6), models=("vit-tiny", "vit-small"),
                           datasets=("gratings",), layers_per_block=1, steps=())
-    styler = F.Styler(rows)
-    assert styler.label(F.Group("vit-small", "sequential", 6)) == "vit-small · Sequential K=6"
-    assert styler.marker(F.Group("vit-small", "e2e", 4)) != styler.marker(F.Group("vit-small", "e2e", 6))
-    assert styler.color(F.Group("vit-tiny", "e2e", 4)) == styler.color(F.Group("vit-small", "e2e", 6))
-    for fn in (F.fig_final_layer, F.fig_stage_losses_cka):
+    styler = Styler(rows)
+    assert styler.label(Group("vit-small", "sequential", 6)) == "vit-small · Sequential K=6"
+    assert styler.marker(Group("vit-small", "e2e", 4)) != styler.marker(Group("vit-small", "e2e", 6))
+    assert styler.color(Group("vit-tiny", "e2e", 4)) == styler.color(Group("vit-small", "e2e", 6))
+    for fn in (fig_final_layer, fig_stage_losses_cka):
         assert fn(rows, tmp_path)
 
 
 def test_reconstructions_grayscale_and_ragged_stages(tmp_path):
     samples = synthetic_samples(C=1)
     samples[1]["stages"] = samples[1]["stages"][:2]  # a run with fewer stages leaves blank cells
-    (path,) = F.fig_reconstructions(samples, tmp_path / "rec.png")
+    (path,) = fig_reconstructions(samples, tmp_path / "rec.png")
     assert png_size(path)[0] > 300
 
 
@@ -240,10 +221,10 @@ def test_single_pretrained_checkpoint_without_seeds(tmp_path):
     for r in rows:
         r.update(run="videomae-base", regime="pretrained", K=None, seed=None)
     rows[0]["value"] = float("nan")
-    result = F.make_all_figures(rows, tmp_path, strict=True)
+    result = make_all_figures(rows, tmp_path, strict=True)
     assert result["final_layer"] and result["depth_decodability"] and result["cka_heatmaps"]
     assert result["learning_dynamics"] == [] and result["reconstructions"] == []
-    assert F.Styler(rows).label(F.Group("vit-tiny", "pretrained", None)) == "Pretrained"
+    assert Styler(rows).label(Group("vit-tiny", "pretrained", None)) == "Pretrained"
 
 
 def test_across_run_cka_with_different_K():
@@ -254,13 +235,25 @@ def test_across_run_cka_with_different_K():
     for p in range(1, 7):  # run b (K=6) first: the matrix is turned to put E2E on the rows
         for q in range(1, 5):
             rows.append({**rows[1], "metric": "cka_linear", "block": p, "block2": q, "run2": "a", "value": p / 10 + q})
-    ((pair, (m, n)),) = F.across_run_cka(rows, "d").items()
-    assert pair == (F.Group("m", "e2e", 4), F.Group("m", "simultaneous", 6)) and n == 1
+    ((pair, (m, n)),) = across_run_cka(rows, "d").items()
+    assert pair == (Group("m", "e2e", 4), Group("m", "simultaneous", 6)) and n == 1
     assert m.shape == (4, 6) and m[2, 4] == pytest.approx(0.5 + 3)
 
 
 def test_figures_of_an_earlier_analysis_do_not_linger(tmp_path):
     (tmp_path / "depth_decodability_oldset_block.png").write_bytes(b"old")
-    F.make_all_figures(synthetic_rows(), tmp_path)
+    make_all_figures(synthetic_rows(), tmp_path)
     assert not (tmp_path / "depth_decodability_oldset_block.png").exists()
     assert list(tmp_path.glob("*.png"))
+
+
+def test_colours_and_names_come_from_the_regime_table():
+    from blockmae.regimes import REGIMES
+
+    rows = synthetic_rows(regimes=("e2e", "sequential", "mystery"), seeds=(0,), datasets=("gratings",), steps=())
+    styler = Styler(rows)
+    assert styler.color(Group("vit-tiny", "sequential", 4)) == REGIMES["sequential"].color
+    assert styler.label(Group("vit-tiny", "sequential", 4)) == f"{REGIMES['sequential'].label} K=4"
+    unknown = styler.color(Group("vit-tiny", "mystery", 4))  # a regime the table lacks still gets its own colour
+    assert unknown not in {r.color for r in REGIMES.values()}
+    assert unknown != styler.color(Group("vit-tiny", "random", 4))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import html
 import re
 from html.parser import HTMLParser
 
 import pytest
+import yaml
 
-from blockmae.analysis import figures as F
-from blockmae.analysis.report import _yaml, format_stat, write_report
+from blockmae.analysis.report import write_report
+from blockmae.analysis.rows import Group, final_block_values, final_rows, mean_and_half_width, targets_of
+from blockmae.analysis.tables import format_stat
 from test_figures import drawn_once, synthetic_rows
 
 PROTOCOL = {
@@ -17,6 +20,12 @@ PROTOCOL = {
     "recon_loss": "per-stage masked MSE",
 }
 VOID = {"meta", "img", "br", "hr", "link", "input", "col", "source", "wbr"}
+RUNS = [{"run": "vit-tiny-e2e-K4-s0", "path": "/runs/e2e s0", "regime": "e2e", "K": 4, "seed": 0, "model": "vit-tiny",
+         "config": {"model": {"size": "tiny", "partition": [2, 2, 2, 2], "decoder": {"depth": 1}},
+                    "train": {"regime": "e2e", "lr": 1.5e-4, "note": "a: b", "flag": True, "none": None},
+                    "data": {"train": "digits,n=96"}}},
+        {"run": "<script>alert(1)</script>", "path": "/runs/e2e s0", "regime": "random", "K": 4, "seed": 0,
+         "model": "vit-tiny", "config": {}}]
 
 
 class Checker(HTMLParser):
@@ -52,14 +61,8 @@ class Checker(HTMLParser):
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     rows, _, figures = drawn_once()
-    runs = [{"run": "vit-tiny-e2e-K4-s0", "path": "/runs/e2e s0", "regime": "e2e", "K": 4, "seed": 0,
-             "model": "vit-tiny", "config": {"model": {"size": "tiny", "partition": [2, 2, 2, 2], "decoder": {
-                 "depth": 1}}, "train": {"regime": "e2e", "lr": 1.5e-4, "note": "a: b", "flag": True, "none": None},
-                 "data": {"train": "digits,n=96"}}},
-            {"run": "<script>alert(1)</script>", "path": "/runs/e2e s0", "regime": "random", "K": 4, "seed": 0,
-             "model": "vit-tiny", "config": {}}]
     timings = {"extraction": 12.5, "probe": 3.25, "total": 300.0}
-    path = write_report(out, rows, figures, runs, PROTOCOL, timings=timings)
+    path = write_report(out, rows, figures, RUNS, PROTOCOL, timings=timings)
     return path, rows, figures
 
 
@@ -82,26 +85,27 @@ def test_report_is_self_contained_and_parses(report):
 def test_report_tables_hold_the_numbers(report):
     path, rows, _ = report
     text = path.read_text(encoding="utf-8")
-    final = F.final_rows(rows)
+    final = final_rows(rows)
     for dataset in ("digits", "gratings"):
         for regime in ("e2e", "simultaneous"):
-            g = F.Group("vit-tiny", regime, 4)
-            mean, half, n = F.mean_ci(F.final_block_values(final, "probe_acc", dataset)[g])
-            assert n == 2
+            g = Group("vit-tiny", regime, 4)
+            values = final_block_values(final, "probe_acc", dataset)[g]
+            assert len(values) == 2
+            mean, half = mean_and_half_width(values)
             assert f"{100 * mean:.1f} ± {100 * half:.1f}" in text
-            mean, half, _ = F.mean_ci(F.final_block_values(final, "retrieval_map", dataset)[g])
+            mean, half = mean_and_half_width(final_block_values(final, "retrieval_map", dataset)[g])
             assert f"{mean:.3f} ± {half:.3f}" in text
-            mean, half, _ = F.mean_ci(F.final_block_values(final, "recon_loss", dataset)[g])
+            mean, half = mean_and_half_width(final_block_values(final, "recon_loss", dataset)[g])
             assert format_stat(mean, half) in text
         # per-target table: block 1 accuracy of one target
         block1 = [r["value"] for r in rows if r["dataset"] == dataset and r["metric"] == "probe_acc" and r["block"] == 1
-                  and r["target"] == F.targets_of([r for r in rows if r["dataset"] == dataset])[-1]
+                  and r["target"] == targets_of([r for r in rows if r["dataset"] == dataset])[-1]
                   and r["regime"] == "sequential"]
         assert block1 == []  # no such regime
     target_rows = [r["value"] for r in rows if r["dataset"] == "gratings" and r["metric"] == "probe_acc"
                    and r["block"] == 2 and r["target"] == "orientation" and r["regime"] == "simultaneous"
                    and r["step"] is None]
-    mean, half, _ = F.mean_ci(target_rows)
+    mean, half = mean_and_half_width(target_rows)
     assert f"{100 * mean:.1f} ± {100 * half:.1f}" in text
     assert "<b>orientation</b>" in text
 
@@ -113,7 +117,6 @@ def test_report_sections(report):
         assert f'id="{anchor}"' in text
     assert "3-fold CV &lt;seed 0&gt;" in text  # protocol text, escaped
     assert text.count("<details>") >= 3  # two runs + the by-layer tables
-    assert "lr: 0.00015" in text and 'note: &quot;a: b&quot;' in text and "partition: [2, 2, 2, 2]" in text
     assert "12.5 s" in text and "5.0 min" in text
     for heading in ("Final-block quality", "Decodability vs depth", "CKA heatmaps", "Reconstructions"):
         assert heading in text
@@ -124,13 +127,18 @@ def test_report_without_figures_or_timings(tmp_path):
     path = write_report(tmp_path, rows, {"final_layer": [], "tokens": []}, [], PROTOCOL)
     text = path.read_text(encoding="utf-8")
     assert "data:image" not in text and 'id="timings"' not in text
-    single = F.final_block_values(F.final_rows(rows), "probe_acc", "gratings")[F.Group("vit-tiny", "e2e", 4)]
+    single = final_block_values(final_rows(rows), "probe_acc", "gratings")[Group("vit-tiny", "e2e", 4)]
     assert f"{100 * single[0]:.1f}" in text and "± " not in text.split('id="summary"')[1].split("</table>")[0]
 
 
-def test_yaml_rendering():
-    text = "\n".join(_yaml({"a": {"b": [1, 2], "c": "x y", "d": "1.5", "e": [{"f": 1, "g": 2}], "h": {}}}))
-    assert text == 'a:\n  b: [1, 2]\n  c: x y\n  d: "1.5"\n  e:\n    - f: 1\n      g: 2\n  h: {}'
+def test_each_runs_config_is_shown_as_yaml(report):
+    path, _, _ = report
+    shown = [html.unescape(text) for text in re.findall(r"<pre>(.*?)</pre>", path.read_text(encoding="utf-8"), re.S)]
+    assert len(shown) == len(RUNS)
+    assert yaml.safe_load(shown[0]) == RUNS[0]["config"]  # every value, type and nesting survives
+    assert "lr: 0.00015" in shown[0] and "note: 'a: b'" in shown[0]  # readable: plain numbers, quoted where needed
+    assert list(yaml.safe_load(shown[0])) == ["model", "train", "data"]  # in the config's own order
+    assert shown[1] == "(no config)"
 
 
 def _rows_where_the_floor_wins():

@@ -7,8 +7,10 @@ import numpy as np
 import torch
 import torch.multiprocessing as mp
 
+from blockmae.analysis.extraction import FeatureStore
+from blockmae.analysis.options import Options
 from blockmae.analysis.sources import Source
-from blockmae.analysis.suite import Analysis, Options, extraction_workers
+from blockmae.analysis.suite import extraction_workers
 from blockmae.config import to_dict
 from blockmae.eval.features import Features
 from helpers import small_config
@@ -32,11 +34,11 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     options = _options()
     with extraction_workers(options) as main:
         if main:
-            analysis = Analysis(out, options)
+            store = FeatureStore(out, options)
             source = _source()
             model = source.model()
             for occluded in (False, True):
-                feats = analysis.features(source, model, DATA, "train", occluded=occluded)
+                feats = store.features(source, model, DATA, "train", occluded=occluded)
                 feats.save(os.path.join(out, f"sharded-{occluded}.npz"), model.partition)
 
 
@@ -47,7 +49,7 @@ def test_sharded_extraction_equals_one_pass(tmp_path):
     mp.spawn(_worker, args=(2, port, str(tmp_path / "dist")), nprocs=2, join=True)
     source = _source()
     model = source.model()
-    one = Analysis(tmp_path / "one", _options())
+    one = FeatureStore(tmp_path / "one", _options())
     for occluded in (False, True):
         a = one.features(source, model, DATA, "train", occluded=occluded)
         b = Features.load(tmp_path / "dist" / f"sharded-{occluded}.npz")

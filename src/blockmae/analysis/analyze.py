@@ -9,7 +9,8 @@ from pathlib import Path
 from .figures import make_all_figures
 from .report import write_report
 from .sources import describe, random_floor
-from .suite import PROTOCOL, Analysis, Options
+from .options import Options
+from .suite import PROTOCOL, Analysis
 
 
 def analyze(paths: list[str], data: list[str], out: str | Path, options: Options | None = None,

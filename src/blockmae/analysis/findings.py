@@ -1,7 +1,8 @@
 """The paper's six findings (docs/paper.md), measured on a study's tidy rows.
 
 Every number is a mean over seeds with a 95% t-interval (`eval.stats.mean_ci`); per-seed values are kept.
-"Blockwise" (BW) means the simultaneous and sequential regimes. Probe accuracies are the mean over a
+"Blockwise" (BW) means the regimes `blockmae.regimes` marks blockwise (simultaneous, sequential). A run's K is
+the one its rows carry; run summaries are matched to it by run name. Probe accuracies are the mean over a
 dataset's targets. A finding gets a verdict by the explicit rule written next to it, and "inconclusive"
 where the intervals overlap in the way that matters.
 """
@@ -13,12 +14,8 @@ from collections import defaultdict
 import numpy as np
 
 from ..eval.stats import mean_ci, seeds_to_exclude
-
-BLOCKWISE = ("simultaneous", "sequential")
-
-
-def _K(summary: dict) -> int:
-    return len(summary["partition"])
+from ..regimes import blockwise_regimes
+from .rows import datasets_of, is_pair
 
 
 def _ci(values) -> dict:
@@ -48,50 +45,50 @@ def _separated(a: dict, b: dict) -> bool:
     return a["low"] > b["high"] or b["low"] > a["high"]
 
 
-class Rows:
-    """Index of the study's block-level rows: (regime, K, dataset, metric, target, block) -> {seed: value}."""
+class StudyIndex:
+    """The trained runs' final-model block rows: (regime, K, dataset, metric, target, block) -> {seed: value}, and
+    each run's K (the one its rows carry, which the run summaries are matched by)."""
 
     def __init__(self, rows: list[dict]):
         self.values = defaultdict(dict)
         self.pairs = defaultdict(dict)  # consecutive-block CKA: (regime, K, dataset, block) -> {seed: value}
-        self.datasets, self.Ks = [], set()
-        for r in rows:
-            if r.get("step") is not None or r["block"] is None or r["regime"] == "random":
-                continue
-            if r["dataset"] not in self.datasets:
-                self.datasets.append(r["dataset"])
-            self.Ks.add(r["K"])
-            if "block2" in r:
-                if r["metric"] == "cka_linear" and r["block2"] == r["block"] + 1 and "run2" not in r:
+        self.K_of_run = {r["run"]: r["K"] for r in rows}
+        kept = [r for r in rows if r.get("step") is None and r["block"] is not None and r["regime"] != "random"]
+        self.datasets = datasets_of(kept)
+        self.Ks = sorted({r["K"] for r in kept})
+        for r in kept:
+            if is_pair(r):
+                if r["metric"] == "cka_linear" and r["block2"] == r["block"] + 1 and r.get("run2") is None:
                     self.pairs[(r["regime"], r["K"], r["dataset"], r["block"])][r["seed"]] = r["value"]
                 continue
             self.values[(r["regime"], r["K"], r["dataset"], r["metric"], r["target"], r["block"])][r["seed"]] = r["value"]
-        self.random = {(r["dataset"], r["metric"], r["target"], r["layer"]): r["value"] for r in rows
-                       if r["regime"] == "random" and r["layer"] is not None and "layer2" not in r}
-        self.Ks = sorted(self.Ks)
 
     def get(self, regime, K, dataset, metric, block, target="mean") -> dict:
         return self.values.get((regime, K, dataset, metric, target, block), {})
 
+    def summaries_of(self, summaries: dict, regime: str, K: int) -> dict[str, dict]:
+        """The run summaries (summary.json by run name) of the runs of (regime, K)."""
+        return {name: s for name, s in summaries.items() if s["regime"] == regime and self.K_of_run.get(name) == K}
 
-def _final_probe(idx: Rows, regime, K, dataset) -> dict:
+
+def _final_probe(idx: StudyIndex, regime, K, dataset) -> dict:
     return idx.get(regime, K, dataset, "probe_acc", K)
 
 
-def final_block(idx: Rows, summaries: dict) -> dict:
+def final_block(idx: StudyIndex, summaries: dict) -> dict:
     """Finding 1: BW converges and lands close to E2E; the gap grows with K."""
+    blockwise = blockwise_regimes()
     table, gaps = {}, {}
     for K in idx.Ks:
-        for regime in ("e2e",) + BLOCKWISE:
+        for regime in ("e2e",) + blockwise:
             for dataset in idx.datasets:
                 seeds = _final_probe(idx, regime, K, dataset)
                 if seeds:
                     table[f"{regime}-K{K}/{dataset}"] = _ci(seeds.values())
-            losses = [s["held_out"]["losses"][-1] for name, s in summaries.items()
-                      if s["regime"] == regime and _K(s) == K]
+            losses = [s["held_out"]["losses"][-1] for s in idx.summaries_of(summaries, regime, K).values()]
             if losses:
                 table[f"{regime}-K{K}/held_out_loss_top"] = _ci(losses)
-        for regime in BLOCKWISE:
+        for regime in blockwise:
             per_seed = defaultdict(list)  # seed -> gap per dataset, averaged over datasets
             for dataset in idx.datasets:
                 e2e, bw = _final_probe(idx, "e2e", K, dataset), _final_probe(idx, regime, K, dataset)
@@ -100,11 +97,11 @@ def final_block(idx: Rows, summaries: dict) -> dict:
             if per_seed:
                 gaps[f"{regime}-K{K}"] = _ci([np.mean(v) for v in per_seed.values()])
     converged = all(s["first_losses"][-1] > s["last_losses"][-1] for s in summaries.values()
-                    if s["regime"] in BLOCKWISE)
+                    if s["regime"] in blockwise)
     grows = {}
     if len(idx.Ks) >= 2:
         lo, hi = idx.Ks[0], idx.Ks[-1]
-        for regime in BLOCKWISE:
+        for regime in blockwise:
             if f"{regime}-K{lo}" in gaps and f"{regime}-K{hi}" in gaps:
                 grows[regime] = gaps[f"{regime}-K{hi}"]["mean"] > gaps[f"{regime}-K{lo}"]["mean"]
     settle = {k: _settle(v["values"]) for k, v in gaps.items()}
@@ -132,13 +129,13 @@ def _verdict_1(converged, gaps, grows) -> str:
     return "inconclusive"
 
 
-def early_decodability(idx: Rows) -> dict:
+def early_decodability(idx: StudyIndex) -> dict:
     """Finding 2: higher-level structure is decodable earlier under BW, then E2E overtakes."""
     out = {}
     for K in idx.Ks:
         for dataset in idx.datasets:
             e2e = [_ci(idx.get("e2e", K, dataset, "probe_acc", b).values()) for b in range(1, K + 1)]
-            for regime in BLOCKWISE:
+            for regime in blockwise_regimes():
                 bw = [_ci(idx.get(regime, K, dataset, "probe_acc", b).values()) for b in range(1, K + 1)]
                 if not e2e[0]["n"] or not bw[0]["n"]:
                     continue
@@ -161,13 +158,14 @@ def early_decodability(idx: Rows) -> dict:
             "verdict": verdict}
 
 
-def late_saturation(idx: Rows, summaries: dict) -> dict:
+def late_saturation(idx: StudyIndex, summaries: dict) -> dict:
     """Finding 3: BW per-block losses are flat across depth; late consecutive-block CKA is higher for BW."""
+    blockwise = blockwise_regimes()
     out = {}
     for K in idx.Ks:
         late = range(K // 2 + 1, K)  # pairs (b, b+1) in the second half
-        for regime in ("e2e",) + BLOCKWISE:
-            losses = [s["held_out"]["losses"] for s in summaries.values() if s["regime"] == regime and _K(s) == K]
+        for regime in ("e2e",) + blockwise:
+            losses = [s["held_out"]["losses"] for s in idx.summaries_of(summaries, regime, K).values()]
             cka_seeds = defaultdict(list)
             for dataset in idx.datasets:
                 for b in late:
@@ -186,7 +184,7 @@ def late_saturation(idx: Rows, summaries: dict) -> dict:
     wins, settle = [], {}
     for K in idx.Ks:
         e2e = out.get(f"e2e-K{K}", {}).get("late_consecutive_cka")
-        for regime in BLOCKWISE:
+        for regime in blockwise:
             bw = out.get(f"{regime}-K{K}", {}).get("late_consecutive_cka")
             if e2e and bw:
                 wins.append(bw["mean"] > e2e["mean"])
@@ -200,7 +198,7 @@ def late_saturation(idx: Rows, summaries: dict) -> dict:
             "verdict": verdict}
 
 
-def cka_vs_gain(idx: Rows) -> dict:
+def cka_vs_gain(idx: StudyIndex) -> dict:
     """Finding 4: lower CKA between consecutive blocks goes with larger retrieval-mAP gains."""
     xs, ys = [], []
     for (regime, K, dataset, b), seeds in idx.pairs.items():
@@ -223,13 +221,13 @@ def cka_vs_gain(idx: Rows) -> dict:
             "verdict": verdict}
 
 
-def token_shifts(idx: Rows) -> dict:
+def token_shifts(idx: StudyIndex) -> dict:
     """Finding 5: higher early token similarity under BW; occlusion drop grows with depth."""
     out, early_higher, grows = {}, [], []
     for K in idx.Ks:
         for dataset in idx.datasets:
             e2e = _ci(idx.get("e2e", K, dataset, "token_similarity", 1).values())
-            for regime in ("e2e",) + BLOCKWISE:
+            for regime in ("e2e",) + blockwise_regimes():
                 occ = [_ci(idx.get(regime, K, dataset, "occlusion_drop", b).values())["mean"] if
                        idx.get(regime, K, dataset, "occlusion_drop", b) else None for b in range(1, K + 1)]
                 cell = {"occlusion_drop_by_block": occ}
@@ -252,12 +250,12 @@ def token_shifts(idx: Rows) -> dict:
             "verdict": verdict}
 
 
-def recon_vs_representation(idx: Rows, summaries: dict) -> dict:
+def recon_vs_representation(idx: StudyIndex, summaries: dict) -> dict:
     """Finding 6: sequential BW reaches a lower reconstruction loss than E2E but probes worse."""
     out, settle = {}, {}
     for K in idx.Ks:
-        by_seed = {r: {s.get("seed", name): s["held_out"]["losses"][-1] for name, s in summaries.items()
-                       if s["regime"] == r and _K(s) == K} for r in ("e2e", "sequential")}
+        by_seed = {r: {s.get("seed", name): s["held_out"]["losses"][-1]
+                       for name, s in idx.summaries_of(summaries, r, K).items()} for r in ("e2e", "sequential")}
         loss = {r: _ci(by_seed[r].values()) for r in ("e2e", "sequential")}
         if not loss["e2e"]["n"] or not loss["sequential"]["n"]:
             continue
@@ -299,7 +297,7 @@ FINDINGS = [
 
 def measure_findings(rows: list[dict], summaries: dict) -> dict:
     """{finding number: {title, verdict, rule, numbers...}} from a study's rows and run summaries."""
-    idx = Rows(rows)
+    idx = StudyIndex(rows)
     measured = {
         "final_block": final_block(idx, summaries), "early_decodability": early_decodability(idx),
         "late_saturation": late_saturation(idx, summaries), "cka_vs_gain": cka_vs_gain(idx),

@@ -205,15 +205,19 @@ register_dataset(DatasetInfo(
     example="scenes,n=1024",
     splits=SPLITS,
 ))
+def _gratings_options() -> dict[str, Option]:
+    return {
+        "n": Option(_positive_int, "a positive integer", None, "a seeded random subset of n clips (default: all)"),
+        "fps": Option(_positive_float, "a positive number", DEFAULT_FPS, "frame rate in frames per second"),
+    }
+
+
 register_dataset(DatasetInfo(
     name="gratings",
     factory=DriftingGratings,
     description="drifting sine gratings, full factorial of 5 factors (10,800 clips); one set, split ignored",
     targets=list(DriftingGratings.target_names),
-    options={
-        "n": Option(_positive_int, "a positive integer", None, "a seeded random subset of n clips (default: all)"),
-        "fps": Option(_positive_float, "a positive number", DEFAULT_FPS, "frame rate in frames per second"),
-    },
+    options=_gratings_options(),
     example="gratings,n=600",
 ))
 register_dataset(DatasetInfo(
@@ -221,10 +225,7 @@ register_dataset(DatasetInfo(
     factory=TwoRegionGratings,
     description="two-region gratings, left/right halves differ (15,552 clips), relational targets; one set, split ignored",
     targets=list(TwoRegionGratings.target_names),
-    options={
-        "n": Option(_positive_int, "a positive integer", None, "a seeded random subset of n clips (default: all)"),
-        "fps": Option(_positive_float, "a positive number", DEFAULT_FPS, "frame rate in frames per second"),
-    },
+    options=_gratings_options(),
     example="gratings2,n=600",
 ))
 

@@ -5,8 +5,8 @@ standardise the features (StandardScaler fitted on the training part only), then
 multinomial logistic regression (scikit-learn defaults: L2, C=1.0, L-BFGS) with
 `max_iter=1000`; top-1 accuracy as a fraction in [0, 1]. One probe per target: the
 authors' MultiOutputClassifier fits one independent LogisticRegression per column, which
-is what `probe_targets` does. Single-set data (gratings) use 3-fold StratifiedKFold,
-shuffled, seed 0, stratified on the first target.
+is what `probe_targets` does. Which clips fit and which score a probe (train -> test, or
+the cross-validation folds of single-set data) is `eval.protocols`.
 
 Occlusion: the authors *refit* the probe on occluded features (their runs 005/006 extract
 features from occluded clips and run the same probe on them: CV for gratings, occluded
@@ -26,9 +26,11 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+from ..devices import resolve_device
+from .protocols import FOLD_SEED, FOLDS, probe_folds
 
 
 def _probe_pipeline(max_iter: int):
@@ -48,8 +50,9 @@ def linear_probe(train_x, train_y, test_x, test_y, max_iter: int = 1000) -> floa
     return float(clf.score(np.asarray(test_x), _labels(test_y)))
 
 
-def cv_probe(x, y, folds: int = 3, seed: int = 0, stratify_on=None, max_iter: int = 1000, score_x=None) -> float:
-    """Mean top-1 accuracy over StratifiedKFold(folds, shuffle=True, random_state=seed) splits.
+def cv_probe(x, y, folds: int = FOLDS, seed: int = FOLD_SEED, stratify_on=None, max_iter: int = 1000,
+             score_x=None) -> float:
+    """Mean top-1 accuracy over the `protocols.probe_folds` (StratifiedKFold, shuffled, `seed`).
 
     Folds are stratified on `stratify_on` (default: `y`; the authors stratify every target on
     the first target's labels). The scaler is fitted inside each training fold. With `score_x`
@@ -62,16 +65,15 @@ def cv_probe(x, y, folds: int = 3, seed: int = 0, stratify_on=None, max_iter: in
     score = x if score_x is None else np.asarray(score_x)
     if score.shape != x.shape:
         raise ValueError(f"score_x must have the shape of x {x.shape}, got {score.shape}")
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     accs = []
-    for train_idx, test_idx in splitter.split(x, strat):
+    for train_idx, test_idx in probe_folds(strat, folds, seed):
         clf = _probe_pipeline(max_iter).fit(x[train_idx], y[train_idx])
         accs.append(clf.score(score[test_idx], y[test_idx]))
     return float(np.mean(accs))
 
 
-def probe_targets(x, y, target_names: Sequence[str] | None = None, test_x=None, test_y=None, *, folds: int = 3,
-                  seed: int = 0, max_iter: int = 1000, score_x=None) -> dict[str, float]:
+def probe_targets(x, y, target_names: Sequence[str] | None = None, test_x=None, test_y=None, *, folds: int = FOLDS,
+                  seed: int = FOLD_SEED, max_iter: int = 1000, score_x=None) -> dict[str, float]:
     """One probe per label column: {target: accuracy, ..., "mean": mean of the per-target accuracies}.
 
     `y` is (n, n_targets) (or (n,) for one target). With `test_x`/`test_y`, fit on (x, y) and
@@ -124,7 +126,7 @@ def torch_linear_probe(train_feats: Mapping[str, object], train_y, test_feats: M
     keys = list(train_feats)
     if set(keys) != set(test_feats):
         raise ValueError(f"train and test feature sets differ: {sorted(set(keys) ^ set(test_feats))}")
-    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)
     dtype = dtype or torch.float64
     ytr, yte = _labels(train_y), _labels(test_y)
     classes = np.unique(ytr)

@@ -27,9 +27,11 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from ..devices import resolve_device
+
 
 def _device(device) -> torch.device:
-    return torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return resolve_device(device, "device")
 
 
 def _unit(x, device, dtype) -> torch.Tensor:

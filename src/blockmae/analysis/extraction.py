@@ -1,0 +1,141 @@
+"""Features for the analysis: extracted once per (source, dataset, split[, occlusion]) and cached on disk, keyed
+by the checkpoint files, the data spec and the clip shape.
+
+Under torchrun (`suite.extraction_workers`) every rank extracts a shard of each feature set, a run of whole
+batches, and rank 0 gathers them in order: the result equals one pass (docs/distributed.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Subset
+
+from ..data import SkipCorrupt, available_datasets, build_dataset, collate, parse_spec
+from ..data.transforms import to_model_input
+from ..devices import resolve_device
+from ..eval import occlude, occlusion_mask
+from ..eval.features import Features, extract_features
+from .options import Options, Timer
+from .sources import Source
+
+
+def dataset_name(spec: str) -> str:
+    return parse_spec(spec)[0].split(":")[0]
+
+
+def dataset_splits(spec: str) -> list[str] | None:
+    """The splits a dataset has (None: a single set, evaluated by cross-validation)."""
+    name = dataset_name(spec)
+    for info in available_datasets():
+        if info["name"].split(":")[0] == name:
+            return info.get("splits")
+    return None
+
+
+def cache_key(source: Source, spec: str, split: str, occluded: bool, cfg) -> str:
+    """Changes when the weights (file times and sizes), the data or the clip shape change."""
+    weights = Path(source.path)
+    stamp = "random" if source.regime == "random" else str(sorted(
+        (str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in weights.rglob("*.safetensors")))
+    text = json.dumps([source.path, source.seed, stamp, spec, split, occluded, cfg.frames, cfg.image_size,
+                       list(cfg.pixel_mean), list(cfg.pixel_std)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class FeatureStore:
+    """Pooled features of every layer, from the cache under `out/cache` or extracted (and then cached)."""
+
+    def __init__(self, out: Path, options: Options):
+        self.out, self.opt = Path(out), options
+        self.device = resolve_device(options.device, "--device")
+
+    def features(self, source: Source, model, spec: str, split: str, occluded: bool = False) -> Features:
+        cfg = model.cfg
+        path = self.out / "cache" / f"{cache_key(source, spec, split, occluded, cfg)}.npz"
+        if path.exists():
+            return Features.load(path, key=path.stem)
+        with Timer(self.opt.timings, "extraction"):
+            world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+            if world > 1:  # the workers of `extraction_workers` extract the other shards
+                dist.broadcast_object_list([(source, spec, split, occluded)], src=0)
+            feats = self.extract(source, model, spec, split, occluded, 0, world)
+            if world > 1:
+                shards = [None] * world
+                dist.gather_object(feats, shards, dst=0)
+                feats = Features.merge([f for f in shards if f is not None])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        feats.save(path, model.partition)
+        if self.opt.save_features and not occluded:
+            target = self.out / "features" / f"{source.run}_{dataset_name(spec)}_{split}.npz"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            feats.save(target, model.partition)
+        feats.key = path.stem
+        return feats
+
+    def extract(self, source: Source, model, spec: str, split: str, occluded: bool, rank: int = 0,
+                world: int = 1) -> Features | None:
+        """Features of shard `rank` of `world`: a run of whole batches, so every clip sees the batch (and occlusion
+        mask) it would see in one pass. None for an empty shard."""
+        cfg = model.cfg
+        dataset = self.clips(spec, split, cfg)
+        size = self.opt.batch_size
+        n_batches = -(-len(dataset) // size)
+        first, end = rank * n_batches // world, (rank + 1) * n_batches // world
+        shard = dataset if world == 1 else Subset(dataset, range(first * size, min(end * size, len(dataset))))
+        if not len(shard):
+            return None
+        loader = DataLoader(shard, batch_size=size, num_workers=self.opt.num_workers, collate_fn=collate)
+        left_out: list[str] = []
+
+        def readable():
+            for clips, y, skipped in loader:
+                left_out.extend(skipped)
+                if clips is not None:
+                    yield clips, y
+        batches = readable()
+        if occluded:
+            regions = 2 if dataset_name(spec) == "gratings2" else 1
+            gen = torch.Generator().manual_seed(0)
+            patch = min(16, cfg.image_size // regions)  # the paper's 16 px, or what fits a small clip
+
+            def hide(clips):
+                return occlude(clips, occlusion_mask(clips.shape[0], clips.shape[2], clips.shape[3], patch=patch,
+                                                     regions=regions, generator=gen))
+            for _ in range(first):  # the masks of the batches before this shard
+                occlusion_mask(size, cfg.image_size, cfg.image_size, patch=patch, regions=regions, generator=gen)
+            batches = ((hide(clips), y) for clips, y in readable())
+
+        def prepare(clips):
+            return to_model_input(clips.to(self.device), cfg.pixel_mean, cfg.pixel_std)
+
+        feats = extract_features(model.to(self.device), batches, prepare, dataset.target_names, total=len(shard),
+                                 token_stats=not occluded, progress=self.opt.progress and rank == 0,
+                                 desc=f"{source.run} {spec} {split}{' occluded' if occluded else ''}")
+        feats.left_out = left_out
+        return feats
+
+    def serve(self) -> None:
+        """A worker of `extraction_workers`: extract this rank's shard of what rank 0 asks for, until it says stop."""
+        rank, world = dist.get_rank(), dist.get_world_size()
+        models: dict = {}
+        while True:
+            request = [None]
+            dist.broadcast_object_list(request, src=0)
+            if request[0] is None:
+                return
+            source, spec, split, occluded = request[0]
+            key = (source.path, source.regime, source.seed)
+            if key not in models:
+                models = {key: source.model().to(self.device)}
+            dist.gather_object(self.extract(source, models[key], spec, split, occluded, rank, world), None, dst=0)
+
+    def clips(self, spec: str, split: str, cfg):
+        """Evaluation clips at the model's shape; an unreadable video is left out (never replaced by another clip:
+        that would change the numbers), counted and named, or with `strict` an error."""
+        return SkipCorrupt(build_dataset(spec, split, frames=cfg.frames, image_size=cfg.image_size,
+                                         channels=cfg.channels, seed=0), strict=self.opt.strict, replace=False)

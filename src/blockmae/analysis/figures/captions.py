@@ -1,0 +1,56 @@
+"""What each figure shows and how to read it: the heading and caption the report prints above it."""
+
+# figure name -> (heading, caption), in report order
+CAPTIONS = {
+    "final_layer": (
+        "Final-block quality",
+        "Each panel compares the regimes at the last block (stage output) of the encoder. Rows: linear-probe "
+        "accuracy (mean over the dataset's targets), leave-one-out retrieval mAP, masked-reconstruction MSE; "
+        "columns: datasets. Bars are grouped by model; colour = regime, hatching = number of blocks K. A bar is the "
+        "mean over seeds, the black whisker its 95% t-interval (none for a single seed), dots the individual seeds. "
+        "The dashed grey line is a randomly initialised encoder of the same shape, what training must beat (not "
+        "drawn for the MSE: its decoders are untrained). "
+        "The dotted grey line on the MSE panels is what predicting each position's mean target scores (learning "
+        "nothing a lookup table could not). Higher is better for accuracy and mAP, lower for MSE; every axis starts "
+        "at zero, so a bar's height is its value."),
+    "depth_decodability": (
+        "Decodability vs depth",
+        "Linear-probe accuracy at the output of every block (and every layer where layer rows exist), one panel "
+        "per target; the first panel is the mean over targets. One line per (regime, K) with its 95% CI band over "
+        "seeds; the dashed grey line is the random-init floor. A line that rises early and then flattens means "
+        "the information is decodable early but later blocks add little; a line that keeps rising keeps "
+        "building it. Block indices of different K cover different depths."),
+    "stage_losses_cka": (
+        "Per-stage losses, consecutive-block CKA, and CKA vs retrieval gain",
+        "(a) Masked-reconstruction MSE of each stage's decoder on held-out clips (E2E: its monitor decoders; "
+        "random init not shown, its decoders are untrained); a flat line means late stages reconstruct no "
+        "better than early ones. (b) Linear CKA between the pooled "
+        "features of blocks k and k+1: values near 1 mean block k+1 barely changes the representation. "
+        "(c) One dot per run and block pair: CKA(k, k+1) against the change in retrieval mAP from block k to "
+        "k+1, with the least-squares line and Pearson r over trained runs (random init excluded from the fit). "
+        "A negative slope means blocks that change the representation more gain more retrieval quality."),
+    "tokens": (
+        "Token-level diagnostics",
+        "Left: occlusion drop, the relative loss of probe accuracy when the clip keeps a single 16x16 patch "
+        "(two for two-region gratings) — higher means the block's pooled feature relies on more of the clip. "
+        "Right: token similarity, the mean cosine between the layer-normalised tokens of one clip — higher means "
+        "tokens look more alike (less spatially specific). Lines: mean over seeds with 95% CI bands."),
+    "cka_heatmaps": (
+        "CKA heatmaps",
+        "Linear CKA between the pooled features of every pair of layers (or blocks) within one model — averaged "
+        "over a group's seeds — and between the blocks of two different runs (row = first run's block, column = "
+        "second run's block). Bright = similar (1 = identical up to rotation and scale). A bright block-diagonal "
+        "square means a run of layers that compute nearly the same representation; across runs, a bright "
+        "diagonal means the two runs develop in step."),
+    "learning_dynamics": (
+        "Learning dynamics",
+        "Final-block metrics at every saved checkpoint of each run (x = training step), mean over seeds with a "
+        "95% CI band where the seeds share the step. Shows whether a regime is still improving or has converged, "
+        "and whether reconstruction loss and representation quality move together."),
+    "reconstructions": (
+        "Reconstructions",
+        "Rows: clips (labelled with the run and dataset); columns: the input, the masked input (hidden tubelets "
+        "grey), then each stage's decoder output with the visible tubelets pasted back. Each cell shows the first "
+        "and the middle frame. With normalised-pixel targets the predictions are mapped back with the true "
+        "tubelet's mean and std, so the pattern, not the brightness, is what each stage predicted."),
+}

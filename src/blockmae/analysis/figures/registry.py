@@ -1,0 +1,45 @@
+"""Every figure by name, and drawing them all for one analysis."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Callable
+
+from .curves import fig_depth_decodability, fig_learning_dynamics, fig_stage_losses_cka, fig_tokens
+from .final_block import fig_final_layer
+from .heatmaps import fig_cka_heatmaps
+from .reconstructions import fig_reconstructions
+
+# The figures drawn from rows alone, in report order ("reconstructions", drawn from samples, comes last).
+FIGURES: dict[str, Callable[[list[dict], Path], list[Path]]] = {
+    "final_layer": fig_final_layer,
+    "depth_decodability": fig_depth_decodability,
+    "stage_losses_cka": fig_stage_losses_cka,
+    "tokens": fig_tokens,
+    "cka_heatmaps": fig_cka_heatmaps,
+    "learning_dynamics": fig_learning_dynamics,
+}
+
+
+def make_all_figures(rows: list[dict], out_dir: Path, samples: list[dict] | None = None,
+                     strict: bool = False) -> dict[str, list[Path]]:
+    """Every figure the rows (and reconstruction samples) allow: name -> written PNGs.
+
+    A figure that fails is reported as a warning and left out (the metrics are already on disk), unless
+    `strict`.
+    """
+    out_dir = Path(out_dir)
+    for stale in out_dir.glob("*.png") if out_dir.is_dir() else []:  # an earlier analysis's figures never linger
+        stale.unlink()
+    jobs = dict(FIGURES) | {"reconstructions": lambda _rows, d: fig_reconstructions(samples, d / "reconstructions.png")}
+    result: dict[str, list[Path]] = {}
+    for name, fn in jobs.items():
+        try:
+            result[name] = fn(rows, out_dir)
+        except Exception as exc:  # noqa: BLE001 - one bad figure must not lose the rest of an analysis
+            if strict:
+                raise
+            warnings.warn(f"figure {name!r} failed: {type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2)
+            result[name] = []
+    return result

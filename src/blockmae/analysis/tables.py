@@ -1,0 +1,167 @@
+"""The report's HTML tables, built from tidy rows: the final-block summary, the held-out losses beside the
+trivial predictors, and probe accuracy at every block (or layer). A cell is the mean over a group's runs
+± the half-width of its 95% t-interval."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections import defaultdict
+
+import numpy as np
+
+from .learning import BASELINES, learning_verdicts
+from .figures.style import Styler
+from .rows import (Group, datasets_of, final_block_values, group_sort_key, lookup_losses, mean_and_half_width,
+                   run_values, select, series, targets_of)
+
+# metric -> (column heading, scale, decimals, higher is better)
+SUMMARY_METRICS = {
+    "probe_acc": ("probe acc. (%)", 100.0, 1, True),
+    "retrieval_map": ("retrieval mAP", 1.0, 3, True),
+    "recon_loss": ("recon. MSE", 1.0, 3, False),
+}
+
+
+def escape(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def format_stat(mean: float, half: float, scale: float = 1.0, digits: int = 3) -> str:
+    """'mean ± half' (the half-width of the 95% interval), or just the mean for a single run."""
+    if mean is None or not math.isfinite(mean):
+        return "–"
+    text = f"{mean * scale:.{digits}f}"
+    if half is not None and math.isfinite(half):
+        text += f" ± {half * scale:.{digits}f}"
+    return text
+
+
+def _group_cell(styler: Styler, g: Group) -> str:
+    return (f'<td class="label"><span class="swatch" style="background:{escape(styler.color(g))}"></span>'
+            f"{escape(styler.label(g))}</td>")
+
+
+def _row(g: Group, cells: list[str]) -> str:
+    return ('<tr class="floor">' if g.regime == "random" else "<tr>") + "".join(cells) + "</tr>"
+
+
+def _best(values: dict[Group, float], higher: bool) -> set[Group]:
+    """The trained groups with the best mean (ties included); nothing when there is only one."""
+    trained = {g: v for g, v in values.items() if g.regime != "random" and v is not None and math.isfinite(v)}
+    if len(trained) < 2:
+        return set()
+    target = max(trained.values()) if higher else min(trained.values())
+    return {g for g, v in trained.items() if math.isclose(v, target, rel_tol=0, abs_tol=1e-12)}
+
+
+def summary_table(rows: list[dict], styler: Styler) -> str:
+    metrics = [m for m in SUMMARY_METRICS if select(rows, m)]
+    datasets = datasets_of([r for r in rows if r.get("metric") in metrics])
+    if not metrics:
+        return '<p class="note">No probe, retrieval or reconstruction rows.</p>'
+    cells: dict[tuple[str, str], dict[Group, tuple[float, float]]] = {}
+    for d in datasets:
+        for m in metrics:
+            cells[(d, m)] = {g: mean_and_half_width(v) for g, v in final_block_values(rows, m, d).items()}
+    groups = sorted({g for c in cells.values() for g in c}, key=group_sort_key)
+    seeds = defaultdict(set)
+    for r in rows:
+        seeds[(r.get("model"), r.get("regime"), r.get("K"))].add(r.get("run"))
+    head1 = '<tr><th class="label" rowspan="2">group (model · regime · K)</th><th rowspan="2">runs</th>' + "".join(
+        f'<th colspan="{len(metrics)}">{escape(d)}</th>' for d in datasets) + "</tr>"
+    head2 = "<tr>" + "".join(f"<th>{escape(SUMMARY_METRICS[m][0])}</th>" for _ in datasets for m in metrics) + "</tr>"
+    best = {(d, m): _best({g: s[0] for g, s in cells[(d, m)].items()}, SUMMARY_METRICS[m][3])
+            for d in datasets for m in metrics}
+    for (d, m), groups_best in best.items():  # no bold for a "best" that learning nothing matches
+        floor = [s[0] for g, s in cells[(d, m)].items() if g.regime == "random"]
+        if m == "recon_loss":  # the reference for a loss: predicting each position's mean target
+            floor = lookup_losses(rows, d)
+        higher = SUMMARY_METRICS[m][3]
+        if floor and any((cells[(d, m)][g][0] <= np.mean(floor)) == higher for g in groups_best):
+            groups_best.clear()
+    body = []
+    for g in groups:
+        tds = [_group_cell(styler, g), f"<td>{len(seeds[(g.model, g.regime, g.K)])}</td>"]
+        for d in datasets:
+            for m in metrics:
+                _, scale, digits, _ = SUMMARY_METRICS[m]
+                if g in cells[(d, m)]:
+                    mean, half = cells[(d, m)][g]
+                    cls = ' class="best"' if g in best[(d, m)] else ""
+                    tds.append(f"<td{cls}>{escape(format_stat(mean, half, scale, digits))}</td>")
+                else:
+                    tds.append("<td>–</td>")
+        body.append(_row(g, tds))
+    return (f"<table><thead>{head1}{head2}</thead><tbody>{''.join(body)}</tbody></table>"
+            '<p class="note">Final block of every run; probe accuracy is the mean over the dataset\'s targets, '
+            "retrieval mAP likewise. Cells: mean ± half-width of the 95% t-interval over the group's runs (seeds); "
+            "a single number where the group has one run. Bold: best trained group in the column, only where it beats the "
+            "random-init floor. Grey italic: random-init floor.</p>")
+
+
+def learning_table(rows: list[dict], styler: Styler) -> str:
+    """Final-block held-out loss beside the trivial predictors on the same clips and masks, per dataset."""
+    parts = []
+    for dataset in datasets_of(select(rows, "recon_loss", dataset=None)):
+        losses = final_block_values(rows, "recon_loss", dataset)
+        base = {k: run_values(rows, f"recon_loss_{k}", dataset) for k in BASELINES}
+        head = ('<tr><th class="label">group</th><th>held-out MSE (final block)</th>'
+                + "".join(f"<th>{escape(v)}</th>" for v in BASELINES.values()) + "<th>MSE / position mean</th></tr>")
+        body = []
+        for g in sorted(losses, key=group_sort_key):
+            if g.regime == "random":
+                continue
+            mean, half = mean_and_half_width(losses[g])
+            trivial = {k: mean_and_half_width(base[k].get(g, []))[0] for k in BASELINES}
+            ratio = mean / trivial["position_mean"] if trivial["position_mean"] else math.nan
+            cls = ' class="bad"' if not ratio < 1 else ""
+            body.append(_row(g, [_group_cell(styler, g), f"<td>{escape(format_stat(mean, half, 1.0, 4))}</td>"]
+                             + [f"<td>{escape(format_stat(trivial[k], math.nan, 1.0, 4))}</td>" for k in BASELINES]
+                             + [f"<td{cls}>{ratio:.3f}</td>"]))
+        parts.append(f"<h3>{escape(dataset)}</h3><table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>")
+    verdicts = learning_verdicts(rows)
+    if verdicts:
+        parts.append('<ul class="warn">' + "".join(f"<li>{escape(v)}</li>" for v in verdicts) + "</ul>")
+    return "".join(parts) + (
+        '<p class="note">The trivial predictors are scored on the same held-out clips and tube masks as the models: '
+        "<i>predict 0</i> (the mean of a normalised tubelet), <i>position mean</i> (each token position's mean target "
+        "over the evaluated clips: a lookup table) and <i>visible mean</i> (every hidden tubelet predicted as the mean "
+        "of the clip's visible ones: a copy). A ratio at or above 1 (red) means the model has learned nothing a lookup "
+        "table could not.</p>")
+
+
+def depth_tables(rows: list[dict], styler: Styler, unit: str) -> str:
+    """Per dataset, probe accuracy (%) at every `unit` ('block' or 'layer'), one row per target and group."""
+    out = []
+    for dataset in datasets_of(select(rows, "probe_acc", unit, target=None)):
+        sel = select(rows, "probe_acc", unit, dataset=dataset, target=None)
+        n_units = max(r[unit] for r in sel)
+        head = ('<tr><th class="label">target</th><th class="label">group</th>'
+                + "".join(f"<th>{unit} {k}</th>" for k in range(1, n_units + 1)) + "</tr>")
+        body = []
+        for target in targets_of(sel):
+            data = series([r for r in sel if r.get("target") == target], unit)
+            groups = sorted(data, key=group_sort_key)
+            stats = {g: {k: mean_and_half_width(v) for k, v in data[g].items()} for g in groups}
+            best = {k: _best({g: stats[g][k][0] for g in groups if k in stats[g]}, True) for k in range(1, n_units + 1)}
+            for k, groups_best in best.items():  # no bold where the random-init encoder is as good
+                floor = [stats[g][k][0] for g in groups if g.regime == "random" and k in stats[g]]
+                if floor and any(stats[g][k][0] <= floor[0] for g in groups_best):
+                    groups_best.clear()
+            for i, g in enumerate(groups):
+                tds = []
+                if i == 0:
+                    name = "mean over targets" if target == "mean" else target
+                    tds.append(f'<td class="label" rowspan="{len(groups)}"><b>{escape(name)}</b></td>')
+                tds.append(_group_cell(styler, g))
+                for k in range(1, n_units + 1):
+                    if k in stats[g]:
+                        mean, half = stats[g][k]
+                        cls = ' class="best"' if g in best[k] else ""
+                        tds.append(f"<td{cls}>{escape(format_stat(mean, half, 100.0, 1))}</td>")
+                    else:
+                        tds.append("<td></td>")
+                body.append(_row(g, tds))
+        out.append(f'<h3>{escape(dataset)}</h3><table><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>')
+    return "".join(out)

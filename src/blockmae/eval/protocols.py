@@ -1,0 +1,44 @@
+"""Which clips a probe is fitted on and which it is scored on (docs/paper.md; the authors' evaluation code).
+
+A dataset with a train and a test split: fit on train, score on test (`log_regr_multi_target`). A dataset
+with a single set (the gratings): 3-fold StratifiedKFold cross-validation, shuffled with seed 0, every
+target's folds stratified on the first target's labels (`log_regr_multi_target_cv`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+FOLDS = 3
+FOLD_SEED = 0
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    evaluate: str  # the split every metric is measured on
+    fit: str | None  # the split probes (and kNN, gallery retrieval) are fitted on; None: cross-validation
+
+    @property
+    def row_split(self) -> str | None:
+        """The `split` a metric row names: the scored split when there is a separate fit split, else None."""
+        return self.evaluate if self.fit is not None else None
+
+
+def split_plan(splits: Sequence[str] | None) -> SplitPlan:
+    """Fit on train and score on test when the data has both; otherwise cross-validate on its one set
+    (the first split it names, or train when it names none)."""
+    if splits and {"train", "test"} <= set(splits):
+        return SplitPlan(evaluate="test", fit="train")
+    return SplitPlan(evaluate=splits[0] if splits else "train", fit=None)
+
+
+def probe_folds(stratify_on, folds: int = FOLDS, seed: int = FOLD_SEED) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train indices, test indices) of each fold: StratifiedKFold(folds, shuffle=True, random_state=seed) on
+    these labels (one per clip)."""
+    labels = np.asarray(stratify_on)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros((len(labels), 1)), labels))
