@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= runs/demo
 
-.PHONY: demo study test clean
+.PHONY: demo study test test-fast clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,13 @@ demo: $(VENV)/.base
 study: $(VENV)/.base
 	$(BIN)/blockmae study studies/cpu_repro/study.yaml --out runs/cpu_repro --publish docs/results/cpu_repro
 
+# Everything (what CI runs, ~5 minutes on 2 cores).
 test: $(VENV)/.test
 	$(BIN)/python -m pytest -q
+
+# The fast tier (under a minute): no real processes, no training beyond a few steps.
+test-fast: $(VENV)/.test
+	$(BIN)/python -m pytest -q -m "not slow"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

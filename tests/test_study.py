@@ -42,6 +42,7 @@ def test_bad_study_files_are_refused_before_training(tmp_path, change, message):
         load_study(write_study(tmp_path, **change))
 
 
+@pytest.mark.slow
 def test_study_trains_analyses_publishes_and_reruns_identically(tmp_path):
     path, out, published = write_study(tmp_path), tmp_path / "out", tmp_path / "published"
     report = run_study(path, out, publish=published)[0]

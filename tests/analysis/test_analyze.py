@@ -7,6 +7,8 @@ import pytest
 
 from blockmae.cli import main
 
+pytestmark = pytest.mark.slow  # real processes / trained runs: `make test` runs it, `make test-fast` does not
+
 TINY = ["train.max_steps=4", "train.batch_size=4", "data.train=digits,n=16", "train.progress=false",
         "train.checkpoint_every=2", "train.snapshot_every=2", "model.depth=4", "model.partition=2"]
 DATA = ["--data", "digits,n=24", "--data", "gratings2,n=30"]

@@ -152,6 +152,7 @@ def drawn():
     return drawn_once()[1:]
 
 
+@pytest.mark.slow
 def test_every_figure_is_drawn(drawn):
     out, result = drawn
     assert set(result) == set(FIGURES) | {"reconstructions"}
@@ -215,6 +216,7 @@ def test_reconstructions_grayscale_and_ragged_stages(tmp_path):
     assert png_size(path)[0] > 300
 
 
+@pytest.mark.slow
 def test_single_pretrained_checkpoint_without_seeds(tmp_path):
     """A Hugging Face checkpoint: one run, seed and K unknown, one NaN value; nothing to aggregate."""
     rows = synthetic_rows(regimes=("e2e",), seeds=(0,), datasets=("gratings",), steps=(), random_floor=False)
@@ -240,6 +242,7 @@ def test_across_run_cka_with_different_K():
     assert m.shape == (4, 6) and m[2, 4] == pytest.approx(0.5 + 3)
 
 
+@pytest.mark.slow
 def test_figures_of_an_earlier_analysis_do_not_linger(tmp_path):
     (tmp_path / "depth_decodability_oldset_block.png").write_bytes(b"old")
     make_all_figures(synthetic_rows(), tmp_path)

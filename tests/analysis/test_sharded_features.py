@@ -1,5 +1,6 @@
 """`blockmae analyze` under torchrun: every rank extracts a shard, gathered in order, equal to one pass."""
 
+import pytest
 import os
 import socket
 
@@ -42,6 +43,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
                 feats.save(os.path.join(out, f"sharded-{occluded}.npz"), model.partition)
 
 
+@pytest.mark.slow
 def test_sharded_extraction_equals_one_pass(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

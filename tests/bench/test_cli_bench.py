@@ -22,6 +22,7 @@ def test_bench_help_lists_its_options_and_an_example(capsys):
     assert "example:" in out and EXAMPLES["bench"].split("    |")[0] in out
 
 
+@pytest.mark.slow
 def test_top_level_help_lists_bench_without_importing_torch():
     code = ("import sys; from blockmae.cli import build_parser; p = build_parser(); "
             "print('bench' in p.format_help(), 'blockmae.bench.worker' in sys.modules, 'blockmae.bench.steps' in sys.modules)")
@@ -29,6 +30,7 @@ def test_top_level_help_lists_bench_without_importing_torch():
     assert out == ["True", "False", "False"]  # the parser comes from bench.harness, which imports no torch
 
 
+@pytest.mark.slow
 def test_quick_bench_from_the_cli_writes_json_with_the_loss_check(tmp_path, capsys):
     path = tmp_path / "bench.json"
     main(["bench", "--quick", "--configs", "hf,e2e", "--device", "cpu", "--threads", "1", "--steps", "1",

@@ -15,6 +15,7 @@ pytest.importorskip("transformers")
 SMALL = ["model.frames=4", "model.image_size=16", "model.width=48", "model.decoder.width=32"]  # the tiny preset, smaller
 
 
+@pytest.mark.slow
 def test_quick_bench_reports_every_configuration_with_ratios(tmp_path):
     path = tmp_path / "bench.json"
     results = run("tiny", device="cpu", quick=True, batch=2, warmup=0, steps=1, threads=1, in_process=True,
@@ -82,6 +83,7 @@ def test_quick_bench_reports_every_configuration_with_ratios(tmp_path):
     assert results["rows"][0]["name"] == "hf"
 
 
+@pytest.mark.slow
 def test_each_configuration_runs_in_its_own_process(tmp_path):
     results = main(["--quick", "--configs", "hf,e2e", "--device", "cpu", "--threads", "1", "--steps", "1",
                     "--json", str(tmp_path / "b.json")] + [f"--set={s}" for s in SMALL])

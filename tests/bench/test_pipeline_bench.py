@@ -12,6 +12,7 @@ from blockmae.bench.pipeline import PARTS, analyse, time_per_step
 SMALL = ["--set", "model.depth=4", "--set", "model.frames=4", "--set", "data.train=digits,n=48"]
 
 
+@pytest.mark.slow
 def test_pipeline_bench_times_both_and_accounts_for_every_rank(tmp_path, capsys):
     results = main(["--pipeline", "--stages", "2", "--steps", "6", "--batch", "4", "--repeats", "2", *SMALL, "--runs",
                     str(tmp_path / "runs"), "--json", str(tmp_path / "out.json")])

@@ -92,6 +92,7 @@ def test_strict_error_crosses_worker_processes(mixed, media):
         list(loader)
 
 
+@pytest.mark.slow
 def test_check_dataset_report(mixed, media):
     spec = f"list:{mixed},root={media},min_frames=4"
     report = check_dataset(spec, frames=4, image_size=16, progress=False)

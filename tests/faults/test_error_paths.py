@@ -39,6 +39,7 @@ def test_out_that_is_a_file(tmp_path):
     assert target.read_text() == "not a directory"
 
 
+@pytest.mark.slow
 def test_non_finite_loss_is_one_line_and_non_zero(tmp_path):
     done = subprocess.run([sys.executable, "-m", "blockmae", "pretrain", "tiny", *FAST, "train.lr=1e30",
                            "--out", str(tmp_path / "run")], capture_output=True, text=True)

@@ -9,6 +9,8 @@ import pytest
 
 from blockmae.cli import main
 
+pytestmark = pytest.mark.slow  # real processes / trained runs: `make test` runs it, `make test-fast` does not
+
 FAST = ["train.max_steps=2", "train.batch_size=4", "train.progress=false", "model.partition=2", "model.depth=4",
         "model.width=32", "model.heads=2", "data.train=digits,n=8"]
 

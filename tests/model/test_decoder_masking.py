@@ -149,6 +149,7 @@ def test_top_layer_computes_only_the_tokens_it_returns():
     torch.testing.assert_close(layer(x, last=10), layer(x), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_compile_layers_keeps_parameter_names():
     model = _model()
     names = list(model.state_dict())

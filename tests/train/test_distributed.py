@@ -19,6 +19,8 @@ from blockmae.checkpoint import checkpoint_steps
 from blockmae.train.engine import pretrain
 from helpers import small_config
 
+pytestmark = pytest.mark.slow  # real processes / trained runs: `make test` runs it, `make test-fast` does not
+
 FAST = ["data.train=digits,n=48", "train.batch_size=4", "train.progress=false", "train.log_every=1",
         "model.image_size=16", "model.patch=4", "model.width=32", "model.heads=2", "model.decoder.width=16",
         "model.decoder.heads=1", "model.partition=2", "train.lr=1e-2", "train.max_steps=4",

@@ -25,15 +25,17 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from ..devices import resolve_device
 from .protocols import FOLD_SEED, FOLDS, probe_folds
 
 
 def _probe_pipeline(max_iter: int):
+    # scikit-learn is imported here, not at the top: training imports this package and should not pay ~1 s for it.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter))
 
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
 
 FOLDS = 3
 FOLD_SEED = 0
@@ -40,5 +39,7 @@ def probe_folds(stratify_on, folds: int = FOLDS, seed: int = FOLD_SEED) -> list[
     """(train indices, test indices) of each fold: StratifiedKFold(folds, shuffle=True, random_state=seed) on
     these labels (one per clip)."""
     labels = np.asarray(stratify_on)
+    from sklearn.model_selection import StratifiedKFold  # imported when used (training need not load sklearn)
+
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros((len(labels), 1)), labels))

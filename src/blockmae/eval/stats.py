@@ -11,7 +11,13 @@ undefined: (value, nan, nan).
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats as _stats
+
+
+def t_quantile(q: float, dof: int) -> float:
+    """Student's t quantile (scipy imported here: training imports this package and should not load scipy)."""
+    from scipy import stats
+
+    return float(stats.t.ppf(q, dof))
 
 
 def mean_ci(values, confidence: float = 0.95, method: str = "t", n_boot: int = 1000,
@@ -26,7 +32,7 @@ def mean_ci(values, confidence: float = 0.95, method: str = "t", n_boot: int = 1
     if v.size == 1:
         return mean, float("nan"), float("nan")
     if method == "t":
-        half = float(_stats.t.ppf((1 + confidence) / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+        half = float(t_quantile((1 + confidence) / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
         return mean, mean - half, mean + half
     if method == "bootstrap":
         rng = np.random.default_rng(seed)
@@ -51,6 +57,6 @@ def seeds_to_exclude(values, value: float = 0.0, confidence: float = 0.95, max_n
     if s == 0:
         return 2
     for n in range(2, max_n + 1):
-        if _stats.t.ppf((1 + confidence) / 2, n - 1) * s / np.sqrt(n) < gap:
+        if t_quantile((1 + confidence) / 2, n - 1) * s / np.sqrt(n) < gap:
             return n
     return None
