@@ -56,6 +56,13 @@ def start(cfg: Config, device: torch.device) -> tuple[torch.device, bool]:
     return device, True
 
 
+def wait_for_every_rank(created: bool) -> None:
+    """After a finished run: the other ranks wait while the writer writes the summary, so that no rank tears
+    the process group down under another (a rank leaving early was seen to abort in gloo's teardown)."""
+    if created and dist.is_initialized():
+        dist.barrier()
+
+
 def stop(created: bool) -> None:
     if created and dist.is_initialized():
         dist.destroy_process_group()

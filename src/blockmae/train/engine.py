@@ -40,8 +40,11 @@ def pretrain(cfg: Config, out: str | Path) -> dict | None:
     try:
         if cfg.dist.mode == "pipeline":
             from .pipeline import pretrain_pipeline
-            return pretrain_pipeline(cfg, out, device)
-        return _pretrain(cfg, out, device)
+            summary = pretrain_pipeline(cfg, out, device)
+        else:
+            summary = _pretrain(cfg, out, device)
+        distributed.wait_for_every_rank(created)
+        return summary
     except KeyboardInterrupt:
         last = latest_checkpoint(out) if out.is_dir() else None
         run_dir.forget_failed_start(out, fresh)
