@@ -205,6 +205,8 @@ register_dataset(DatasetInfo(
     example="scenes,n=1024",
     splits=SPLITS,
 ))
+
+
 def _gratings_options() -> dict[str, Option]:
     return {
         "n": Option(_positive_int, "a positive integer", None, "a seeded random subset of n clips (default: all)"),
