@@ -36,6 +36,7 @@ from blockmae.data import build_dataset, collate  # noqa: E402
 from blockmae.data.transforms import to_model_input  # noqa: E402
 from blockmae.model import BlockMAE
 from blockmae.regimes import regime_plan  # noqa: E402
+from blockmae.train.step import Micro, Stepper  # noqa: E402
 from blockmae.train.optim import build_optimizer  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 568, 320, 30
@@ -94,6 +95,7 @@ def training_rate(overrides: list[str], batch: int, steps: int, warmup: int = 2)
     model = BlockMAE(m)
     optimizer = build_optimizer(model, 1e-4, cfg.train.weight_decay, cfg.train.betas)
     plan = regime_plan(cfg.train.regime, model.num_stages)
+    stepper = Stepper(model, optimizer)
     gen = torch.Generator().manual_seed(0)
     clips = torch.randint(0, 256, (batch, m.frames, m.image_size, m.image_size, m.channels), dtype=torch.uint8,
                           generator=gen)
@@ -101,12 +103,7 @@ def training_rate(overrides: list[str], batch: int, steps: int, warmup: int = 2)
     def step():
         video = to_model_input(clips, m.pixel_mean, m.pixel_std)
         mask = model.make_mask(batch, gen, cfg.mask.kind, cfg.mask.ratio)
-        losses = model.run_plan(video, mask, plan, backward=lambda k, loss: loss.backward())
-        pending = [loss for loss in losses if loss is not None and loss.requires_grad]
-        if pending:
-            sum(pending).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        stepper.step(plan, [Micro(video, mask)], 1, optimizer.param_groups[0]["lr"])
 
     for _ in range(warmup):
         step()

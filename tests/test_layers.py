@@ -28,7 +28,7 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1]) if parts[-1] == "__init__" else ".".join(parts)
 
 
-def unit_of(module: str, path: Path | None = None) -> str:
+def unit_of(module: str) -> str:
     parts = module.split(".")
     if len(parts) == 1:  # the package itself
         return "__init__"

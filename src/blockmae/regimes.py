@@ -21,34 +21,80 @@ class Plan:
     encoder_loss: tuple[bool, ...]  # stage k's loss reaches the encoder; else its decoder reads detached features
     frozen: tuple[bool, ...]  # stage k runs without grad and computes no loss (sequential: earlier phases)
     active: int  # stages computed (sequential: up to the current phase)
+    overlap: int = 0  # detached regimes: stage k's loss also trains the last `overlap` layers of stage k-1
+    noise: float = 0.0  # detached regimes, in training: Gaussian noise (std relative to the input's RMS) on stage inputs
+
+
+@dataclass(frozen=True)
+class RegimeSettings:
+    """The train.* values a regime's plan or phases may read (a TrainConfig has the same names)."""
+    overlap: int = 1
+    interface_noise: float = 0.1
+    finetune_steps: int = 100
+    phase_split: list[float] | None = None
 
 
 @dataclass(frozen=True)
 class Regime:
     name: str  # the value of train.regime
     label: str  # how figures and tables name it
-    color: str  # its colour in every figure (Okabe-Ito, colour-blind safe)
-    blockwise: bool  # trained without end-to-end backpropagation (gradient-isolated stages)
-    phased: bool  # one phase per stage (train.phase_split), earlier stages frozen
-    plan: Callable[[int, int], Plan]  # (number of stages K, 0-based phase) -> the plan of that step
+    color: str  # its colour in every figure (Okabe-Ito and Tol, colour-blind safe)
+    blockwise: bool  # trained without end-to-end backpropagation
+    plan: Callable[[int, int, RegimeSettings], Plan]  # (stages K, 0-based phase, settings) -> that step's plan
+    # (total steps, K, settings) -> where each phase ends; None: one phase
+    phases: Callable[[int, int, RegimeSettings], list[int]] | None = None
 
-    def plan_for(self, num_stages: int, phase: int = 0) -> Plan:
-        return self.plan(num_stages, phase)
+    @property
+    def phased(self) -> bool:
+        return self.phases is not None
+
+    def plan_for(self, num_stages: int, phase: int = 0, settings: RegimeSettings | None = None) -> Plan:
+        return self.plan(num_stages, phase, settings or RegimeSettings())
+
+    def phase_ends(self, total: int, num_stages: int, settings: RegimeSettings | None = None) -> list[int]:
+        return self.phases(total, num_stages, settings or RegimeSettings()) if self.phases else [total]
+
+
+def split_steps(total: int, shares: list[float]) -> list[int]:
+    """End step (exclusive) of each phase when `total` steps are shared out in proportion to `shares`."""
+    cum, ends = 0.0, []
+    for s in shares:
+        cum += s
+        ends.append(round(total * cum / sum(shares)))
+    ends[-1] = total
+    return ends
 
 
 def _last_only(k: int) -> tuple[bool, ...]:
     return tuple(i == k - 1 for i in range(k))
 
 
+def _e2e(k: int, phase: int, s: RegimeSettings) -> Plan:
+    return Plan(False, _last_only(k), (False,) * k, k)
+
+
+def _simultaneous(k: int, phase: int, s: RegimeSettings) -> Plan:
+    return Plan(True, (True,) * k, (False,) * k, k)
+
+
 REGIMES: dict[str, Regime] = {r.name: r for r in (
-    Regime("e2e", "E2E", "#0072B2", blockwise=False, phased=False,
-           plan=lambda k, phase: Plan(False, _last_only(k), (False,) * k, k)),
-    Regime("simultaneous", "Simultaneous", "#E69F00", blockwise=True, phased=False,
-           plan=lambda k, phase: Plan(True, (True,) * k, (False,) * k, k)),
-    Regime("sequential", "Sequential", "#009E73", blockwise=True, phased=True,
-           plan=lambda k, phase: Plan(True, (True,) * k, tuple(i < phase for i in range(k)), phase + 1)),
-    Regime("deep-supervision", "Deep supervision", "#CC79A7", blockwise=False, phased=False,
-           plan=lambda k, phase: Plan(False, (True,) * k, (False,) * k, k)),
+    Regime("e2e", "E2E", "#0072B2", blockwise=False, plan=_e2e),
+    Regime("simultaneous", "Simultaneous", "#E69F00", blockwise=True, plan=_simultaneous),
+    Regime("sequential", "Sequential", "#009E73", blockwise=True,
+           plan=lambda k, phase, s: Plan(True, (True,) * k, tuple(i < phase for i in range(k)), phase + 1),
+           phases=lambda total, k, s: split_steps(total, s.phase_split or [1.0] * k)),
+    Regime("deep-supervision", "Deep supervision", "#CC79A7", blockwise=False,
+           plan=lambda k, phase, s: Plan(False, (True,) * k, (False,) * k, k)),
+    # LoCo-style overlap (Xiong et al. 2020): gradients still cross no more than `train.overlap` layers.
+    Regime("overlap", "Overlapping blocks", "#882255", blockwise=True,
+           plan=lambda k, phase, s: Plan(True, (True,) * k, (False,) * k, k, overlap=s.overlap)),
+    # Noise on each stage's detached input (Siddiqui et al. 2023 report it helps blockwise SSL).
+    Regime("noisy", "Noisy interfaces", "#44AA99", blockwise=True,
+           plan=lambda k, phase, s: Plan(True, (True,) * k, (False,) * k, k, noise=s.interface_noise)),
+    # Simultaneous, then `train.finetune_steps` of end-to-end fine-tuning of the whole encoder with the top decoder.
+    Regime("blockwise-finetune", "Blockwise + E2E fine-tune", "#999933", blockwise=False,
+           plan=lambda k, phase, s: (_simultaneous if phase == 0 else _e2e)(k, phase, s),
+           phases=lambda total, k, s: [total - s.finetune_steps, total]),
 )}
 
 # What analysis rows may carry besides trained regimes: weights from elsewhere, and the random-init floor.
@@ -63,9 +109,9 @@ def get_regime(name: str, key: str = "train.regime") -> Regime:
     return REGIMES[name]
 
 
-def regime_plan(name: str, num_stages: int, phase: int = 0) -> Plan:
-    """The plan of a regime at a step; `phase` (0-based) is the stage being trained in phased regimes."""
-    return get_regime(name).plan_for(num_stages, phase)
+def regime_plan(name: str, num_stages: int, phase: int = 0, settings: RegimeSettings | None = None) -> Plan:
+    """The plan of a regime at a step; `phase` (0-based) is the current phase of phased regimes."""
+    return get_regime(name).plan_for(num_stages, phase, settings)
 
 
 def blockwise_regimes() -> tuple[str, ...]:

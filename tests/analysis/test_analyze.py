@@ -33,8 +33,15 @@ def test_rows_are_tidy_and_cover_every_metric_family(analysed):
     metrics = {row["metric"] for row in rows}
     for m in ("probe_acc", "knn_acc", "retrieval_map", "retrieval_r@1", "gallery_r@1", "recon_loss", "cka_linear",
               "cka_rbf", "token_similarity", "occlusion_drop", "update_norm", "effective_rank", "participation_ratio",
-              "uniformity"):
+              "uniformity", "cka_linear_debiased", "cka_rbf_debiased", "mutual_knn", "twonn_id"):
         assert m in metrics, m
+    where = {(r["metric"], r["block"], r.get("block2"), r["layer"], r.get("layer2")) for r in rows
+             if r["run"] == "e2e" and r["dataset"] == "digits" and r["step"] is None and "run2" not in r}
+    for metric in ("cka_linear", "cka_linear_debiased", "cka_rbf_debiased", "mutual_knn"):
+        assert (metric, 1, 2, None, None) in where, metric  # consecutive blocks (2 blocks of 2 layers)
+    assert ("cka_linear_debiased", None, None, 1, 4) in where and ("mutual_knn", None, None, 3, 4) in where
+    assert ("twonn_id", 2, None, None, None) in where and ("twonn_id", None, None, 4, None) in where
+    assert any(r["metric"] == "cka_linear_debiased" and r.get("run2") for r in rows)  # across runs too
     assert {row["regime"] for row in rows} == {"e2e", "simultaneous", "random"}
     acc = [r["value"] for r in rows if r["metric"] == "probe_acc"]
     assert all(0.0 <= v <= 1.0 for v in acc)

@@ -86,9 +86,16 @@ def synthetic_rows(regimes=("e2e", "simultaneous"), seeds=(0, 1), Ks=(4,), model
                     c = (0.97 if regime == "e2e" else 0.985) + 0.01 * k / K + rng.normal(0, 0.003)
                     add(dataset, "cka_linear", min(c, 1.0), block=k, block2=k + 1)
                     add(dataset, "cka_rbf", min(c - 0.01, 1.0), block=k, block2=k + 1)
+                    # the new rows draw no random numbers, so the rows above stay what they were
+                    add(dataset, "cka_linear_debiased", min(c, 1.0) - 0.03 - 0.002 * s, block=k, block2=k + 1)
+                    add(dataset, "mutual_knn", 0.3 + 0.3 * k / K + 0.01 * s, block=k, block2=k + 1)
+                add(dataset, "twonn_id", 14 - 4 * k / K + 0.5 * s, block=k)
             for i in range(1, L + 1):
                 add(dataset, "token_similarity", 0.2 + 0.1 * i / L + rng.normal(0, 0.01), layer=i)
                 add(dataset, "update_norm", 0.5 / i, layer=i)
+                add(dataset, "twonn_id", 14 - 4 * i / L + 0.5 * s, layer=i)
+                if i < L:
+                    add(dataset, "mutual_knn", 0.4 + 0.2 * i / L, layer=i, layer2=i + 1)
                 for j in range(1, L + 1):
                     add(dataset, "cka_linear", 1.0 if i == j else math.exp(-abs(i - j) / (L / 2)) + rng.normal(0, 0.01),
                         layer=i, layer2=j)
@@ -178,6 +185,27 @@ def test_missing_metrics_write_nothing(tmp_path):
     assert fig_reconstructions([], tmp_path / "r.png") == []
     assert fig_reconstructions(None, tmp_path / "r.png") == []
     assert list(tmp_path.iterdir()) == []
+
+
+def test_saturation_figure_needs_its_metrics(tmp_path):
+    from blockmae.analysis.figures.saturation import fig_saturation
+
+    rows = synthetic_rows(datasets=("gratings",), steps=(), layers_per_block=1)
+    old = [r for r in rows if r["metric"] not in ("cka_linear_debiased", "mutual_knn", "twonn_id")]
+    assert fig_saturation(old, tmp_path) == []  # an analysis from before these metrics: nothing to compare
+    (path,) = fig_saturation(rows, tmp_path)
+    assert path.name == "saturation.png" and png_size(path)[0] > 1000
+    only_dimension = [r for r in rows if r["metric"] == "twonn_id"]
+    assert fig_saturation(only_dimension, tmp_path)
+
+
+def test_last_pair_values(rows):
+    from blockmae.analysis.rows import last_pair_values
+
+    values = last_pair_values(final_rows(rows), "cka_linear_debiased", "gratings")
+    e2e = [r["value"] for r in rows if r["metric"] == "cka_linear_debiased" and r["dataset"] == "gratings"
+           and r["regime"] == "e2e" and r["block"] == 3 and r["block2"] == 4]
+    assert sorted(values[Group("vit-tiny", "e2e", 4)]) == sorted(e2e) and len(e2e) == 2
 
 
 def test_cka_map_pairs(rows):

@@ -1,4 +1,4 @@
-"""The six findings' rules on synthetic rows built to satisfy them, and to contradict them."""
+"""The findings' rules on synthetic rows built to satisfy them, and to contradict them."""
 
 import pytest
 
@@ -56,11 +56,11 @@ def synthetic(paper_like: bool):
 
 def test_paper_like_rows_reproduce_the_findings():
     findings = measure_findings(*synthetic(True))
-    assert list(findings) == ["1", "2", "3", "4", "5", "6"]
+    assert list(findings) == ["1", "2", "3", "4", "5", "6", "7"]
     verdicts = {n: f["verdict"] for n, f in findings.items()}
-    # Finding 1 needs the gap to grow with K, which one K cannot show.
+    # Finding 1 needs the gap to grow with K, which one K cannot show; 7 needs debiased CKA rows.
     assert verdicts == {"1": "inconclusive", "2": "reproduced", "3": "reproduced", "4": "reproduced",
-                        "5": "reproduced", "6": "reproduced"}
+                        "5": "reproduced", "6": "reproduced", "7": "inconclusive"}
     gap = findings["1"]["gap_e2e_minus_bw_pp"]["simultaneous-K4"]
     # E2E 0.6 + 0.24 vs BW 0.65 + 0.04 at the top: 15 pp, the same for every seed.
     assert gap["mean"] == pytest.approx(15.0)
@@ -68,7 +68,8 @@ def test_paper_like_rows_reproduce_the_findings():
     assert findings["2"]["by_run"]["simultaneous-K4/digits"]["e2e_first_ahead_at_block"] == 2
     assert findings["4"]["spearman_rho"] < 0
     table = findings_markdown(findings)
-    assert sum(line.startswith("|") for line in table.splitlines()) == 2 + 6 and "| 6 |" in table
+    assert sum(line.startswith("|") for line in table.splitlines()) == 2 + 7 and "| 7 |" in table
+    assert "no debiased CKA rows" in table
 
 
 def test_contrary_rows_do_not_reproduce_them():
@@ -102,3 +103,37 @@ def test_one_seed_says_so_instead_of_printing_nan():
 
     assert format_ci({"mean": 0.5, "low": float("nan"), "high": float("nan"), "n": 1}) == "0.500 (1 seed, no interval)"
     assert format_ci({"mean": 0.5, "low": 0.4, "high": 0.6, "n": 3}) == "0.500 [0.400, 0.600]"
+
+
+def with_debiased_cka(drop: float, paper_like: bool = True):
+    """The synthetic study with a debiased linear CKA row beside every consecutive-block one, `drop` below it."""
+    rows, summaries = synthetic(paper_like)
+    rows += [{**r, "metric": "cka_linear_debiased", "value": r["value"] - drop} for r in rows
+             if r["metric"] == "cka_linear"]
+    return rows, summaries
+
+
+@pytest.mark.parametrize("drop, verdict", [(0.01, "survives"), (0.06, "inconclusive"), (0.15, "artefact")])
+def test_saturation_after_debiasing(drop, verdict):
+    """Paper-like: BW's last pair has plain CKA 0.99 (+ 0.001 x seed), E2E's 0.95 - 0.03 = 0.92 (not a plateau).
+    Debiasing takes `drop` off: 0.98 still saturated, 0.93 between the thresholds, 0.84 below 0.90."""
+    finding = measure_findings(*with_debiased_cka(drop))["7"]
+    assert finding["verdict"] == verdict
+    assert finding["saturated"] == ["simultaneous-K4", "sequential-K4"]
+    cell = finding["by_run"]["simultaneous-K4"]
+    assert cell["plain"]["mean"] == pytest.approx(0.99 + 0.001)  # seeds 0, 1, 2: noise 0.001 on average
+    assert cell["debiased"]["mean"] == pytest.approx(0.99 + 0.001 - drop)
+    assert cell["plain_minus_debiased"]["values"] == pytest.approx([drop] * len(SEEDS))
+    assert finding["by_run"]["e2e-K4"]["plain"]["mean"] == pytest.approx(0.92 + 0.001)
+    assert "0.95" in finding["rule"] and "0.9" in finding["rule"]
+
+
+def test_no_plateau_no_verdict():
+    """Contrary rows: BW's late CKA is 0.90, E2E's 0.99 - 0.03 = 0.96 (a plateau) that debiasing keeps at 0.95."""
+    finding = measure_findings(*with_debiased_cka(0.01, paper_like=False))["7"]
+    assert finding["saturated"] == ["e2e-K4"] and finding["verdict"] == "survives"
+    rows, summaries = with_debiased_cka(0.0, paper_like=False)
+    for r in rows:
+        if r["metric"] == "cka_linear" and r["regime"] == "e2e":
+            r["value"] = 0.5  # nothing saturated: nothing to test
+    assert measure_findings(rows, summaries)["7"]["verdict"] == "inconclusive"

@@ -122,6 +122,21 @@ def test_report_sections(report):
         assert heading in text
 
 
+def test_saturation_section_holds_plain_and_debiased_cka(report):
+    from blockmae.analysis.rows import last_pair_values
+
+    path, rows, _ = report
+    text = path.read_text(encoding="utf-8")
+    assert 'id="saturation"' in text and 'href="#saturation"' in text
+    assert text.count('id="fig-saturation"') == 1  # its figure sits in its own section, not twice
+    final = final_rows(rows)
+    g = Group("vit-tiny", "simultaneous", 4)
+    for metric in ("cka_linear", "cka_linear_debiased", "mutual_knn"):
+        assert format_stat(*mean_and_half_width(last_pair_values(final, metric, "gratings")[g])) in text
+    twonn = final_block_values(final, "twonn_id", "gratings")[g]
+    assert format_stat(*mean_and_half_width(twonn), 1.0, 1) in text
+
+
 def test_report_without_figures_or_timings(tmp_path):
     rows = [r for r in synthetic_rows(datasets=("gratings",), steps=(), seeds=(0,)) if r["metric"] == "probe_acc"]
     path = write_report(tmp_path, rows, {"final_layer": [], "tokens": []}, [], PROTOCOL)

@@ -1,10 +1,10 @@
 """`blockmae analyze` under torchrun: every rank extracts a shard, gathered in order, equal to one pass."""
 
-import pytest
 import os
 import socket
 
 import numpy as np
+import pytest
 import torch
 import torch.multiprocessing as mp
 

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from blockmae.eval import (condition_number, covariance_spectrum, effective_rank, explained_variance_k,
-                           geometry_metrics, isotropy_ratio, participation_ratio, sample_pairs, uniformity)
+                           geometry_metrics, isotropy_ratio, participation_ratio, sample_pairs, twonn_dimension,
+                           two_nearest_distances, uniformity)
 
 
 def fixed(n=80, d=6, seed=0):
@@ -80,3 +81,46 @@ def test_uniformity_bounds():
     rng = np.random.default_rng(5)
     spread = uniformity(rng.normal(size=(100, 16)))
     assert -4.0 <= spread < 0.0  # squared distances on the sphere are at most 4
+
+
+def brute_force_twonn(x):
+    """Facco et al.'s maximum-likelihood TwoNN, written out: every pairwise distance, then (N - 1) / sum log mu."""
+    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+    np.fill_diagonal(d, np.inf)
+    r = np.sort(d, axis=1)[:, :2]
+    keep = r[:, 0] > 0
+    return (keep.sum() - 1) / np.sum(np.log(r[keep, 1] / r[keep, 0]))
+
+
+def test_twonn_equals_brute_force():
+    x = fixed(120, 6, seed=6) + 50.0  # far from the origin: the Gram route must not lose the small distances
+    assert twonn_dimension(x) == pytest.approx(brute_force_twonn(x), rel=1e-9)
+    r1, r2 = two_nearest_distances(x)
+    assert np.all(r1 <= r2) and np.all(r1 > 0)
+
+
+def test_twonn_leaves_duplicates_out_and_blocks_agree(monkeypatch):
+    import blockmae.eval.geometry as geometry
+
+    x = fixed(60, 6, seed=7)
+    x = np.concatenate([x, x[:5]])  # five duplicated clips: r1 = 0 for ten points
+    assert twonn_dimension(x) == pytest.approx(brute_force_twonn(x), rel=1e-9)
+    monkeypatch.setattr(geometry, "ROW_BLOCK", 7)
+    assert twonn_dimension(x) == pytest.approx(brute_force_twonn(x), rel=1e-9)
+    assert np.isnan(twonn_dimension(np.ones((10, 3))))
+
+
+def test_twonn_finds_known_dimensions():
+    rng = np.random.default_rng(8)
+    plane = rng.uniform(size=(1500, 2)) @ ortho_rows(2, 50, rng)  # a 2-D square inside 50-D
+    assert twonn_dimension(plane) == pytest.approx(2.0, abs=0.25)
+    gauss = rng.normal(size=(2000, 5)) @ ortho_rows(5, 30, rng)
+    assert twonn_dimension(gauss) == pytest.approx(5.0, abs=0.6)
+    segment = rng.uniform(size=(1000, 1)) @ ortho_rows(1, 8, rng)
+    assert twonn_dimension(segment) == pytest.approx(1.0, abs=0.15)
+
+
+def ortho_rows(k, d, rng):
+    """k orthonormal rows in d dimensions: embeds k-D data isometrically."""
+    q, _ = np.linalg.qr(rng.normal(size=(d, k)))
+    return q.T

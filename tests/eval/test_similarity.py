@@ -74,6 +74,16 @@ def test_debiased_linear_cka_equals_song_hsic_on_raw_kernels():
     assert hsic(xc @ xc.T, l, debiased=True) == pytest.approx(song_hsic1(k, l), rel=1e-6)
 
 
+def test_debiased_linear_cka_equals_song_hsic_for_wide_features():
+    """n < d (the Gram route, as for the analysis's layer matrices on small datasets), in `cka_matrix` too."""
+    x, y = rep(12, 50, seed=17), rep(12, 30, seed=18)
+    y[:, :10] += 2.0 * x[:, :10]
+    k, l = x @ x.T, y @ y.T
+    expected = song_hsic1(k, l) / np.sqrt(song_hsic1(k, k) * song_hsic1(l, l))
+    assert linear_cka(x, y, debiased=True) == pytest.approx(expected, rel=1e-6)
+    assert cka_matrix([x, y], debiased=True)[0, 1] == pytest.approx(expected, rel=1e-6)
+
+
 def test_rbf_cka_equals_kernel_formula_with_median_bandwidth():
     x, y = rep(30, 5, seed=10), rep(30, 3, seed=11)
     y = np.concatenate([x[:, :2], y], 1)

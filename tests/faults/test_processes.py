@@ -1,7 +1,6 @@
 """Real processes against one run directory: a lock that names its holder, kill -9 and Ctrl-C at any step
 lose nothing (the resumed run ends with the same weights as an uninterrupted one)."""
 
-import pytest
 import json
 import os
 import random
@@ -11,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 

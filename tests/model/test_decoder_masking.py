@@ -5,10 +5,11 @@ import torch
 
 from blockmae.config import ConfigError
 from blockmae.model import BlockMAE
-from blockmae.regimes import regime_plan
 from blockmae.model.masking import gather_tokens, split_indices
 from blockmae.model.objective import pixel_targets, reconstruction_loss, tubelet_targets
 from blockmae.model.vit import Layer
+from blockmae.regimes import regime_plan
+from blockmae.train.step import Micro, Stepper
 from helpers import small_config
 
 
@@ -35,13 +36,11 @@ def _record_decoder_calls(model):
 
 
 def _grads(model, video, mask, plan, lean, seed):
+    """The training step's losses and gradients, the decoder-masking draws from a generator seeded with `seed`."""
     model.zero_grad(set_to_none=True)
-    losses = model.run_plan(video, mask, plan, backward=(lambda k, l: l.backward()) if lean else None,
-                            generator=torch.Generator().manual_seed(seed))
-    pending = [l for l in losses if l is not None and l.requires_grad]
-    if pending:
-        sum(pending).backward()
-    return [l.item() for l in losses], {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    stepper = Stepper(model, lean=lean, generator=torch.Generator().manual_seed(seed))
+    losses = stepper.backward(plan, [Micro(video, mask)], 1)
+    return losses, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
 def test_ratio_zero_is_the_plain_forward_and_draws_nothing():

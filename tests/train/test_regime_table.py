@@ -11,13 +11,13 @@ from blockmae.train.engine import pretrain
 from helpers import small_config
 
 
-def _stage_one_frozen(k: int, phase: int) -> Plan:
+def _stage_one_frozen(k: int, phase: int, settings) -> Plan:
     """Simultaneous training of every stage but the first, which stays at its initialisation."""
     return Plan(True, (True,) * k, (True,) + (False,) * (k - 1), k)
 
 
 def test_a_regime_added_in_one_place_trains_and_is_named(tmp_path, monkeypatch):
-    monkeypatch.setitem(REGIMES, "throwaway", Regime("throwaway", "Throwaway", "#123456", blockwise=True, phased=False,
+    monkeypatch.setitem(REGIMES, "throwaway", Regime("throwaway", "Throwaway", "#123456", blockwise=True,
                                                      plan=_stage_one_frozen))
     cfg = small_config("train.regime=throwaway", "model.partition=2", "data.train=digits,n=16", "train.batch_size=4",
                        "train.max_steps=3", "train.checkpoint_every=3", "train.log_every=1", "train.progress=false",

@@ -1,4 +1,5 @@
-"""The paper's six findings (docs/paper.md), measured on a study's tidy rows.
+"""The paper's six findings (docs/paper.md), and tests of its explanations beyond it (7: does late-block
+saturation survive a debiased CKA?), measured on a study's tidy rows.
 
 Every number is a mean over seeds with a 95% t-interval (`eval.stats.mean_ci`); per-seed values are kept.
 "Blockwise" (BW) means the regimes `blockmae.regimes` marks blockwise (simultaneous, sequential). A run's K is
@@ -52,14 +53,18 @@ class StudyIndex:
     def __init__(self, rows: list[dict]):
         self.values = defaultdict(dict)
         self.pairs = defaultdict(dict)  # consecutive-block CKA: (regime, K, dataset, block) -> {seed: value}
+        self.consecutive = defaultdict(dict)  # any pair metric: (metric, regime, K, dataset, block) -> {seed: value}
         self.K_of_run = {r["run"]: r["K"] for r in rows}
         kept = [r for r in rows if r.get("step") is None and r["block"] is not None and r["regime"] != "random"]
         self.datasets = datasets_of(kept)
         self.Ks = sorted({r["K"] for r in kept})
         for r in kept:
             if is_pair(r):
-                if r["metric"] == "cka_linear" and r["block2"] == r["block"] + 1 and r.get("run2") is None:
-                    self.pairs[(r["regime"], r["K"], r["dataset"], r["block"])][r["seed"]] = r["value"]
+                if r.get("block2") == r["block"] + 1 and r.get("run2") is None:
+                    key = (r["regime"], r["K"], r["dataset"], r["block"])
+                    self.consecutive[(r["metric"], *key)][r["seed"]] = r["value"]
+                    if r["metric"] == "cka_linear":
+                        self.pairs[key][r["seed"]] = r["value"]
                 continue
             self.values[(r["regime"], r["K"], r["dataset"], r["metric"], r["target"], r["block"])][r["seed"]] = r["value"]
 
@@ -285,6 +290,42 @@ def recon_vs_representation(idx: StudyIndex, summaries: dict) -> dict:
             "verdict": verdict}
 
 
+SATURATED, ARTEFACT = 0.95, 0.90  # plain late CKA that counts as a plateau; debiased CKA that says it was bias
+
+
+def _last_pair(idx: StudyIndex, metric: str, regime, K) -> dict:
+    """{seed: the metric between blocks K-1 and K, mean over datasets}."""
+    per_seed = defaultdict(list)
+    for dataset in idx.datasets:
+        for seed, v in idx.consecutive.get((metric, regime, K, dataset, K - 1), {}).items():
+            per_seed[seed].append(v)
+    return {seed: float(np.mean(v)) for seed, v in per_seed.items()}
+
+
+def saturation_debiased(idx: StudyIndex) -> dict:
+    """Finding 7 (beyond the paper): late-block saturation is not the plain CKA estimator's small-sample bias."""
+    out = {}
+    for K in (K for K in idx.Ks if K >= 2):
+        for regime in ("e2e",) + blockwise_regimes():
+            plain, debiased = (_last_pair(idx, m, regime, K) for m in ("cka_linear", "cka_linear_debiased"))
+            if plain and debiased:
+                out[f"{regime}-K{K}"] = {"plain": _ci(plain.values()), "debiased": _ci(debiased.values()),
+                                         "plain_minus_debiased": _ci(_paired(plain, debiased))}
+    saturated = [v for v in out.values() if v["plain"]["mean"] >= SATURATED]
+    if saturated and any(v["debiased"]["mean"] < ARTEFACT for v in saturated):
+        verdict = "artefact"
+    elif saturated and all(v["debiased"]["mean"] >= SATURATED for v in saturated):
+        verdict = "survives"
+    else:
+        verdict = "inconclusive"
+    return {"by_run": out, "saturated": [k for k, v in out.items() if v["plain"]["mean"] >= SATURATED],
+            "rule": f"per (regime, K), the linear CKA between blocks K-1 and K (mean over datasets, then over seeds), "
+                    f"plain and debiased (unbiased HSIC); among the cells whose plain CKA is >= {SATURATED}: survives "
+                    f"if every debiased CKA is still >= {SATURATED}, artefact if any falls below {ARTEFACT}, else "
+                    f"inconclusive (also when no cell is saturated or debiased rows are missing)",
+            "verdict": verdict}
+
+
 FINDINGS = [
     ("1", "BWSSL converges and lands close to E2E; the gap grows with K", "final_block"),
     ("2", "Higher-level structure is decodable earlier under BWSSL; E2E overtakes later", "early_decodability"),
@@ -292,6 +333,7 @@ FINDINGS = [
     ("4", "Lower consecutive-block CKA goes with larger retrieval-mAP gains", "cka_vs_gain"),
     ("5", "Token-level shifts: early token similarity, occlusion drop with depth", "token_shifts"),
     ("6", "Lower reconstruction loss does not imply better representations", "recon_vs_representation"),
+    ("7", "Beyond the paper: late-block saturation survives debiasing", "saturation_debiased"),
 ]
 
 
@@ -301,7 +343,8 @@ def measure_findings(rows: list[dict], summaries: dict) -> dict:
     measured = {
         "final_block": final_block(idx, summaries), "early_decodability": early_decodability(idx),
         "late_saturation": late_saturation(idx, summaries), "cka_vs_gain": cka_vs_gain(idx),
-        "token_shifts": token_shifts(idx), "recon_vs_representation": recon_vs_representation(idx, summaries)}
+        "token_shifts": token_shifts(idx), "recon_vs_representation": recon_vs_representation(idx, summaries),
+        "saturation_debiased": saturation_debiased(idx)}
     return {number: {"title": title, **measured[key]} for number, title, key in FINDINGS}
 
 
@@ -336,6 +379,9 @@ def _key_numbers(number: str, f: dict) -> str:
     if number == "5":
         return (f"BW block-1 token similarity higher in {f['share_bw_block1_token_similarity_higher']:.0%}; "
                 f"occlusion drop grows with depth in {f['share_occlusion_drop_grows_with_depth']:.0%}")
+    if number == "7":
+        return "; ".join(f"{k} late CKA plain {format_ci(v['plain'])} vs debiased {format_ci(v['debiased'])}"
+                         for k, v in f["by_run"].items()) or "no debiased CKA rows"
     return "; ".join(f"{k}: loss seq {format_ci(v['held_out_loss_top']['sequential'], digits=4)} vs e2e "
                      f"{format_ci(v['held_out_loss_top']['e2e'], digits=4)}, probe seq "
                      f"{format_ci(v['final_probe_mean_over_datasets']['sequential'])} vs e2e "

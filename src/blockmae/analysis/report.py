@@ -12,7 +12,7 @@ import yaml
 from .figures import CAPTIONS, FIGURES
 from .figures.style import Styler
 from .rows import datasets_of, final_rows, select
-from .tables import depth_tables, escape, learning_table, summary_table
+from .tables import depth_tables, escape, learning_table, saturation_table, summary_table
 
 CSS = """
 :root { --fg: #1d232a; --muted: #5b6672; --line: #d9dee3; --bg-alt: #f4f6f8; --accent: #0072B2; }
@@ -49,6 +49,14 @@ dl.protocol dd { margin: 2px 0 0 18px; max-width: 980px; }
 td.bad { color: #b00020; font-weight: 600; }
 ul.warn, p.warn { color: #b00020; }
 """
+
+SATURATION = "saturation"  # the figure shown in its own section, beside its table
+SATURATION_NOTE = (
+    '<p class="note">The paper reads a linear CKA of 0.98-0.996 between consecutive late blocks as saturation. Plain '
+    "CKA is biased upwards when clips are few relative to the feature dimension; the debiased column uses the "
+    "unbiased HSIC estimator, which that bias does not touch. A plateau that holds in both columns is the "
+    "representation's; one that sinks was partly the estimator's. Mutual kNN asks whether the last two blocks give "
+    "each clip the same nearest neighbours. Cells: mean ± half-width of the 95% t-interval over seeds.</p>")
 
 
 def _figure_html(name: str, paths: list[Path]) -> str:
@@ -116,15 +124,18 @@ def write_report(out_dir: Path, rows: list[dict], figures: dict[str, list[Path]]
     models = list(dict.fromkeys(r.get("model") for r in rows))
     metrics = sorted({r.get("metric") for r in rows})
     n_steps = len({r.get("step") for r in rows if r.get("step") is not None})
-    order = list(FIGURES) + ["reconstructions"]
+    order = [name for name in FIGURES if name != SATURATION] + ["reconstructions"]
     shown = [(name, figures[name]) for name in order if figures.get(name)]
-    shown += [(name, paths) for name, paths in figures.items() if name not in order and paths]
+    shown += [(name, paths) for name, paths in figures.items() if name not in order + [SATURATION] and paths]
+    saturation = saturation_table(final, styler)
 
     sections = [("summary", "Summary")]
     if select(final, "recon_loss"):
         sections.append(("learning", "Did training learn?"))
     if shown:
         sections.append(("figures", "Figures"))
+    if saturation or figures.get(SATURATION):
+        sections.append((SATURATION, "Saturation, with and without bias"))
     if select(final, "probe_acc", target=None):
         sections.append(("depth", "Probe accuracy by block"))
     sections += [("protocol", "Protocol"), ("runs", "Runs")]
@@ -162,6 +173,9 @@ def write_report(out_dir: Path, rows: list[dict], figures: dict[str, list[Path]]
         parts.append("<p>" + " · ".join(f'<a href="#fig-{escape(n)}">{escape(CAPTIONS.get(n, (n,))[0])}</a>'
                                         for n, _ in shown) + "</p>")
         parts += [_figure_html(name, paths) for name, paths in shown]
+    if saturation or figures.get(SATURATION):
+        parts += [f'<h2 id="{SATURATION}">Saturation, with and without bias</h2>', SATURATION_NOTE, saturation,
+                  _figure_html(SATURATION, figures.get(SATURATION, []))]
     if select(final, "probe_acc", target=None):
         parts.append('<h2 id="depth">Linear-probe accuracy by block</h2>'
                      '<p class="note">Per dataset and target, accuracy (%) at the output of every block: mean ± 95% CI '

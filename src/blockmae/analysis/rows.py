@@ -98,6 +98,12 @@ def select(rows: list[dict], metric: str, unit: str = "block", *, dataset=None, 
             and is_pair(r) == pairs]
 
 
+def consecutive_pairs(rows: list[dict], metric: str, dataset: str) -> list[dict]:
+    """Rows of a pair metric (CKA, mutual kNN) between blocks k and k+1 of one run."""
+    return [r for r in select(rows, metric, "block", dataset=dataset, pairs=True)
+            if r.get("run2") is None and r.get("block2") == r["block"] + 1]
+
+
 def last_block(rows: list[dict]) -> dict[str, int]:
     """run -> the highest block among these rows (runs in order of first appearance)."""
     last = defaultdict(int)
@@ -129,6 +135,17 @@ def final_block_values(rows: list[dict], metric: str, dataset: str, target: str 
     out = defaultdict(list)
     for (g, _), vals in per_run.items():
         out[g].append(float(np.mean(vals)))
+    return dict(out)
+
+
+def last_pair_values(rows: list[dict], metric: str, dataset: str) -> dict[Group, list[float]]:
+    """group -> a pair metric between each run's last two blocks (one value per run)."""
+    sel = consecutive_pairs(rows, metric, dataset)
+    last = {run: block + 1 for run, block in last_block(sel).items()}  # the pair (K-1, K) ends at block K
+    out = defaultdict(list)
+    for r in sel:
+        if r["block2"] == last[r.get("run")]:
+            out[group_of(r)].append(r["value"])
     return dict(out)
 
 

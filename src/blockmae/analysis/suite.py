@@ -2,7 +2,8 @@
 (`analysis.rows`).
 
 Features come from `extraction.FeatureStore` (extracted once, cached); each family reads them: probes,
-retrieval and kNN, CKA, token statistics and geometry, occlusion, held-out reconstruction, and, with
+retrieval and kNN, CKA (plain and debiased), mutual-kNN alignment and intrinsic dimension
+(`depth_similarity`), token statistics and geometry, occlusion, held-out reconstruction, and, with
 `dynamics`, the final block at every saved checkpoint. Which split probes are fitted on and scored on is
 `eval.protocols.split_plan`.
 """
@@ -21,10 +22,11 @@ from tqdm.auto import tqdm
 from ..data import collate
 from ..data.transforms import to_model_input
 from ..devices import resolve_device
-from ..eval import (SplitPlan, cka_matrix, gallery_retrieval, geometry_metrics, knn_classify, linear_cka,
-                    loo_retrieval_targets, occlusion_drop, rbf_cka, split_plan)
+from ..eval import (SplitPlan, cka_matrix, gallery_retrieval, geometry_metrics, knn_classify, loo_retrieval_targets,
+                    occlusion_drop, split_plan)
 from ..eval.features import Features
 from ..eval.reconstruction import MASK_SEED, held_out_losses
+from .depth_similarity import DEBIASED_MIN_CLIPS, KNN_K, MAX_CLIPS, cka_entries, neighbour_entries
 from .extraction import FeatureStore, dataset_name, dataset_splits
 from .options import Options, Timer
 from .probes import Probes
@@ -53,7 +55,19 @@ PROTOCOL = {
                                "ones (a copy; same clips and masks).",
     "cka_linear": "Linear CKA between pooled features (consecutive blocks: block, block2=block+1; layer x layer "
                   "within a run; block x block across runs: run2).",
-    "cka_rbf": "RBF CKA, Gaussian kernel with median-distance bandwidth, consecutive blocks (at most 2048 clips).",
+    "cka_rbf": f"RBF CKA, Gaussian kernel with median-distance bandwidth, consecutive blocks (at most {MAX_CLIPS} "
+               "clips).",
+    "cka_linear_debiased": "Linear CKA from the unbiased HSIC estimator (Song et al. 2012, as Nguyen et al. 2021), "
+                           "which plain CKA's small-sample inflation does not affect; the same pairs as cka_linear "
+                           f"(at least {DEBIASED_MIN_CLIPS} clips).",
+    "cka_rbf_debiased": "RBF CKA from the unbiased HSIC estimator, consecutive blocks, the same clips as cka_rbf.",
+    "mutual_knn": f"Mutual k-nearest-neighbour alignment (Huh et al. 2024) between consecutive blocks (block2) and "
+                  f"layers (layer2): the mean share of each clip's k={KNN_K} cosine nearest neighbours (itself "
+                  f"excluded) that both representations share; chance is about k/(n-1) (at most {MAX_CLIPS} clips, "
+                  "as cka_rbf).",
+    "twonn_id": "Intrinsic dimension by TwoNN (Facco et al. 2017) per block and layer: (N-1) / sum log(r2/r1), r1, r2 "
+                "the Euclidean distances to each clip's two nearest clips, duplicates (r1 = 0) left out (the same "
+                "clips as cka_rbf).",
     "token_similarity": "Layer-normalise each token (no affine), L2-normalise, mean cosine over pairs of distinct "
                         "tokens within a clip, averaged over clips.",
     "update_norm": "Relative update norm ||x_l - x_(l-1)|| / ||x_(l-1)|| per token, averaged (layer 1: vs embedding).",
@@ -120,17 +134,13 @@ class Analysis:
             if labelled:
                 self._retrieval(meta, name, split, test, train, partition)
 
+        layers = test.layers if self.opt.layers else None
         with Timer(self.opt.timings, "cka"):
-            for k in range(len(blocks_test) - 1):
-                a, b = blocks_test[k], blocks_test[k + 1]
-                self.add(meta, name, split, "cka_linear", linear_cka(a, b), block=k + 1, block2=k + 2)
-                sub = np.random.default_rng(0).permutation(len(a))[:2048]
-                self.add(meta, name, split, "cka_rbf", rbf_cka(a[sub], b[sub]), block=k + 1, block2=k + 2)
-            if self.opt.layers:
-                matrix = cka_matrix(test.layers, None, kind="linear")
-                for i in range(len(test.layers)):
-                    for j in range(len(test.layers)):
-                        self.add(meta, name, split, "cka_linear", matrix[i, j], layer=i + 1, layer2=j + 1)
+            for metric, value, where in cka_entries(blocks_test, layers):
+                self.add(meta, name, split, metric, value, **where)
+        with Timer(self.opt.timings, "neighbours"):
+            for metric, value, where in neighbour_entries(blocks_test, layers):
+                self.add(meta, name, split, metric, value, **where)
 
         with Timer(self.opt.timings, "tokens+geometry"):
             for i, (sim, upd) in enumerate(zip(test.token_similarity, test.update_norm), 1):
@@ -225,7 +235,7 @@ class Analysis:
             self._recon(source, model, spec, meta, name, plan, step=step)
 
     def cross_run_cka(self) -> None:
-        """Block x block linear CKA between every pair of runs on the same dataset (same clips)."""
+        """Block x block linear CKA, plain and debiased, between every pair of runs on the same dataset (same clips)."""
         with Timer(self.opt.timings, "cka"):
             keys = sorted(self.pooled)
             for i, (run_a, spec_a) in enumerate(keys):
@@ -233,13 +243,16 @@ class Analysis:
                     a, b = self.pooled[(run_a, spec_a)], self.pooled[(run_b, spec_b)]
                     if spec_a != spec_b or len(a[0]) != len(b[0]):
                         continue
-                    matrix = cka_matrix(a, b, kind="linear")
                     first = next(r for r in self.rows if r["run"] == run_a)
                     meta = {k: first[k] for k in RUN_KEYS}
-                    for p in range(len(a)):
-                        for q in range(len(b)):
-                            self.add(meta, dataset_name(spec_a), None, "cka_linear", matrix[p, q], block=p + 1,
-                                     block2=q + 1, run2=run_b)
+                    for metric, debiased in (("cka_linear", False), ("cka_linear_debiased", True)):
+                        if debiased and len(a[0]) < DEBIASED_MIN_CLIPS:
+                            continue
+                        matrix = cka_matrix(a, b, kind="linear", debiased=debiased)
+                        for p in range(len(a)):
+                            for q in range(len(b)):
+                                self.add(meta, dataset_name(spec_a), None, metric, matrix[p, q], block=p + 1,
+                                         block2=q + 1, run2=run_b)
 
 
 @contextmanager

@@ -12,8 +12,8 @@ import numpy as np
 
 from .learning import BASELINES, learning_verdicts
 from .figures.style import Styler
-from .rows import (Group, datasets_of, final_block_values, group_sort_key, lookup_losses, mean_and_half_width,
-                   run_values, select, series, targets_of)
+from .rows import (Group, datasets_of, final_block_values, group_sort_key, last_pair_values, lookup_losses,
+                   mean_and_half_width, run_values, select, series, targets_of)
 
 # metric -> (column heading, scale, decimals, higher is better)
 SUMMARY_METRICS = {
@@ -164,4 +164,33 @@ def depth_tables(rows: list[dict], styler: Styler, unit: str) -> str:
                         tds.append("<td></td>")
                 body.append(_row(g, tds))
         out.append(f'<h3>{escape(dataset)}</h3><table><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>')
+    return "".join(out)
+
+
+# metric -> column heading of the saturation table (pair metrics: the last two blocks; twonn_id: the last block)
+SATURATION_COLUMNS = {
+    "cka_linear": "linear CKA (K-1, K), plain",
+    "cka_linear_debiased": "linear CKA (K-1, K), debiased",
+    "mutual_knn": "mutual kNN (K-1, K)",
+    "twonn_id": "TwoNN dimension, block K",
+}
+
+
+def saturation_table(rows: list[dict], styler: Styler) -> str:
+    """Per dataset, the late-block similarity of every group: plain beside debiased CKA, mutual kNN, TwoNN."""
+    out = []
+    for dataset in datasets_of(select(rows, "cka_linear_debiased", pairs=True)):
+        cells = {m: (final_block_values(rows, m, dataset) if m == "twonn_id" else last_pair_values(rows, m, dataset))
+                 for m in SATURATION_COLUMNS}
+        head = '<tr><th class="label">group</th>' + "".join(f"<th>{escape(h)}</th>" for h in
+                                                           SATURATION_COLUMNS.values()) + "</tr>"
+        body = []
+        for g in sorted({g for c in cells.values() for g in c}, key=group_sort_key):
+            tds = [_group_cell(styler, g)]
+            for m in SATURATION_COLUMNS:
+                text = format_stat(*mean_and_half_width(cells[m][g]), 1.0, 1 if m == "twonn_id" else 3) \
+                    if g in cells[m] else "–"
+                tds.append(f"<td>{escape(text)}</td>")
+            body.append(_row(g, tds))
+        out.append(f"<h3>{escape(dataset)}</h3><table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>")
     return "".join(out)

@@ -35,6 +35,8 @@ def configurations(preset: Preset) -> list[Configuration]:
         Configuration("sim-K6", regime="simultaneous", K=6, lean=False, about="simultaneous K=6, all graphs alive"),
         Configuration("sim-K6-lean", regime="simultaneous", K=6, about="simultaneous K=6, memory-lean (default)"),
         Configuration("seq-K4", regime="sequential", K=4, about="sequential K=4, mean over the 4 phases"),
+        Configuration("overlap-K4-lean", regime="overlap", K=4, about="overlapping blocks K=4 (train.overlap=1)"),
+        Configuration("noisy-K4-lean", regime="noisy", K=4, about="noisy interfaces K=4 (train.interface_noise=0.1)"),
         Configuration("extract-hf", impl="hf", task="extract", about="Hugging Face hidden states, all layers, no_grad"),
         Configuration("extract", task="extract", about="ours encode(at='layers'), no_grad (as eval/features.py)"),
         Configuration("extract-inference", task="extract", inference=True, about="ours, torch.inference_mode"),

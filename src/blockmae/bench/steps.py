@@ -14,12 +14,12 @@ from typing import Callable
 import torch
 
 from ..config import Config
+from ..devices import resolve_device
 from ..model import BlockMAE
 from ..model.convert import hf_config_from_model, to_hf
 from ..regimes import regime_plan
 from ..train.optim import build_optimizer
 from ..train.step import Micro, Stepper
-from ..devices import resolve_device
 from .losscheck import first_losses_match
 
 

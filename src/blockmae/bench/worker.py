@@ -17,6 +17,7 @@ import torch
 
 from ..config import config_path, load_config
 from ..devices import resolve_device
+from ..regimes import get_regime
 from .probes import (PeakMemory, count_flops, live_tensor_peak, matmul_flops, release_free_memory, sync,
                      tune_glibc_malloc)
 from .protocol import result_line
@@ -46,7 +47,7 @@ def measure(spec: dict) -> dict:
     cfg = load_config(config_path(spec["config"]) if spec.get("config") else None,
                       list(spec.get("overrides", [])) + [f"model.partition={K}"])
     regime, task, impl = spec.get("regime", "e2e"), spec["task"], spec["impl"]
-    seq = task == "train" and regime == "sequential"
+    seq = task == "train" and get_regime(regime).phased
     warmup, steps = max(int(spec["warmup"]), 1), max(int(spec["steps"]), 1)
     if spec.get("compile"):
         warmup += 2  # the first calls compile the forward and the backward graphs

@@ -88,6 +88,12 @@ class TrainConfig:
     memory_lean: bool = True
     # Sequential regime: share of max_steps for each stage's phase; None: equal.
     phase_split: list[float] | None = None
+    # Regime `overlap`: stage k's loss also trains the last `overlap` layers of stage k-1 (LoCo-style).
+    overlap: int = 1
+    # Regime `noisy`: Gaussian noise on each stage's detached input in training, std relative to the input's RMS.
+    interface_noise: float = 0.1
+    # Regime `blockwise-finetune`: the last `finetune_steps` steps train the whole encoder end to end.
+    finetune_steps: int = 100
     # Weight of each stage's loss; None: all 1.
     loss_weights: list[float] | None = None
     seed: int = 0

@@ -75,7 +75,7 @@ def resolve(cfg: Config) -> Config:
         raise ConfigError(f"mask.ratio={cfg.mask.ratio} must be between 0 and 1 (VideoMAE: 0.9)")
 
     t = cfg.train
-    get_regime(t.regime)
+    regime = get_regime(t.regime)
     if t.amp not in ("none", "bf16"):
         raise ConfigError(f"train.amp='{t.amp}' must be 'none' or 'bf16'")
     for key in ("batch_size", "accum_steps", "log_every", "checkpoint_every", "keep_last"):
@@ -100,7 +100,19 @@ def resolve(cfg: Config) -> Config:
         raise ConfigError(f"dist.mode='{dist.mode}' must be 'none', 'ddp' or 'pipeline'")
     if dist.backend not in ("auto", "nccl", "gloo"):
         raise ConfigError(f"dist.backend='{dist.backend}' must be 'auto', 'nccl' or 'gloo'")
-    pipelinable = [name for name, r in REGIMES.items() if r.blockwise and not r.phased]
+    if t.overlap < 1:
+        raise ConfigError(f"train.overlap={t.overlap} must be at least 1 (layers of the previous stage a stage's loss "
+                          f"also trains)")
+    if t.interface_noise < 0 or t.finetune_steps < 1:
+        raise ConfigError(f"train.interface_noise={t.interface_noise} must be >= 0 and train.finetune_steps="
+                          f"{t.finetune_steps} at least 1")
+    plan = regime.plan_for(k, 0, t)
+    if plan.overlap and plan.overlap > min(m.partition[:-1], default=plan.overlap):
+        raise ConfigError(f"train.overlap={plan.overlap} is more layers than a stage has (model.partition="
+                          f"{m.partition}); use at most {min(m.partition[:-1])}")
+    # A stage per process needs each stage's input from the previous one alone, every stage training at once.
+    pipelinable = [name for name, r in REGIMES.items()
+                   if (p := r.plan_for(2, 0, t)).detach and not p.overlap and not r.phased]
     if dist.mode == "pipeline" and t.regime not in pipelinable:
         raise ConfigError(f"dist.mode=pipeline needs train.regime={' or '.join(pipelinable)} (got '{t.regime}'): only "
                           f"there does no gradient cross a stage boundary while every stage trains; use dist.mode=ddp")

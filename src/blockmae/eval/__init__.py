@@ -6,7 +6,9 @@ Feature extraction lives in `blockmae.eval.features` (imported from there, not h
 """
 
 from .geometry import (condition_number, covariance_spectrum, effective_rank, explained_variance_k, geometry_metrics,
-                       isotropy_ratio, participation_ratio, sample_pairs, uniformity)
+                       isotropy_ratio, participation_ratio, sample_pairs, twonn_dimension, two_nearest_distances,
+                       uniformity)
+from .neighbours import knn_indices, mutual_knn, neighbour_overlap
 from .probe import cv_probe, linear_probe, probe_targets, torch_linear_probe
 from .protocols import SplitPlan, probe_folds, split_plan
 from .retrieval import average_precision, gallery_retrieval, knn_classify, loo_retrieval, loo_retrieval_targets
@@ -19,7 +21,8 @@ __all__ = [
     "loo_retrieval", "loo_retrieval_targets", "gallery_retrieval", "knn_classify", "average_precision",
     "linear_cka", "rbf_cka", "minibatch_cka", "cka_matrix", "hsic", "rbf_gram",
     "geometry_metrics", "covariance_spectrum", "effective_rank", "participation_ratio", "isotropy_ratio",
-    "explained_variance_k", "condition_number", "uniformity", "sample_pairs",
+    "explained_variance_k", "condition_number", "uniformity", "sample_pairs", "twonn_dimension",
+    "two_nearest_distances", "mutual_knn", "knn_indices", "neighbour_overlap",
     "token_similarity", "relative_update_norm", "occlusion_mask", "occlude", "occlusion_drop",
     "mean_ci",
 ]

@@ -16,6 +16,12 @@
   (large, ~1/eps, when n <= d, since centring leaves at most n-1 non-zero eigenvalues).
 - Uniformity (Wang & Isola 2020): log E_{i != j} exp(-t ||z_i - z_j||^2), t = 2, on
   L2-normalised rows, over the same pairs, as a stable log-mean-exp.
+- Intrinsic dimension, TwoNN (Facco et al. 2017): for every point, r1 and r2 = the Euclidean distances to its
+  first and second nearest neighbours, mu = r2 / r1; on a manifold of dimension d (locally uniform density)
+  mu is Pareto distributed, P(mu > m) = m^-d, so log mu ~ Exponential(d). We use the maximum-likelihood route,
+  d = (N - 1) / sum_i log mu_i (the unbiased form), rather than the paper's least-squares fit of
+  -log(1 - F(mu)) on log mu with the top 10% of mu discarded: it needs no discard fraction. Points with
+  r1 = 0 (duplicate clips) are left out, as Facco et al. advise; nan when fewer than 3 points remain.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 _EPS = 1e-12
+ROW_BLOCK = 1024  # rows of the distance matrix held at once (TwoNN)
 
 
 def _features(x) -> np.ndarray:
@@ -129,3 +136,35 @@ def geometry_metrics(x, max_pairs: int = 20_000, seed: int = 0) -> dict[str, flo
                    condition_number=condition_number(lam))
     out["uniformity"] = uniformity(x, 2.0, max_pairs, seed)
     return out
+
+
+def two_nearest_distances(x) -> tuple[np.ndarray, np.ndarray]:
+    """(r1, r2): each row's Euclidean distance to its nearest and second-nearest other row."""
+    x = _features(x)
+    n = len(x)
+    if n < 3:
+        raise ValueError(f"need at least 3 clips for two nearest neighbours, got {n}")
+    x = x - x.mean(0)  # distances are translation-invariant; centring keeps the Gram route accurate
+    sq = np.einsum("nd,nd->n", x, x)
+    nearest = np.empty((n, 2), dtype=np.int64)
+    for start in range(0, n, ROW_BLOCK):
+        rows = np.arange(start, min(start + ROW_BLOCK, n))
+        d2 = sq[rows, None] + sq[None, :] - 2.0 * (x[rows] @ x.T)
+        d2[np.arange(len(rows)), rows] = np.inf  # a point is not its own neighbour
+        two = np.argpartition(d2, 1, axis=1)[:, :2]
+        order = np.argsort(np.take_along_axis(d2, two, 1), axis=1)
+        nearest[rows] = np.take_along_axis(two, order, 1)
+    # the neighbours come from the Gram route; their distances are recomputed directly, without cancellation
+    r = np.linalg.norm(x[:, None, :] - x[nearest], axis=2)
+    r.sort(axis=1)
+    return r[:, 0], r[:, 1]
+
+
+def twonn_dimension(x) -> float:
+    """Intrinsic dimension by TwoNN: (N - 1) / sum log(r2 / r1) over points with r1 > 0 (module docstring)."""
+    r1, r2 = two_nearest_distances(x)
+    keep = r1 > 0
+    if keep.sum() < 3:
+        return float("nan")
+    total = float(np.sum(np.log(r2[keep] / r1[keep])))
+    return (int(keep.sum()) - 1) / total if total > 0 else float("nan")

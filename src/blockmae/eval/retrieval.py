@@ -30,10 +30,6 @@ import torch
 from ..devices import resolve_device
 
 
-def _device(device) -> torch.device:
-    return resolve_device(device, "device")
-
-
 def _unit(x, device, dtype) -> torch.Tensor:
     """Rows scaled to unit L2 norm (zero rows stay zero, like sklearn's cosine_similarity)."""
     x = torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
@@ -92,7 +88,7 @@ def _labels_matrix(y, n: int, device) -> torch.Tensor:
 
 def _loo(x, y, ks: Sequence[int], chunk_size: int, device, dtype) -> list[dict[str, float]]:
     """Leave-one-out retrieval for every label column, ranking each query chunk once for all columns."""
-    dev = _device(device)
+    dev = resolve_device(device, "device")
     z = _unit(x, dev, dtype)
     n = z.shape[0]
     if n < 2:
@@ -163,7 +159,7 @@ def gallery_retrieval(query_x, query_y, gallery_x, gallery_y, ks: Sequence[int] 
     ks = [k for k in ks if k < len(gallery_x)]
     if not ks:
         return {}
-    dev = _device(device)
+    dev = resolve_device(device, "device")
     q, g = _unit(query_x, dev, dtype), _unit(gallery_x, dev, dtype)
     if q.shape[1] != g.shape[1]:
         raise ValueError(f"query width {q.shape[1]} != gallery width {g.shape[1]}")
@@ -186,7 +182,7 @@ def knn_classify(train_x, train_y, test_x, test_y, k: int = 20, temperature: flo
     Labels are non-negative class indices; `num_classes` defaults to max label + 1. Equal
     votes go to the lowest class index (argmax).
     """
-    dev = _device(device)
+    dev = resolve_device(device, "device")
     tr, te = _unit(train_x, dev, dtype), _unit(test_x, dev, dtype)
     ytr, yte = _label_tensor(train_y, len(tr), dev), _label_tensor(test_y, len(te), dev)
     if (ytr < 0).any() or (yte < 0).any():

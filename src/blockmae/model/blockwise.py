@@ -15,11 +15,18 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig, per_stage
-from ..regimes import Plan
+from ..regimes import Plan, regime_plan
 from .decoder import Decoder
 from .masking import gather_tokens, make_mask, split_indices, subset_indices
 from .objective import pixel_targets, reconstruction_loss, tubelet_targets
 from .vit import Layer, TubeletEmbed, init_weights
+
+
+@dataclass
+class StageResult:
+    output: torch.Tensor  # the stage's last layer's tokens
+    loss: torch.Tensor  # its decoder's masked-reconstruction loss
+    tap: torch.Tensor | None  # the tokens entering its last `tap` layers (what an overlapping next stage starts from)
 
 
 @dataclass
@@ -72,8 +79,10 @@ class BlockMAE(nn.Module):
         return ([self.embed] if k == 0 else []) + list(self.layers[start:end])
 
     def run_stage(self, k: int, x: torch.Tensor) -> torch.Tensor:
-        start, end = self.stage_bounds(k)
-        for layer in self.layers[start:end]:
+        return self.run_layers(x, *self.stage_bounds(k))
+
+    def run_layers(self, x: torch.Tensor, first: int, end: int) -> torch.Tensor:
+        for layer in self.layers[first:end]:
             x = layer(x)
         return x
 
@@ -108,21 +117,29 @@ class BlockMAE(nn.Module):
 
     def stage_loss(self, k: int, x: torch.Tensor, batch: MaskedBatch, monitor: bool = False,
                    decoder_mask_ratio: float = 0.0, generator: torch.Generator | None = None,
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+                   lead: int = 0, tap: int = 0) -> StageResult:
         """Stage k on its input `x` (detach it first for a gradient-isolated stage), then its local decoder's
-        masked-reconstruction loss: returns (the stage's output, the loss).
+        masked-reconstruction loss.
 
         `monitor`: the decoder reads detached features, so the loss trains the decoder only. With
         `decoder_mask_ratio` > 0 the decoder reconstructs a random subset of the hidden tubelets (drawn
         from `generator`; default: torch's global CPU generator) and the loss covers only those.
+        `lead`: `x` enters that many layers before the stage's first (the previous stage's last layers, which
+        this loss then trains too: overlapping blocks); `tap`: also return the tokens entering the last `tap` layers.
         """
-        x = self.run_stage(k, x)
+        start, end = self.stage_bounds(k)
+        tapped = None
+        if tap:
+            x = tapped = self.run_layers(x, start - lead, end - tap)
+            x = self.run_layers(x, end - tap, end)
+        else:
+            x = self.run_layers(x, start - lead, end)
         hidden, target = batch.hidden_idx, batch.target
         if decoder_mask_ratio > 0:
             keep = subset_indices(hidden.shape[0], hidden.shape[1], decoder_mask_ratio, generator).to(x.device)
             hidden, target = hidden.gather(1, keep), gather_tokens(target, keep)
         features = x.detach() if monitor else x
-        return x, reconstruction_loss(self.decoders[k](features, batch.visible_idx, hidden), target)
+        return StageResult(x, reconstruction_loss(self.decoders[k](features, batch.visible_idx, hidden), target), tapped)
 
     # ------------------------------------------------------------------ public API
     def encode(self, video: torch.Tensor, at: str = "blocks") -> list[torch.Tensor]:
@@ -141,7 +158,7 @@ class BlockMAE(nn.Module):
     def losses(self, video: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
         """Every stage's masked-reconstruction loss on `video` under `mask` (True = hidden), on all hidden tubelets."""
         k = self.num_stages
-        return self.run_plan(video, mask, Plan(False, (True,) * k, (False,) * k, k), decoder_masking=False)
+        return self.run_plan(video, mask, regime_plan("deep-supervision", k), decoder_masking=False)
 
     def reconstruct(self, video: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
         """Each stage's predictions for the hidden tubelets, (B, n_hidden, tubelet*patch*patch*C)."""
@@ -166,7 +183,7 @@ class BlockMAE(nn.Module):
         is alive (the memory-lean step); such losses come back detached.
 
         `start` > 0 begins at that stage with `inputs` (stage start-1's output, computed elsewhere: the
-        pipeline trainer). `after_stage(k, output)` sees each computed stage's output.
+        pipeline trainer). `after_stage(k, output)` sees the output of each stage that computed a loss.
         Decoder masking (`model.decoder.mask_ratio` > 0) applies by default only in training mode.
         """
         if (start > 0) != (inputs is not None):
@@ -177,16 +194,22 @@ class BlockMAE(nn.Module):
             decoder_masking = self.training
         losses: list[torch.Tensor | None] = [None] * self.num_stages
         x = x if inputs is None else inputs
+        tapped = None  # overlapping blocks: the tokens entering the previous stage's last `plan.overlap` layers
         for k in range(start, plan.active):
+            lead = 0
             if k > 0 and plan.detach:
-                x = x.detach()
-            if plan.frozen[k]:
+                x, lead = (tapped.detach(), plan.overlap) if tapped is not None else (x.detach(), 0)
+                if plan.noise and self.training:  # noisy interfaces: relative to the input's RMS
+                    x = x + plan.noise * x.detach().square().mean().sqrt() * torch.randn_like(x)
+            tap = plan.overlap if plan.detach and k + 1 < plan.active else 0
+            if plan.frozen[k]:  # runs without grad, computes no loss and hands up no tap
                 with torch.no_grad():
-                    x = self.run_stage(k, x)
+                    x, tapped = self.run_layers(x, self.stage_bounds(k)[0] - lead, self.stage_bounds(k)[1]), None
                 continue
             ratio = self.decoder_mask_ratio[k] if decoder_masking else 0.0
-            x, loss = self.stage_loss(k, x, batch, monitor=not plan.encoder_loss[k], decoder_mask_ratio=ratio,
-                                      generator=generator)
+            result = self.stage_loss(k, x, batch, monitor=not plan.encoder_loss[k], decoder_mask_ratio=ratio,
+                                     generator=generator, lead=lead, tap=tap)
+            x, loss, tapped = result.output, result.loss, result.tap
             if backward is not None and loss.requires_grad and (plan.detach or not plan.encoder_loss[k]):
                 backward(k, loss)
                 loss = loss.detach()

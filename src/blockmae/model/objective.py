@@ -61,9 +61,14 @@ def tubelet_targets(tubelets: torch.Tensor, channels: int, mean, std, norm_pix: 
     return x.transpose(-1, -2).flatten(2)
 
 
+@torch.no_grad()
 def pixel_targets(video: torch.Tensor, mean, std, tubelet: int, patch: int, norm_pix: bool = True) -> torch.Tensor:
-    """Every token's regression target (B, N, tubelet*patch*patch*C) in float32."""
-    return tubelet_targets(kernel_tubelets(video, tubelet, patch), video.shape[1], mean, std, norm_pix)
+    """Every token's regression target (B, N, tubelet*patch*patch*C) in float32, written as VideoMAE states it
+    (the reference that `tubelet_targets`, the training path, is tested against)."""
+    x = patchify(unnormalise(video, mean, std), tubelet, patch)
+    if norm_pix:
+        x = (x - x.mean(dim=-2, keepdim=True)) / (x.var(dim=-2, unbiased=True, keepdim=True).sqrt() + 1e-6)
+    return x.flatten(2)
 
 
 def predictions_to_pixels(pred: torch.Tensor, truth: torch.Tensor, channels: int, norm_pix: bool) -> torch.Tensor:

@@ -111,7 +111,7 @@ def _pretrain(cfg: Config, out: Path, device: torch.device) -> dict | None:
         for micro in range(t.accum_steps):
             clips, _, skipped = next(loader)
             skips.add(skipped)
-            window.count(clips.shape[0] * replicas.world, len(skipped))
+            window.count_batch(clips.shape[0] * replicas.world, len(skipped))
             video = to_model_input(clips.to(device, non_blocking=True), m.pixel_mean, m.pixel_std)
             rows = video.shape[0] * replicas.world  # the global batch, repeated clips (data spec clips=N) included
             mask = model.make_mask(rows, mask_generator(t.seed, step, micro), cfg.mask.kind, cfg.mask.ratio)
@@ -122,7 +122,7 @@ def _pretrain(cfg: Config, out: Path, device: torch.device) -> dict | None:
                disable=not (t.progress and replicas.main), dynamic_ncols=True)
     for step in range(start, schedule.total):
         phase = schedule.phase(step) if regime.phased else 0
-        plan = regime.plan_for(model.num_stages, phase)
+        plan = regime.plan_for(model.num_stages, phase, t)
         losses = stepper.backward(plan, micro_batches(step), t.accum_steps)
         run_dir.check_finite(losses, step, out)
         lr = step_lr(cfg, schedule, phase, step, peak_lr)

@@ -55,13 +55,3 @@ def cosine_lr(step: int, total: int, peak: float, minimum: float, warmup: int) -
         return peak * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return minimum + (peak - minimum) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def phase_bounds(total: int, shares: list[float]) -> list[int]:
-    """End step (exclusive) of each sequential phase; the last phase ends at `total`."""
-    cum, ends = 0.0, []
-    for s in shares:
-        cum += s
-        ends.append(round(total * cum / sum(shares)))
-    ends[-1] = total
-    return ends

@@ -37,7 +37,7 @@ from .batches import mask_generator, train_batches, train_dataset
 from .logging import RunLog
 from .optim import build_optimizer, effective_lr
 from .schedule import make_schedule, step_lr
-from .step import Micro, Stepper
+from .step import Micro, Stepper, stage_parameters
 from .summary import write_summary
 
 SEND_WINDOW = 2  # steps a stage may run ahead of the next one (bounds the activations in flight)
@@ -187,7 +187,7 @@ def pretrain_pipeline(cfg: Config, out: Path, device: torch.device) -> dict | No
     # (AdamW skips the rest and keeps no state for them): its state dict has the single-process layout.
     optimizer = build_optimizer(model, peak_lr, t.weight_decay, t.betas)
     start = run_dir.restore(ckpt, model, optimizer)
-    own = {id(p) for m_ in model.stage_modules(rank) + [model.decoders[rank]] for p in m_.parameters()}
+    own = set(map(id, stage_parameters(model)[rank]))
     for p in [p for p in optimizer.state if id(p) not in own]:
         del optimizer.state[p]
     if t.compile:
@@ -209,7 +209,7 @@ def pretrain_pipeline(cfg: Config, out: Path, device: torch.device) -> dict | No
         for micro in range(t.accum_steps):
             with clock("data"):
                 clips, _, skipped = next(loader)
-                window.count(clips.shape[0], len(skipped))
+                window.count_batch(clips.shape[0], len(skipped))
                 video = to_model_input(clips.to(device, non_blocking=True), m.pixel_mean, m.pixel_std)
                 mask = model.make_mask(video.shape[0], mask_generator(t.seed, step, micro), cfg.mask.kind,
                                        cfg.mask.ratio).to(device)
@@ -223,7 +223,7 @@ def pretrain_pipeline(cfg: Config, out: Path, device: torch.device) -> dict | No
     # This rank's stage only; decoder masking draws from torch's global generator, as in one process.
     stepper = Stepper(model, optimizer, weights=t.loss_weights, lean=True, grad_clip=t.grad_clip, amp=t.amp,
                       after_stage=outbox.send)
-    plan = dataclasses.replace(get_regime(t.regime).plan_for(world), active=rank + 1)
+    plan = dataclasses.replace(get_regime(t.regime).plan_for(world, 0, t), active=rank + 1)
     model.train()
     bar = tqdm(total=schedule.total, initial=start, desc=f"pipeline, {world} stages", disable=not (t.progress and writer),
                dynamic_ncols=True)

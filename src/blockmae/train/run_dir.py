@@ -62,12 +62,12 @@ def restore(ckpt: Path | None, model: torch.nn.Module, optimizer: torch.optim.Op
     return state["step"]
 
 
-def check_finite(losses: list[float | None], step: int, out: Path, first_stage: int = 0) -> None:
+def check_finite(losses: list[float | None], step: int, out: Path) -> None:
     """Stop before anything is saved over the last good checkpoint when a loss is NaN or infinite."""
     for k, value in enumerate(losses):
         if value is not None and not math.isfinite(value):
             raise NonFiniteLoss(
-                f"stage {first_stage + k + 1} loss is {value} at step {step + 1}; nothing was saved over the last "
+                f"stage {k + 1} loss is {value} at step {step + 1}; nothing was saved over the last "
                 f"good checkpoint ({latest_checkpoint(out) or 'none yet'}). Lower train.lr or set train.grad_clip.")
 
 
@@ -110,7 +110,7 @@ class LossWindow:
                 self.sums[k] += value
                 self.counts[k] += 1
 
-    def count(self, clips: int, skipped: int) -> None:
+    def count_batch(self, clips: int, skipped: int) -> None:
         self.clips += clips
         self.skipped += skipped
 

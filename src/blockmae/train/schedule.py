@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..config import Config, ConfigError
 from ..regimes import get_regime
-from .optim import cosine_lr, phase_bounds
+from .optim import cosine_lr
 
 
 @dataclass
@@ -29,11 +29,12 @@ def make_schedule(cfg: Config, dataset_size: int, num_stages: int) -> Schedule:
     if t.max_steps is None and t.epochs is None:
         raise ConfigError("set train.max_steps or train.epochs (how long to train)")
     total = t.max_steps if t.max_steps is not None else t.epochs * per_epoch
-    if get_regime(t.regime).phased:
-        shares = t.phase_split or [1.0] * num_stages
-        ends = phase_bounds(total, shares)
+    regime = get_regime(t.regime)
+    if regime.phased:
+        ends = regime.phase_ends(total, num_stages, t)
         if any(b <= a for a, b in zip([0] + ends[:-1], ends)):
-            raise ConfigError(f"train.max_steps={total} is too short to give each of {num_stages} phases a step")
+            raise ConfigError(f"train.max_steps={total} is too short to give each of {len(ends)} {t.regime} phases a "
+                              f"step")
     else:
         ends = [total]
     return Schedule(total, ends, per_epoch)

@@ -43,16 +43,18 @@ class Stepper:
 
     `weights`: each stage's loss weight; `lean`: backpropagate each stage's loss as soon as it exists
     (only one stage's graph alive); `sync`: data-parallel gradient averaging, launched per stage as soon
-    as its gradient is final; `after_stage(k, output)`: sees each stage's output (the pipeline sends it on).
+    as its gradient is final; `after_stage(k, output)`: sees each stage's output (the pipeline sends it on);
+    `generator`: the decoder-masking draws (default: torch's global generator).
     """
 
     def __init__(self, model: BlockMAE, optimizer: torch.optim.Optimizer | None = None, *,
                  weights: list[float] | None = None, lean: bool = True, grad_clip: float | None = None,
                  amp: str = "none", sync: GradientSync | None = None,
-                 after_stage: Callable[[int, torch.Tensor], None] | None = None):
+                 after_stage: Callable[[int, torch.Tensor], None] | None = None,
+                 generator: torch.Generator | None = None):
         self.model, self.optimizer, self.lean, self.grad_clip, self.sync = model, optimizer, lean, grad_clip, sync
         self.weights = weights or [1.0] * model.num_stages
-        self.amp, self.after_stage = amp, after_stage
+        self.amp, self.after_stage, self.generator = amp, after_stage, generator
         self.stage_params = stage_parameters(model)
 
     def backward(self, plan: Plan, micros: Iterable[Micro], count: int) -> list[float | None]:
@@ -60,19 +62,23 @@ class Stepper:
         stage's loss averaged over them (None: the stage computed none), checked by the caller before `update`."""
         scale = 1.0 / count
         values: list[float | None] = [None] * self.model.num_stages
-        device_type = next(self.model.parameters()).device.type
-        autocast = torch.autocast(device_type, dtype=torch.bfloat16) if self.amp == "bf16" else nullcontext()
         for j, micro in enumerate(micros):
             last = j == count - 1
+            # The data's device: in the pipeline a rank holds only its own stage there (the embedding may be on the CPU).
+            autocast = (torch.autocast(micro.video.device.type, dtype=torch.bfloat16) if self.amp == "bf16"
+                        else nullcontext())
 
             def backward_now(k: int, loss: torch.Tensor) -> None:
                 (loss * self.weights[k] * scale).backward()
-                if self.sync is not None and plan.detach and last:  # stage k's gradient is final: average it
-                    self.sync.start_averaging(k, self.stage_params[k])  # while the next stages compute
+                # Stage k's gradient is final (unless an overlapping next stage adds to it): average it while the
+                # next stages compute.
+                if self.sync is not None and plan.detach and not plan.overlap and last:
+                    self.sync.start_averaging(k, self.stage_params[k])
 
             with autocast:
                 losses = self.model.run_plan(micro.video, micro.mask, plan, backward=backward_now if self.lean else None,
-                                             start=micro.start, inputs=micro.inputs, after_stage=self.after_stage)
+                                             start=micro.start, inputs=micro.inputs, after_stage=self.after_stage,
+                                             generator=self.generator)
             pending = [loss * self.weights[k] for k, loss in enumerate(losses) if loss is not None and loss.requires_grad]
             if pending:
                 (sum(pending) * scale).backward()

@@ -1,5 +1,7 @@
 """What each figure shows and how to read it: the heading and caption the report prints above it."""
 
+from ..depth_similarity import KNN_K
+
 # figure name -> (heading, caption), in report order
 CAPTIONS = {
     "final_layer": (
@@ -29,6 +31,17 @@ CAPTIONS = {
         "(c) One dot per run and block pair: CKA(k, k+1) against the change in retrieval mAP from block k to "
         "k+1, with the least-squares line and Pearson r over trained runs (random init excluded from the fit). "
         "A negative slope means blocks that change the representation more gain more retrieval quality."),
+    "saturation": (
+        "Saturation, with and without bias",
+        "Is the late-block plateau of consecutive-block CKA more than an estimator artefact? Plain (biased) CKA "
+        "is inflated when clips are few relative to the feature dimension, so (a) the paper's plain linear CKA "
+        "between blocks k and k+1 is drawn beside (b) the debiased one (unbiased HSIC, Song et al. 2012), on the "
+        "same y-range: a plateau that survives in (b) is real; one that sinks was partly bias. (c) Mutual kNN "
+        f"alignment (Huh et al. 2024): the share of each clip's {KNN_K} nearest neighbours (cosine) that blocks k "
+        f"and k+1 agree on; 1 = the same local neighbourhoods, about {KNN_K}/(n-1) = unrelated. (d) Intrinsic "
+        "dimension by TwoNN (Facco et al. 2017) over depth: a flat late profile is consistent with blocks that "
+        "change little, a falling one that the clips lie on ever fewer dimensions. Lines: mean over seeds "
+        "with 95% CI bands; random init dashed."),
     "tokens": (
         "Token-level diagnostics",
         "Left: occlusion drop, the relative loss of probe accuracy when the clip keeps a single 16x16 patch "

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from ..rows import (Group, datasets_of, final_rows, group_of, group_sort_key, is_pair, last_block, select, series,
-                    targets_of)
+from ..rows import (Group, consecutive_pairs, datasets_of, final_rows, group_of, group_sort_key, is_pair, last_block,
+                    select, series, targets_of)
 from .style import METRICS, Styler, draw_series, grid, legend, new_figure, save, slug, styled
 
 
@@ -44,8 +44,7 @@ def fig_depth_decodability(rows: list[dict], out_dir: Path) -> list[Path]:
 
 def consecutive_cka(rows: list[dict], dataset: str) -> list[dict]:
     """Linear CKA rows between blocks k and k+1 of one run."""
-    return [r for r in select(rows, "cka_linear", "block", dataset=dataset, pairs=True)
-            if r.get("run2") is None and r.get("block2") == r["block"] + 1]
+    return consecutive_pairs(rows, "cka_linear", dataset)
 
 
 def cka_map_pairs(rows: list[dict], dataset: str) -> list[tuple[Group, str, int, float, float]]:

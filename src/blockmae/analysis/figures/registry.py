@@ -10,12 +10,14 @@ from .curves import fig_depth_decodability, fig_learning_dynamics, fig_stage_los
 from .final_block import fig_final_layer
 from .heatmaps import fig_cka_heatmaps
 from .reconstructions import fig_reconstructions
+from .saturation import fig_saturation
 
 # The figures drawn from rows alone, in report order ("reconstructions", drawn from samples, comes last).
 FIGURES: dict[str, Callable[[list[dict], Path], list[Path]]] = {
     "final_layer": fig_final_layer,
     "depth_decodability": fig_depth_decodability,
     "stage_losses_cka": fig_stage_losses_cka,
+    "saturation": fig_saturation,
     "tokens": fig_tokens,
     "cka_heatmaps": fig_cka_heatmaps,
     "learning_dynamics": fig_learning_dynamics,

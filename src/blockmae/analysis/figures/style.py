@@ -40,6 +40,10 @@ METRICS = {
     "recon_loss": ("Masked reconstruction MSE", 1.0, (0.0, math.inf)),
     "cka_linear": ("Linear CKA (0-1)", 1.0, (0.0, 1.0)),
     "cka_rbf": ("RBF CKA (0-1)", 1.0, (0.0, 1.0)),
+    "cka_linear_debiased": ("Debiased linear CKA", 1.0, (-1.0, 1.0)),  # the unbiased estimator can dip below 0
+    "cka_rbf_debiased": ("Debiased RBF CKA", 1.0, (-1.0, 1.0)),
+    "mutual_knn": ("Mutual kNN alignment (0-1)", 1.0, (0.0, 1.0)),
+    "twonn_id": ("Intrinsic dimension (TwoNN)", 1.0, (0.0, math.inf)),
     "token_similarity": ("Token similarity (mean cosine)", 1.0, (-1.0, 1.0)),
     "occlusion_drop": ("Occlusion drop (% of full acc.)", 100.0, (-math.inf, 1.0)),
 }

@@ -1,0 +1,118 @@
+"""The regimes aimed at the blockwise gap: where each loss's gradient goes (overlapping blocks), what the noise
+touches (noisy interfaces), and when end-to-end fine-tuning starts (blockwise-finetune)."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from blockmae.config import ConfigError
+from blockmae.model import BlockMAE
+from blockmae.regimes import REGIMES, RegimeSettings, regime_plan
+from blockmae.train.engine import pretrain
+from blockmae.train.step import Micro, Stepper
+from helpers import small_config
+
+
+def _model(*extra, depth=8, k=4, seed=0):
+    torch.manual_seed(seed)
+    return BlockMAE(small_config(f"model.depth={depth}", f"model.partition={k}", *extra).model)
+
+
+def _batch(model, b=2):
+    g = torch.Generator().manual_seed(3)
+    return torch.randn(b, 3, 4, 32, 32, generator=g), model.make_mask(b, g)
+
+
+def _grads(model, video, mask, plan, lean=True, seed=0):
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(seed)  # the same noise draws in both calls of a comparison
+    losses = Stepper(model, lean=lean).backward(plan, [Micro(video, mask)], 1)
+    return losses, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_overlap_loss_reaches_its_stage_and_the_last_layers_of_the_one_before_only():
+    model = _model()  # 4 stages of 2 layers
+    video, mask = _batch(model)
+    for n in (1, 2):
+        model.zero_grad(set_to_none=True)
+        losses = model.run_plan(video, mask, regime_plan("overlap", 4, settings=RegimeSettings(overlap=n)))
+        losses[2].backward()  # stage 3's loss alone
+        start, end = model.stage_bounds(2)
+        reached = {name.split(".")[0] + "." + name.split(".")[1] for name, p in model.named_parameters()
+                   if p.grad is not None and p.grad.abs().sum() > 0}
+        assert reached == {f"layers.{i}" for i in range(start - n, end)} | {"decoders.2"}, n
+
+
+def test_overlap_memory_lean_step_equals_one_backward_of_the_sum_and_differs_from_simultaneous():
+    model = _model()
+    video, mask = _batch(model)
+    plan = regime_plan("overlap", 4)
+    lean_losses, lean = _grads(model, video, mask, plan, lean=True)
+    full_losses, full = _grads(model, video, mask, plan, lean=False)
+    assert lean_losses == full_losses and lean.keys() == full.keys()
+    for name in lean:
+        torch.testing.assert_close(lean[name], full[name], rtol=1e-5, atol=1e-7)
+    sim_losses, sim = _grads(model, video, mask, regime_plan("simultaneous", 4))
+    assert sim_losses == full_losses  # the same forward: overlap changes only where gradients go
+    last_of_stage_1 = "layers.1.mlp.fc1.weight"
+    assert not torch.allclose(sim[last_of_stage_1], full[last_of_stage_1])  # stage 2's loss now reaches it
+    torch.testing.assert_close(sim["layers.0.mlp.fc1.weight"], full["layers.0.mlp.fc1.weight"])  # but no deeper
+
+
+def test_interface_noise_applies_to_detached_stage_inputs_in_training_only():
+    model = _model()
+    video, mask = _batch(model)
+    noisy, plain = regime_plan("noisy", 4), regime_plan("simultaneous", 4)
+    assert noisy.noise == RegimeSettings().interface_noise > 0
+    model.train()
+    with_noise, _ = _grads(model, video, mask, noisy)
+    without, _ = _grads(model, video, mask, plain)
+    assert with_noise[0] == without[0]  # stage 1 reads the clip, not a stage output
+    assert all(a != b for a, b in zip(with_noise[1:], without[1:]))
+    again, _ = _grads(model, video, mask, noisy)
+    assert again == with_noise  # the noise comes from torch's seeded generator (restored on resume)
+    model.eval()
+    with torch.no_grad():
+        assert [l.item() for l in model.run_plan(video, mask, noisy)] == \
+            [l.item() for l in model.run_plan(video, mask, plain)]
+    zero = dataclasses.replace(noisy, noise=0.0)
+    model.train()
+    assert _grads(model, video, mask, zero)[0] == without
+
+
+def test_blockwise_finetune_is_simultaneous_then_e2e_for_the_last_steps():
+    regime = REGIMES["blockwise-finetune"]
+    settings = RegimeSettings(finetune_steps=3)
+    assert regime.phase_ends(10, 4, settings) == [7, 10]
+    assert regime.plan_for(4, 0, settings) == regime_plan("simultaneous", 4)
+    assert regime.plan_for(4, 1, settings) == regime_plan("e2e", 4)
+
+
+def test_blockwise_finetune_trains_and_logs_its_two_phases(tmp_path):
+    cfg = small_config("train.regime=blockwise-finetune", "train.finetune_steps=2", "train.max_steps=5",
+                       "model.partition=2", "data.train=digits,n=16", "train.batch_size=4", "train.log_every=1",
+                       "train.checkpoint_every=5", "train.progress=false")
+    summary = pretrain(cfg, tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["phase"] for r in rows] == [1, 1, 1, 2, 2] and summary["regime"] == "blockwise-finetune"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["train.regime=overlap", "model.partition=4", "train.overlap=2"], "train.overlap=2 is more layers than a stage"),
+    (["train.overlap=0"], "train.overlap=0 must be at least 1"),
+    (["train.interface_noise=-1"], "train.interface_noise=-1.0 must be >= 0"),
+    (["train.regime=overlap", "dist.mode=pipeline"], "dist.mode=pipeline needs train.regime=simultaneous or noisy"),
+    (["train.regime=blockwise-finetune", "dist.mode=pipeline"], "needs train.regime="),
+])
+def test_bad_settings_are_refused_with_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        small_config("model.partition=2", *overrides)
+
+
+def test_finetune_longer_than_the_run_is_refused(tmp_path):
+    cfg = small_config("train.regime=blockwise-finetune", "train.finetune_steps=5", "train.max_steps=5",
+                       "model.partition=2", "data.train=digits,n=16", "train.batch_size=4", "train.progress=false")
+    with pytest.raises(ConfigError, match="too short to give each of 2 blockwise-finetune phases a step"):
+        pretrain(cfg, tmp_path / "run")
