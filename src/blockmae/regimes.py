@@ -31,6 +31,7 @@ class RegimeSettings:
     overlap: int = 1
     interface_noise: float = 0.1
     finetune_steps: int = 100
+    frozen_stages: int = 1
     phase_split: list[float] | None = None
 
 
@@ -95,6 +96,11 @@ REGIMES: dict[str, Regime] = {r.name: r for r in (
     Regime("blockwise-finetune", "Blockwise + E2E fine-tune", "#999933", blockwise=False,
            plan=lambda k, phase, s: (_simultaneous if phase == 0 else _e2e)(k, phase, s),
            phases=lambda total, k, s: [total - s.finetune_steps, total]),
+    # Frozen-base continuation (with train.init_from a blockwise run): stages 1..train.frozen_stages stay as they
+    # are, the rest train end to end with the top decoder. Splits a gap into what the lower stages hand up and
+    # what the upper ones fail to learn.
+    Regime("frozen-base", "Frozen base + E2E top", "#AA4499", blockwise=False,
+           plan=lambda k, phase, s: Plan(False, _last_only(k), tuple(i < s.frozen_stages for i in range(k)), k)),
 )}
 
 # What analysis rows may carry besides trained regimes: weights from elsewhere, and the random-init floor.

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from blockmae.config import ConfigError
 from blockmae.model import BlockMAE
@@ -116,3 +117,21 @@ def test_finetune_longer_than_the_run_is_refused(tmp_path):
                        "model.partition=2", "data.train=digits,n=16", "train.batch_size=4", "train.progress=false")
     with pytest.raises(ConfigError, match="too short to give each of 2 blockwise-finetune phases a step"):
         pretrain(cfg, tmp_path / "run")
+
+
+def test_frozen_base_continues_a_run_with_its_lower_stages_fixed(tmp_path):
+    common = ["model.partition=2", "data.train=digits,n=16", "train.batch_size=4", "train.checkpoint_every=2",
+              "train.progress=false", "train.lr=1e-2"]
+    pretrain(small_config("train.regime=simultaneous", "train.max_steps=2", *common), tmp_path / "base")
+    source = load_file(str(tmp_path / "base" / "checkpoints" / "2" / "model.safetensors"))
+    pretrain(small_config("train.regime=frozen-base", "train.frozen_stages=1", f"train.init_from={tmp_path / 'base'}",
+                          "train.max_steps=2", *common), tmp_path / "continued")
+    after = load_file(str(tmp_path / "continued" / "checkpoints" / "2" / "model.safetensors"))
+    assert all(torch.equal(after[k], source[k]) for k in source if k.startswith(("embed.", "layers.0.", "layers.1.",
+                                                                                 "decoders.0.")))
+    assert not torch.equal(after["layers.2.mlp.fc1.weight"], source["layers.2.mlp.fc1.weight"])
+    with pytest.raises(ConfigError, match="train.init_from=.*nowhere is neither"):
+        pretrain(small_config("train.init_from=" + str(tmp_path / "nowhere"), "train.max_steps=2", *common),
+                 tmp_path / "bad")
+    with pytest.raises(ConfigError, match="train.frozen_stages=2 must be from 0 to 1"):
+        small_config("train.regime=frozen-base", "train.frozen_stages=2", *common)

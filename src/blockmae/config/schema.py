@@ -94,6 +94,10 @@ class TrainConfig:
     interface_noise: float = 0.1
     # Regime `blockwise-finetune`: the last `finetune_steps` steps train the whole encoder end to end.
     finetune_steps: int = 100
+    # Regime `frozen-base`: stages 1..frozen_stages run frozen (no gradient), the rest train end to end.
+    frozen_stages: int = 1
+    # Weights to start from (a run directory or one of its checkpoints): a fresh optimiser at step 0, unlike resuming.
+    init_from: str | None = None
     # Weight of each stage's loss; None: all 1.
     loss_weights: list[float] | None = None
     seed: int = 0

@@ -107,6 +107,9 @@ def resolve(cfg: Config) -> Config:
         raise ConfigError(f"train.interface_noise={t.interface_noise} must be >= 0 and train.finetune_steps="
                           f"{t.finetune_steps} at least 1")
     plan = regime.plan_for(k, 0, t)
+    if t.frozen_stages < 0 or all(plan.frozen):
+        raise ConfigError(f"train.frozen_stages={t.frozen_stages} must be from 0 to {k - 1} (model.partition has {k} "
+                          f"stages; at least the top one trains)")
     if plan.overlap and plan.overlap > min(m.partition[:-1], default=plan.overlap):
         raise ConfigError(f"train.overlap={plan.overlap} is more layers than a stage has (model.partition="
                           f"{m.partition}); use at most {min(m.partition[:-1])}")

@@ -90,6 +90,8 @@ def _pretrain(cfg: Config, out: Path, device: torch.device) -> dict | None:
     global_batch = t.batch_size * t.accum_steps
     peak_lr = effective_lr(t.lr, global_batch)
     optimizer = build_optimizer(model, peak_lr, t.weight_decay, t.betas)
+    if ckpt is None and t.init_from:
+        run_dir.initial_weights(model, t.init_from)
     start = run_dir.restore(ckpt, model, optimizer)
     replicas.broadcast_(model)
     if t.compile:  # per layer and decoder, so the memory-lean per-stage backward still works

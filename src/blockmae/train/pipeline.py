@@ -186,6 +186,8 @@ def pretrain_pipeline(cfg: Config, out: Path, device: torch.device) -> dict | No
     # One optimiser over the whole model, as in one process, but only this stage's parameters ever get a gradient
     # (AdamW skips the rest and keeps no state for them): its state dict has the single-process layout.
     optimizer = build_optimizer(model, peak_lr, t.weight_decay, t.betas)
+    if ckpt is None and t.init_from:
+        run_dir.initial_weights(model, t.init_from)
     start = run_dir.restore(ckpt, model, optimizer)
     own = set(map(id, stage_parameters(model)[rank]))
     for p in [p for p in optimizer.state if id(p) not in own]:

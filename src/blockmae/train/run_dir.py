@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import (latest_checkpoint, latest_intact_checkpoint, load_state, load_weights, prune, rng_state,
-                          save_checkpoint, set_rng_state)
+from ..checkpoint import (WEIGHTS, latest_checkpoint, latest_intact_checkpoint, load_state, load_weights, prune,
+                          rng_state, save_checkpoint, set_rng_state)
 from ..config import Config, ConfigError, RESUMABLE_KEYS, diff_configs, load_config, save_config
 from ..errors import CheckpointWriteError, NonFiniteLoss
 from . import lock
@@ -60,6 +60,20 @@ def restore(ckpt: Path | None, model: torch.nn.Module, optimizer: torch.optim.Op
     optimizer.load_state_dict(state["optimizer"])
     set_rng_state(state["rng"])
     return state["step"]
+
+
+def initial_weights(model: torch.nn.Module, source: str) -> None:
+    """`train.init_from`: load a run's (its newest intact checkpoint) or a checkpoint's weights into a fresh run."""
+    path = Path(source)
+    ckpt = path if (path / WEIGHTS).is_file() else latest_intact_checkpoint(path)[0] if path.is_dir() else None
+    if ckpt is None:
+        raise ConfigError(f"train.init_from={source} is neither a run directory with an intact checkpoint nor a "
+                          f"checkpoint directory")
+    try:
+        model.load_state_dict(load_weights(ckpt))
+    except RuntimeError as e:
+        raise ConfigError(f"train.init_from={source}: its weights do not fit this model (same model.* keys needed): "
+                          f"{str(e).splitlines()[0]}") from None
 
 
 def check_finite(losses: list[float | None], step: int, out: Path) -> None:
