@@ -98,6 +98,30 @@ def cmd_analyze(args) -> None:
             print(f"metrics: {Path(args.out) / 'metrics.jsonl'}\nreport:  {report}")
 
 
+def cmd_interfaces(args) -> None:
+    from .analysis.stitching import interfaces
+    from .data.spec import check_spec
+
+    check_spec(args.data)
+    runs = [args.run_a, args.run_b, *args.runs]
+    for run in runs:  # a missing run is named before any stitching starts
+        if not Path(run).exists():
+            raise FileNotFoundError(f"run directory {run} does not exist")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out} is a file; give a directory for the stitching results")
+    try:
+        boundaries = [int(k) for k in args.boundaries.split(",")] if args.boundaries else None
+    except ValueError:
+        raise ConfigError(f"--boundaries {args.boundaries!r} must be block numbers separated by commas, "
+                          "e.g. 1,2,3") from None
+    if args.steps < 1:
+        raise ConfigError(f"--steps {args.steps} must be at least 1")
+    written = interfaces(runs, args.data, args.out, steps=args.steps, boundaries=boundaries, batch_size=args.batch_size,
+                         device=args.device, say=print)
+    print(Path(written["report"]).read_text().rstrip().splitlines()[-1])
+    print("\n".join(f"{key + ':':<8} {path}" for key, path in written.items()))
+
+
 def cmd_bench(args) -> None:
     from .bench import run_from_args
 
@@ -127,6 +151,8 @@ EXAMPLES = {
     "pretrain": "blockmae pretrain tiny train.regime=sequential model.partition=4 train.max_steps=300 --out runs/seq",
     "convert": "blockmae convert runs/seq hf_dir --to hf    |    blockmae convert hf_dir runs/imported --to blockmae",
     "analyze": "blockmae analyze runs/e2e runs/sim --data digits --data gratings,n=2000 --random-floor --out runs/analysis",
+    "interfaces": "blockmae interfaces runs/e2e-s0 runs/e2e-s1 runs/sim-s0 runs/sim-s1 --data scenes,n=512 "
+                  "--out runs/interfaces",
     "datasets": "blockmae datasets    |    blockmae datasets check ucf101:/data/UCF101,split=1 --frames 16",
     "demo": "blockmae demo --out runs/demo",
     "study": "blockmae study studies/cpu_repro/study.yaml --out runs/cpu_repro --publish docs/results/cpu_repro",
@@ -183,6 +209,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sklearn: the authors' probe; torch: every layer in one batched L-BFGS, meant for a GPU (agrees within 0.5 pp; slower than sklearn on a 2-core CPU)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers for decoding")
+    p.add_argument("--device", default="auto")
+
+    p = add("interfaces", "Stitch every ordered pair of runs at every block boundary (a trained affine map from run "
+                          "A's first k stages into run B's later ones) and say whether regimes' interfaces differ: "
+                          "metrics.jsonl, stitching.png, interfaces.md.", cmd_interfaces)
+    p.add_argument("run_a", metavar="RUN_A", help="run directory (or checkpoint)")
+    p.add_argument("run_b", metavar="RUN_B", help="run directory (or checkpoint) of the same model shape and stages")
+    p.add_argument("runs", nargs="*", metavar="RUN", help="more runs (seeds of a regime make the baseline)")
+    p.add_argument("--data", required=True, help="data spec, e.g. scenes,n=512 (the stitch trains on its train split)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--steps", type=int, default=100, help="stitch training steps per pair and boundary")
+    p.add_argument("--boundaries", help="boundaries k to stitch at, e.g. 1,2,3 (default: every one, 1..K-1)")
+    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="auto")
 
     p = add("datasets", "List the data specs and their options, or check that a collection decodes.", cmd_datasets)
