@@ -61,6 +61,7 @@ def test_identity_stitch_of_a_run_with_itself_is_the_run(runs):
         assert all(torch.equal(a, b) for a, b in zip(layers, model.encode(video, at="layers")))
 
 
+@pytest.mark.slow
 def test_only_the_stitch_trains_and_its_loss_goes_down(runs):
     a, b = blockmae.load(runs / "e2e"), blockmae.load(runs / "sim")
     before = {name: {k: v.clone() for k, v in m.state_dict().items()} for name, m in (("a", a), ("b", b))}
@@ -134,6 +135,7 @@ def test_the_verdict_gives_each_outcome():
     assert "| 1 | E2E -> Simultaneous | 4 |" in text and "**Verdict: differ**" in text
 
 
+@pytest.mark.slow
 def test_the_command_writes_rows_figure_and_table(runs, tmp_path, capsys):
     out = tmp_path / "interfaces"
     main(["interfaces", str(runs / "e2e"), str(runs / "sim"), "--data", DATA, "--out", str(out), "--steps", "2",
