@@ -11,7 +11,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..rows import (Group, consecutive_pairs, datasets_of, final_rows, group_of, group_sort_key, is_pair, last_block,
                     select, series, targets_of)
-from .style import METRICS, Styler, draw_series, grid, legend, new_figure, save, slug, styled
+from .style import METRICS, Styler, draw_pair_panel, draw_series, grid, legend, new_figure, save, slug, styled
 
 
 @styled
@@ -106,12 +106,7 @@ def fig_stage_losses_cka(rows: list[dict], out_dir: Path) -> list[Path]:
             ax_loss.set_visible(False)
         cka = consecutive_cka(rows, dataset)
         if cka:
-            groups |= draw_series(ax_cka, series(cka), styler, "cka_linear")
-            ticks = sorted({r["block"] for r in cka})
-            ax_cka.set_xticks(ticks, [f"{k}→{k + 1}" for k in ticks])
-            ax_cka.set_xlabel("Consecutive blocks k→k+1")
-            ax_cka.set_ylabel(METRICS["cka_linear"][0])
-            ax_cka.set_title(f"(b) {dataset} · CKA(k, k+1)")
+            groups |= draw_pair_panel(ax_cka, cka, styler, "cka_linear", f"(b) {dataset} · CKA(k, k+1)")
         else:
             ax_cka.set_visible(False)
         pairs = cka_map_pairs(rows, dataset)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..rows import consecutive_pairs, datasets_of, final_rows, select, series
-from .style import METRICS, Styler, draw_series, legend, new_figure, save, styled
+from .style import METRICS, Styler, draw_pair_panel, draw_series, legend, new_figure, save, styled
 
 # panel title -> the pair metric it draws between blocks k and k+1
 PAIR_PANELS = {"(a) plain linear CKA(k, k+1)": "cka_linear",
@@ -23,16 +23,6 @@ def _dimension_rows(rows: list[dict], dataset: str) -> tuple[str, list[dict]]:
         if sel:
             return unit, sel
     return "block", []
-
-
-def _pair_panel(ax, rows: list[dict], styler: Styler, metric: str, title: str) -> set:
-    ticks = sorted({r["block"] for r in rows})
-    groups = draw_series(ax, series(rows), styler, metric)
-    ax.set_xticks(ticks, [f"{k}→{k + 1}" for k in ticks])
-    ax.set_xlabel("Consecutive blocks k→k+1")
-    ax.set_ylabel(METRICS[metric][0])
-    ax.set_title(title)
-    return groups
 
 
 def _shared_cka_axis(plain, debiased) -> None:
@@ -62,7 +52,7 @@ def fig_saturation(rows: list[dict], out_dir: Path) -> list[Path]:
         for ax, (title, metric) in zip(axes[i], PAIR_PANELS.items()):
             pairs = consecutive_pairs(rows, metric, dataset)
             if pairs:
-                groups |= _pair_panel(ax, pairs, styler, metric, f"{title} · {dataset}")
+                groups |= draw_pair_panel(ax, pairs, styler, metric, f"{title} · {dataset}")
             else:
                 ax.set_visible(False)
         if axes[i, 0].get_visible() and axes[i, 1].get_visible():

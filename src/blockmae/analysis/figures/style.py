@@ -21,7 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from ...regimes import color_of, display_name, display_order
-from ..rows import Group, group_of, group_sort_key, mean_and_half_width
+from ..rows import Group, group_of, group_sort_key, mean_and_half_width, series
 
 DPI = 150
 # Colours for regimes `blockmae.regimes` does not know (Okabe-Ito's remaining ones, then Tol's).
@@ -131,6 +131,17 @@ def grid(fig: Figure, n: int, ncols: int):
     for ax in axes[n:]:
         ax.set_visible(False)
     return axes[:n]
+
+
+def draw_pair_panel(ax, rows: list[dict], styler: Styler, metric: str, title: str) -> set[Group]:
+    """A pair metric between consecutive blocks (rows with block k and block2 k+1), one line per group."""
+    ticks = sorted({r["block"] for r in rows})
+    groups = draw_series(ax, series(rows), styler, metric)
+    ax.set_xticks(ticks, [f"{k}→{k + 1}" for k in ticks])
+    ax.set_xlabel("Consecutive blocks k→k+1")
+    ax.set_ylabel(METRICS[metric][0])
+    ax.set_title(title)
+    return groups
 
 
 def draw_series(ax, data: dict[Group, dict[int, list[float]]], styler: Styler, metric: str | None = None) -> set[Group]:
