@@ -23,6 +23,7 @@ class Plan:
     active: int  # stages computed (sequential: up to the current phase)
     overlap: int = 0  # detached regimes: stage k's loss also trains the last `overlap` layers of stage k-1
     noise: float = 0.0  # detached regimes, in training: Gaussian noise (std relative to the input's RMS) on stage inputs
+    target_pool: tuple[int, ...] = ()  # stage k's target pooled over target_pool[k]^2 pixels of each frame; () all 1
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class RegimeSettings:
     interface_noise: float = 0.1
     finetune_steps: int = 100
     frozen_stages: int = 1
+    target_pool: int = 2
     phase_split: list[float] | None = None
 
 
@@ -78,6 +80,11 @@ def _simultaneous(k: int, phase: int, s: RegimeSettings) -> Plan:
     return Plan(True, (True,) * k, (False,) * k, k)
 
 
+def _coarse_targets(k: int, phase: int, s: RegimeSettings) -> Plan:
+    pools = tuple(s.target_pool if i >= k // 2 else 1 for i in range(k)) if k > 1 else (1,)
+    return Plan(True, (True,) * k, (False,) * k, k, target_pool=pools)
+
+
 REGIMES: dict[str, Regime] = {r.name: r for r in (
     Regime("e2e", "E2E", "#0072B2", blockwise=False, plan=_e2e),
     Regime("simultaneous", "Simultaneous", "#E69F00", blockwise=True, plan=_simultaneous),
@@ -96,6 +103,11 @@ REGIMES: dict[str, Regime] = {r.name: r for r in (
     Regime("blockwise-finetune", "Blockwise + E2E fine-tune", "#999933", blockwise=False,
            plan=lambda k, phase, s: (_simultaneous if phase == 0 else _e2e)(k, phase, s),
            phases=lambda total, k, s: [total - s.finetune_steps, total]),
+    # LocalMIM-style target change (Wang et al. 2023: coarser targets for higher layers): the upper half of the
+    # stages predict the hidden tubelets' normalised pixels pooled over train.target_pool^2 cells of each frame.
+    # Aimed at late-block saturation: the fine texture of a 90%-masked clip is what no stage can predict, yet it
+    # dominates the pixel loss of every stage alike; a coarser target gives the upper stages a different job.
+    Regime("coarse-targets", "Coarse targets (upper stages)", "#332288", blockwise=True, plan=_coarse_targets),
     # Frozen-base continuation (with train.init_from a blockwise run): stages 1..train.frozen_stages stay as they
     # are, the rest train end to end with the top decoder. Splits a gap into what the lower stages hand up and
     # what the upper ones fail to learn.

@@ -24,7 +24,7 @@ from blockmae.regimes import REGIMES, display_name
 
 # regime -> bench row; blockwise-finetune is simultaneous then E2E (with monitors), weighted by its steps below.
 BENCH_ROWS = {"e2e": "e2e-K4-monitors", "simultaneous": "sim-K4-lean", "overlap": "overlap-K4-lean",
-              "noisy": "noisy-K4-lean", "deep-supervision": "sim-K4-lean"}
+              "noisy": "noisy-K4-lean", "coarse-targets": "coarse-K4-lean", "deep-supervision": "sim-K4-lean"}
 
 
 def final_block_probes(rows: list[dict]) -> dict:

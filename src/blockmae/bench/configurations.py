@@ -37,6 +37,8 @@ def configurations(preset: Preset) -> list[Configuration]:
         Configuration("seq-K4", regime="sequential", K=4, about="sequential K=4, mean over the 4 phases"),
         Configuration("overlap-K4-lean", regime="overlap", K=4, about="overlapping blocks K=4 (train.overlap=1)"),
         Configuration("noisy-K4-lean", regime="noisy", K=4, about="noisy interfaces K=4 (train.interface_noise=0.1)"),
+        Configuration("coarse-K4-lean", regime="coarse-targets", K=4,
+                      about="coarse targets for the upper 2 of 4 stages (train.target_pool=2)"),
         Configuration("extract-hf", impl="hf", task="extract", about="Hugging Face hidden states, all layers, no_grad"),
         Configuration("extract", task="extract", about="ours encode(at='layers'), no_grad (as eval/features.py)"),
         Configuration("extract-inference", task="extract", inference=True, about="ours, torch.inference_mode"),

@@ -96,6 +96,8 @@ class TrainConfig:
     finetune_steps: int = 100
     # Regime `frozen-base`: stages 1..frozen_stages run frozen (no gradient), the rest train end to end.
     frozen_stages: int = 1
+    # Regime `coarse-targets`: the upper half of the stages predict pixels pooled over target_pool x target_pool cells.
+    target_pool: int = 2
     # Weights to start from (a run directory or one of its checkpoints): a fresh optimiser at step 0, unlike resuming.
     init_from: str | None = None
     # Weight of each stage's loss; None: all 1.

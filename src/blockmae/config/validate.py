@@ -107,6 +107,9 @@ def resolve(cfg: Config) -> Config:
         raise ConfigError(f"train.interface_noise={t.interface_noise} must be >= 0 and train.finetune_steps="
                           f"{t.finetune_steps} at least 1")
     plan = regime.plan_for(k, 0, t)
+    if plan.target_pool and (t.target_pool < 2 or m.patch % t.target_pool or t.target_pool >= m.patch):
+        raise ConfigError(f"train.target_pool={t.target_pool} must be at least 2, divide model.patch={m.patch} and be "
+                          f"smaller than it (a whole-patch mean is 0 after the per-tubelet normalisation)")
     if t.frozen_stages < 0 or all(plan.frozen):
         raise ConfigError(f"train.frozen_stages={t.frozen_stages} must be from 0 to {k - 1} (model.partition has {k} "
                           f"stages; at least the top one trains)")

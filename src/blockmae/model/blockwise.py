@@ -18,7 +18,7 @@ from ..config import ModelConfig, per_stage
 from ..regimes import Plan, regime_plan
 from .decoder import Decoder
 from .masking import gather_tokens, make_mask, split_indices, subset_indices
-from .objective import pixel_targets, reconstruction_loss, tubelet_targets
+from .objective import coarse_targets, pixel_targets, reconstruction_loss, tubelet_targets
 from .vit import Layer, TubeletEmbed, init_weights
 
 
@@ -117,7 +117,7 @@ class BlockMAE(nn.Module):
 
     def stage_loss(self, k: int, x: torch.Tensor, batch: MaskedBatch, monitor: bool = False,
                    decoder_mask_ratio: float = 0.0, generator: torch.Generator | None = None,
-                   lead: int = 0, tap: int = 0) -> StageResult:
+                   lead: int = 0, tap: int = 0, pool: int = 1) -> StageResult:
         """Stage k on its input `x` (detach it first for a gradient-isolated stage), then its local decoder's
         masked-reconstruction loss.
 
@@ -126,6 +126,7 @@ class BlockMAE(nn.Module):
         from `generator`; default: torch's global CPU generator) and the loss covers only those.
         `lead`: `x` enters that many layers before the stage's first (the previous stage's last layers, which
         this loss then trains too: overlapping blocks); `tap`: also return the tokens entering the last `tap` layers.
+        `pool` > 1: the target is the coarser `objective.coarse_targets` (the coarse-targets regime).
         """
         start, end = self.stage_bounds(k)
         tapped = None
@@ -135,6 +136,9 @@ class BlockMAE(nn.Module):
         else:
             x = self.run_layers(x, start - lead, end)
         hidden, target = batch.hidden_idx, batch.target
+        if pool > 1:
+            c = self.cfg
+            target = coarse_targets(target, c.channels, c.tubelet, c.patch, pool, c.norm_pix)
         if decoder_mask_ratio > 0:
             keep = subset_indices(hidden.shape[0], hidden.shape[1], decoder_mask_ratio, generator).to(x.device)
             hidden, target = hidden.gather(1, keep), gather_tokens(target, keep)
@@ -208,7 +212,8 @@ class BlockMAE(nn.Module):
                 continue
             ratio = self.decoder_mask_ratio[k] if decoder_masking else 0.0
             result = self.stage_loss(k, x, batch, monitor=not plan.encoder_loss[k], decoder_mask_ratio=ratio,
-                                     generator=generator, lead=lead, tap=tap)
+                                     generator=generator, lead=lead, tap=tap,
+                                     pool=plan.target_pool[k] if plan.target_pool else 1)
             x, loss, tapped = result.output, result.loss, result.tap
             if backward is not None and loss.requires_grad and (plan.detach or not plan.encoder_loss[k]):
                 backward(k, loss)

@@ -71,6 +71,22 @@ def pixel_targets(video: torch.Tensor, mean, std, tubelet: int, patch: int, norm
     return x.flatten(2)
 
 
+@torch.no_grad()
+def coarse_targets(target: torch.Tensor, channels: int, tubelet: int, patch: int, pool: int,
+                   norm_pix: bool) -> torch.Tensor:
+    """A coarser target in the same layout (B, n, t*p*p*C): every pool x pool cell of each frame of a tubelet
+    replaced by its mean, then (with `norm_pix`) standardised again per tubelet and channel, so it is the
+    normalised-pixel target of the tubelet seen at 1/pool of the resolution, repeated back to full size."""
+    b, n, _ = target.shape
+    q = patch // pool
+    cells = target.reshape(b, n, tubelet, q, pool, q, pool, channels).mean(dim=(4, 6), keepdim=True)
+    if norm_pix:
+        flat = cells.view(b, n, -1, channels)
+        flat = (flat - flat.mean(dim=-2, keepdim=True)) / (flat.var(dim=-2, unbiased=True, keepdim=True).sqrt() + 1e-6)
+        cells = flat.view_as(cells)
+    return cells.expand(b, n, tubelet, q, pool, q, pool, channels).reshape(b, n, -1)
+
+
 def predictions_to_pixels(pred: torch.Tensor, truth: torch.Tensor, channels: int, norm_pix: bool) -> torch.Tensor:
     """The inverse of the target normalisation, for pictures: (B, n, t*p*p*C) predictions -> [0, 1]-scale pixels
     (B, n, t*p*p, C). A normalised prediction takes the true tubelet's (`truth`, pixels in the same layout) mean
