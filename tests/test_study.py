@@ -36,6 +36,10 @@ def test_runs_are_the_grid_in_order(tmp_path):
     ({"grid": {"train.regim": ["e2e"]}}, "train.regim"),
     ({"grid": {"train.regime": []}}, "non-empty lists"),
     ({"jobs": 0}, "jobs=0"),
+    ({"interfaces": {"regimes": ["e2e"]}}, "interfaces must be a mapping with at least data"),
+    ({"interfaces": {"data": "digits", "steps": 3}}, "unknown interfaces key(s) steps"),
+    ({"interfaces": {"data": "digits", "regimes": ["overlap"]}}, "are not in the grid's train.regime"),
+    ({"interfaces": {"data": "digits", "regimes": ["e2e"], "stitch_steps": 0}}, "one of them positive (got 0, 0)"),
 ])
 def test_bad_study_files_are_refused_before_training(tmp_path, change, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -44,7 +48,8 @@ def test_bad_study_files_are_refused_before_training(tmp_path, change, message):
 
 @pytest.mark.slow
 def test_study_trains_analyses_publishes_and_reruns_identically(tmp_path):
-    path, out, published = write_study(tmp_path), tmp_path / "out", tmp_path / "published"
+    interfaces = {"data": "digits,n=24", "regimes": ["e2e", "sequential"], "stitch_steps": 1, "continue_steps": 1}
+    path, out, published = write_study(tmp_path, interfaces=interfaces), tmp_path / "out", tmp_path / "published"
     report = run_study(path, out, publish=published)[0]
     assert report.is_file()
     rows = [json.loads(line) for line in (published / "metrics.jsonl").read_text().splitlines()]
@@ -53,10 +58,17 @@ def test_study_trains_analyses_publishes_and_reruns_identically(tmp_path):
     summaries = json.loads((published / "summaries.json").read_text())
     assert summaries["sequential-s1"]["regime"] == "sequential" and len(summaries["e2e-s0"]["held_out"]["losses"]) == 2
     findings = (published / "findings.json").read_text()
-    assert list(json.loads(findings)) == ["1", "2", "3", "4", "5", "6", "7"]
+    assert list(json.loads(findings)) == ["1", "2", "3", "4", "5", "6", "7", "8", "9"]
     assert findings == json.dumps(measure_findings(rows, summaries), indent=1)  # what the published rows determine
     assert list((published / "figures").glob("*.png"))
     assert not list(published.rglob("*.safetensors"))  # no checkpoints in what gets committed
+    # the interfaces block: its rows in the metrics, findings 8 and 9 measured, its section and figures published
+    assert {"stitch_probe", "continued_probe"} <= {r["metric"] for r in rows}
+    verdicts = json.loads(findings)
+    assert not any(verdicts[n]["verdict"].startswith("not measured") for n in ("8", "9"))
+    assert (published / "figures" / "stitching.png").is_file() and (published / "figures" / "continuation.png").is_file()
+    assert "Where the gap lives" in (published / "interfaces.md").read_text()
+    assert 'id="interfaces"' in report.read_text()
 
     # A second study in a fresh directory trains again from scratch: same seeds, same numbers.
     again = tmp_path / "again"
@@ -93,7 +105,8 @@ def test_findings_are_the_verdicts_the_rows_determine(tmp_path):
     _, findings = write_findings(tmp_path, summaries)
     assert {n: f["verdict"] for n, f in findings.items()} == {
         "1": "not reproduced", "2": "reproduced", "3": "inconclusive", "4": "inconclusive", "5": "reproduced",
-        "6": "reproduced", "7": "inconclusive"}  # 7: these rows carry no debiased CKA
+        "6": "reproduced", "7": "inconclusive",  # 7: these rows carry no debiased CKA
+        "8": "not measured (no stitching rows)", "9": "not measured (no continuation rows)"}
     assert findings["1"]["gap_e2e_minus_bw_pp"]["simultaneous-K2"]["mean"] == pytest.approx(-5.0)
     assert json.loads((tmp_path / "findings.json").read_text())["6"]["verdict"] == "reproduced"
     assert "| 1 | " in (tmp_path / "findings.md").read_text()

@@ -99,7 +99,7 @@ def cmd_analyze(args) -> None:
 
 
 def cmd_interfaces(args) -> None:
-    from .analysis.stitching import interfaces
+    from .analysis.interfaces_run import interfaces
     from .data.spec import check_spec
 
     check_spec(args.data)
@@ -114,11 +114,12 @@ def cmd_interfaces(args) -> None:
     except ValueError:
         raise ConfigError(f"--boundaries {args.boundaries!r} must be block numbers separated by commas, "
                           "e.g. 1,2,3") from None
-    if args.steps < 1:
-        raise ConfigError(f"--steps {args.steps} must be at least 1")
-    written = interfaces(runs, args.data, args.out, steps=args.steps, boundaries=boundaries, batch_size=args.batch_size,
-                         device=args.device, say=print)
-    print(Path(written["report"]).read_text().rstrip().splitlines()[-1])
+    if args.steps < 0 or args.continue_steps < 0 or not (args.steps or args.continue_steps):
+        raise ConfigError(f"--steps {args.steps} and --continue-steps {args.continue_steps} must be >= 0, and one of "
+                          "them positive (stitching, continuation or both)")
+    written = interfaces(runs, args.data, args.out, stitch_steps=args.steps, continue_steps=args.continue_steps,
+                         boundaries=boundaries, batch_size=args.batch_size, device=args.device, say=print)
+    print("\n".join(line for line in Path(written["report"]).read_text().splitlines() if line.startswith("**Verdict")))
     print("\n".join(f"{key + ':':<8} {path}" for key, path in written.items()))
 
 
@@ -211,16 +212,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers for decoding")
     p.add_argument("--device", default="auto")
 
-    p = add("interfaces", "Stitch every ordered pair of runs at every block boundary (a trained affine map from run "
-                          "A's first k stages into run B's later ones) and say whether regimes' interfaces differ: "
-                          "metrics.jsonl, stitching.png, interfaces.md.", cmd_interfaces)
+    p = add("interfaces", "Test the interfaces blocks form: stitch every ordered pair of runs at every block boundary "
+                          "(a trained affine map from run A's first k stages into run B's later ones) and say whether "
+                          "regimes' interfaces differ; with --continue-steps, also continue each blockwise run with "
+                          "stages 1..k frozen and the rest trained end to end, to say where its gap to E2E lives: "
+                          "metrics.jsonl, interfaces.md, stitching.png, continuation.png.", cmd_interfaces)
     p.add_argument("run_a", metavar="RUN_A", help="run directory (or checkpoint)")
     p.add_argument("run_b", metavar="RUN_B", help="run directory (or checkpoint) of the same model shape and stages")
     p.add_argument("runs", nargs="*", metavar="RUN", help="more runs (seeds of a regime make the baseline)")
     p.add_argument("--data", required=True, help="data spec, e.g. scenes,n=512 (the stitch trains on its train split)")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--steps", type=int, default=100, help="stitch training steps per pair and boundary")
+    p.add_argument("--steps", type=int, default=100, help="stitch training steps per pair and boundary (0: no stitching)")
     p.add_argument("--boundaries", help="boundaries k to stitch at, e.g. 1,2,3 (default: every one, 1..K-1)")
+    p.add_argument("--continue-steps", type=int, default=0,
+                   help="frozen-base continuation: steps per blockwise run and k = 0..K-1 (default 0: none); the "
+                        "continued runs are kept under OUT/continued and reused")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="auto")
 

@@ -11,6 +11,11 @@ A study file (YAML) names a base config, its overrides, the grid and the evaluat
     data: [digits, gratings, gratings2]
     random_floor: true         # also analyse a randomly initialised encoder of the same shape
     jobs: 2                    # runs trained at once, each on cores // jobs threads
+    interfaces:                # optional: `blockmae interfaces` on the runs of these regimes (findings 8, 9)
+      data: scenes,n=384
+      regimes: [e2e, simultaneous]
+      stitch_steps: 50         # 0: no stitching
+      continue_steps: 150      # 0: no frozen-base continuation
 
 Re-running resumes: finished runs are skipped, interrupted ones continue from their last checkpoint,
 and the analysis reuses its feature cache.
@@ -46,6 +51,7 @@ class Study:
     layers: bool = True  # probes and CKA per layer as well as per block
     occlusion: bool = True
     jobs: int = 1
+    interfaces: dict | None = None  # {data, regimes, stitch_steps, continue_steps}: see the module docstring
 
     def runs(self) -> list[tuple[str, list[str]]]:
         """(name, overrides) for every combination of the grid, in the order written."""
@@ -74,15 +80,40 @@ def load_study(path: str | Path) -> Study:
     return validate(Study(**raw), str(path))
 
 
+INTERFACE_KEYS = {"data": None, "regimes": ["e2e", "simultaneous"], "stitch_steps": 100, "continue_steps": 0}
+
+
 def validate(study: Study, origin: str = "study") -> Study:
     """Check every run's config before anything trains; resolve the base config to a file path."""
     if not isinstance(study.jobs, int) or study.jobs < 1:
         raise ConfigError(f"{origin}: jobs={study.jobs!r}, expected a positive integer")
+    if study.interfaces is not None:
+        study.interfaces = check_interfaces(study.interfaces, study.grid.get("train.regime", []), origin)
     base = Path(study.config) if Path(study.config).is_file() else config_path(study.config)
     for _, overrides in study.runs():
         load_config(base, overrides)
     study.config = str(base)
     return study
+
+
+def check_interfaces(spec, regimes: list, origin: str) -> dict:
+    """The study's `interfaces` block with its defaults filled in, or a ConfigError naming what is wrong."""
+    if not isinstance(spec, dict) or not spec.get("data"):
+        raise ConfigError(f"{origin}: interfaces must be a mapping with at least data (a data spec), e.g. "
+                          "{data: 'scenes,n=384', continue_steps: 150}")
+    unknown = sorted(set(spec) - set(INTERFACE_KEYS))
+    if unknown:
+        raise ConfigError(f"{origin}: unknown interfaces key(s) {', '.join(unknown)}; it has "
+                          f"{', '.join(INTERFACE_KEYS)}")
+    spec = {**INTERFACE_KEYS, **spec}
+    missing = [r for r in spec["regimes"] if r not in regimes]
+    if missing:
+        raise ConfigError(f"{origin}: interfaces.regimes {missing} are not in the grid's train.regime {regimes}")
+    steps = (spec["stitch_steps"], spec["continue_steps"])
+    if not all(isinstance(n, int) and n >= 0 for n in steps) or not any(steps):
+        raise ConfigError(f"{origin}: interfaces.stitch_steps and continue_steps must be integers >= 0, one of "
+                          f"them positive (got {steps[0]!r}, {steps[1]!r})")
+    return spec
 
 
 def _pretrain(config: str, overrides: list[str], out: str, threads: int) -> dict:
@@ -162,10 +193,15 @@ def run_study(study: Study | str | Path, out: str | Path, jobs: int | None = Non
     timings["train_s"] = training_span(out, [name for name, _ in study.runs()])
     (out / "summaries.json").write_text(json.dumps(summaries, indent=1))
 
+    extra = []
+    if study.interfaces:
+        t = time.perf_counter()
+        extra = study_interfaces(study, out)
+        timings["interfaces_s"] = time.perf_counter() - t
     t = time.perf_counter()
     options = Options(layers=study.layers, occlusion=study.occlusion)
     report = analyze([str(out / "runs" / name) for name, _ in study.runs()], study.data, out / "analysis", options,
-                     with_random_floor=study.random_floor)
+                     with_random_floor=study.random_floor, extra_rows=extra)
     timings["analysis_s"] = time.perf_counter() - t
 
     rows, findings = write_findings(out, summaries)
@@ -173,6 +209,25 @@ def run_study(study: Study | str | Path, out: str | Path, jobs: int | None = Non
     if publish:
         publish_outputs(out, Path(publish))
     return report, summaries, rows, findings
+
+
+def study_interfaces(study: Study, out: Path) -> list[dict]:
+    """`blockmae interfaces` on the runs of the study's interfaces regimes, in out/interfaces; rows from an earlier
+    run with the same settings are reused (continued runs are reused anyway)."""
+    from .analysis.interfaces_run import interface_rows, write_interfaces
+
+    spec, where = study.interfaces, out / "interfaces"
+    runs = [str(out / "runs" / name) for name, o in study.runs()
+            if any(f"train.regime={r}" in o for r in spec["regimes"])]
+    settings = {**spec, "runs": runs}
+    done = where / "settings.json"
+    if done.is_file() and json.loads(done.read_text()) == settings and (where / "metrics.jsonl").is_file():
+        return [json.loads(line) for line in (where / "metrics.jsonl").read_text().splitlines()]
+    rows = interface_rows(runs, spec["data"], where, stitch_steps=spec["stitch_steps"],
+                          continue_steps=spec["continue_steps"], say=lambda m: print(m, flush=True))
+    write_interfaces(rows, where, spec=spec["data"], stitch_steps=spec["stitch_steps"] or None)
+    done.write_text(json.dumps(settings, indent=1))
+    return rows
 
 
 def write_findings(out: Path, summaries: dict) -> tuple[list[dict], dict]:
@@ -192,6 +247,8 @@ def publish_outputs(out: Path, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("summaries.json", "findings.json", "findings.md", "timings.json"):
         shutil.copy2(out / name, dest / name)
+    if (out / "interfaces" / "interfaces.md").is_file():  # its rows are in metrics.jsonl, its figures in figures/
+        shutil.copy2(out / "interfaces" / "interfaces.md", dest / "interfaces.md")
     shutil.copy2(out / "analysis" / "metrics.jsonl", dest / "metrics.jsonl")
     if (dest / "figures").exists():
         shutil.rmtree(dest / "figures")

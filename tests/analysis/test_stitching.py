@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import blockmae
-from blockmae.analysis.interfaces import boundary_verdicts, interfaces_markdown, overall_verdict
+from blockmae.analysis.interfaces import (boundary_verdicts, interfaces_markdown, overall_verdict, stitching_finding,
+                                         welch_interval)
 from blockmae.analysis.rows import ROW_KEYS, make_row
 from blockmae.analysis.stitching import Stitched, stitch_rows, train_stitch
 from blockmae.cli import main
@@ -99,40 +100,60 @@ def test_rows_cover_both_directions_and_every_boundary(runs):
         stitch_rows([str(runs / "e2e"), str(runs / "sim")], DATA, steps=1, boundaries=[3])
 
 
-def synthetic(penalties: dict[tuple[str, str], float], runs: dict[str, str], blocks=(1, 2)) -> list[dict]:
-    """Stitching rows with a given probe penalty (pp) per (regime A, regime B), for every ordered pair of `runs`."""
-    rows = []
+def synthetic(penalties: dict[tuple[str, str], float], runs: dict[str, str], blocks=(1, 2),
+              jitter: float = 0.2) -> list[dict]:
+    """Stitching rows with a given probe penalty (pp) per (regime A, regime B), +-`jitter` pp alternating over
+    pairs, for every ordered pair of `runs`."""
+    rows, sign = [], 1.0
     for a, regime in runs.items():
         for b, regime2 in runs.items():
             if a == b:
                 continue
             meta = {"run": a, "regime": regime, "model": "vit", "K": 3, "seed": 0}
+            sign = -sign
             for k in blocks:
-                pp = penalties[(regime, regime2)]
+                pp = penalties[(regime, regime2)] + sign * jitter
                 for metric, value in (("stitch_loss", 1.1), ("stitch_loss_own", 1.0), ("stitch_probe_own", 0.8),
                                       ("stitch_probe", 0.8 - pp / 100)):
                     rows.append(make_row(meta, "digits", "test", metric, value, block=k, run2=b, regime2=regime2))
     return rows
 
 
-FOUR = {"e0": "e2e", "e1": "e2e", "s0": "simultaneous", "s1": "simultaneous"}
+SIX = {"e0": "e2e", "e1": "e2e", "e2": "e2e", "s0": "simultaneous", "s1": "simultaneous", "s2": "simultaneous"}
 
 
 def test_the_verdict_gives_each_outcome():
     same_seed = {("e2e", "e2e"): 1.0, ("simultaneous", "simultaneous"): 3.0}
-    differ = synthetic(same_seed | {("e2e", "simultaneous"): 5.0, ("simultaneous", "e2e"): 2.0}, FOUR)
+    differ = synthetic(same_seed | {("e2e", "simultaneous"): 5.0, ("simultaneous", "e2e"): 2.0}, SIX)
     verdicts = boundary_verdicts(differ)  # baseline 2 pp; E2E -> Sim exceeds it by 3 pp
     assert [v.verdict for v in verdicts] == ["differ", "differ"] and overall_verdict(verdicts) == "differ"
-    same = synthetic(same_seed | {("e2e", "simultaneous"): 3.9, ("simultaneous", "e2e"): -4.0}, FOUR)
+    same = synthetic(same_seed | {("e2e", "simultaneous"): 3.0, ("simultaneous", "e2e"): -4.0}, SIX)
     verdicts = boundary_verdicts(same)
     assert [v.verdict for v in verdicts] == ["same", "same"] and overall_verdict(verdicts) == "same"
+    # the same means with pairs that scatter: the interval straddles the margin, so no verdict
+    noisy = synthetic(same_seed | {("e2e", "simultaneous"): 3.0, ("simultaneous", "e2e"): -4.0}, SIX, jitter=6.0)
+    verdicts = boundary_verdicts(noisy)
+    assert [v.verdict for v in verdicts] == ["inconclusive"] * 2 and "[" in verdicts[0].reason
     one_sim = synthetic(same_seed | {("e2e", "simultaneous"): 3.0, ("simultaneous", "e2e"): 3.0},
-                        {"e0": "e2e", "e1": "e2e", "s0": "simultaneous"})
+                        {"e0": "e2e", "e1": "e2e", "e2": "e2e", "s0": "simultaneous"})
     verdicts = boundary_verdicts(one_sim)
     assert [v.verdict for v in verdicts] == ["inconclusive"] * 2 and "fewer than two runs" in verdicts[0].reason
     assert overall_verdict(verdicts) == "inconclusive"
     text = interfaces_markdown(differ, spec=DATA, steps=100)
-    assert "| 1 | E2E -> Simultaneous | 4 |" in text and "**Verdict: differ**" in text
+    assert "| 1 | E2E -> Simultaneous | 9 |" in text and "**Verdict: differ**" in text
+    finding = stitching_finding(differ + [{"metric": "probe_acc", "value": 0.5}])
+    assert finding["verdict"] == "differ" and finding["by_dataset"]["digits"]["1"]["verdict"] == "differ"
+    assert stitching_finding([])["verdict"].startswith("not measured")
+
+
+def test_welch_interval_matches_scipy():
+    from scipy import stats
+
+    a, b = [1.0, 2.5, 3.0, 4.2], [0.1, 0.4, 1.9]
+    low, high = welch_interval(a, b)
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert low == pytest.approx(ci.low) and high == pytest.approx(ci.high)
+    assert welch_interval([1.0], b) == (float("-inf"), float("inf"))
 
 
 @pytest.mark.slow
@@ -150,3 +171,31 @@ def test_the_command_writes_rows_figure_and_table(runs, tmp_path, capsys):
         main(["interfaces", str(runs / "e2e"), str(tmp_path / "nowhere"), "--data", DATA, "--out", str(out)])
     message = str(error.value)
     assert "nowhere" in message and "does not exist" in message and "\n" not in message
+
+
+@pytest.mark.slow
+def test_continuation_trains_each_k_from_the_blockwise_run_and_writes_its_section(runs, tmp_path, capsys):
+    out = tmp_path / "interfaces"
+    argv = ["interfaces", str(runs / "e2e"), str(runs / "sim"), "--data", DATA, "--out", str(out), "--steps", "0",
+            "--continue-steps", "2", "--batch-size", "4"]
+    main(argv)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {(r["run"], r["metric"]) for r in rows if r["metric"].startswith("continue_start")} == \
+        {(run, m) for run in ("e2e", "sim") for m in ("continue_start_probe", "continue_start_loss")}
+    continued = {(r["run"], r["block"]) for r in rows if r["metric"] == "continued_probe"}
+    assert continued == {("sim", k) for k in range(3)}  # the blockwise run only, k = 0..K-1
+    for k in range(3):  # each continuation is frozen-base from the run, with k stages fixed, for 2 steps
+        config = (out / "continued" / f"sim-frozen{k}" / "config.yaml").read_text()
+        assert "regime: frozen-base" in config and f"frozen_stages: {k}" in config and "max_steps: 2" in config
+        assert str(runs / "sim") in config
+    sim = blockmae.load(runs / "sim")
+    frozen2 = blockmae.load(out / "continued" / "sim-frozen2")
+    for i in range(sim.stage_bounds(1)[1]):  # stages 1..2 as the run left them; stage 3 trained
+        torch.testing.assert_close(frozen2.layers[i].state_dict(), sim.layers[i].state_dict())
+    assert not torch.equal(frozen2.layers[-1].mlp.fc1.weight, sim.layers[-1].mlp.fc1.weight)
+    text = (out / "interfaces.md").read_text()
+    assert "Where the gap lives" in text and "| Simultaneous |" in text and "Stitching" not in text
+    assert (out / "continuation.png").stat().st_size > 0 and "Verdict" in capsys.readouterr().out
+    mtime = (out / "continued" / "sim-frozen0" / "summary.json").stat().st_mtime
+    main(argv)  # again: the continued runs are reused, not retrained
+    assert (out / "continued" / "sim-frozen0" / "summary.json").stat().st_mtime == mtime

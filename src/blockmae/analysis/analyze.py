@@ -14,8 +14,9 @@ from .suite import PROTOCOL, Analysis
 
 
 def analyze(paths: list[str], data: list[str], out: str | Path, options: Options | None = None,
-            with_random_floor: bool = False) -> Path:
-    """Analyse every source on every data spec; returns the report's path."""
+            with_random_floor: bool = False, extra_rows: list[dict] | None = None) -> Path:
+    """Analyse every source on every data spec; returns the report's path. `extra_rows` (e.g. `blockmae
+    interfaces` rows on the same runs) join the analysis's rows in metrics.jsonl, the figures and the report."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     options = options or Options()
@@ -32,6 +33,7 @@ def analyze(paths: list[str], data: list[str], out: str | Path, options: Options
         for spec in data:
             analysis.run(source, spec)
     analysis.cross_run_cka()
+    analysis.rows += extra_rows or []
     (out / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in analysis.rows))
     timings = dict(options.timings)
     t = time.perf_counter()

@@ -1,5 +1,6 @@
 """The paper's six findings (docs/paper.md), and tests of its explanations beyond it (7: does late-block
-saturation survive a debiased CKA?), measured on a study's tidy rows.
+saturation survive a debiased CKA? 8: do blocks form interfaces, `analysis.interfaces`; 9: where does the
+blockwise gap live, `analysis.gap_split`), measured on a study's tidy rows.
 
 Every number is a mean over seeds with a 95% t-interval (`eval.stats.mean_ci`); per-seed values are kept.
 "Blockwise" (BW) means the regimes `blockmae.regimes` marks blockwise (simultaneous, sequential). A run's K is
@@ -16,6 +17,8 @@ import numpy as np
 
 from ..eval.stats import mean_ci, seeds_to_exclude
 from ..regimes import blockwise_regimes
+from .gap_split import gap_split_finding
+from .interfaces import stitching_finding
 from .rows import datasets_of, is_pair
 
 
@@ -334,6 +337,8 @@ FINDINGS = [
     ("5", "Token-level shifts: early token similarity, occlusion drop with depth", "token_shifts"),
     ("6", "Lower reconstruction loss does not imply better representations", "recon_vs_representation"),
     ("7", "Beyond the paper: late-block saturation survives debiasing", "saturation_debiased"),
+    ("8", "Beyond the paper: blockwise and E2E blocks form different interfaces (stitching)", "interfaces"),
+    ("9", "Beyond the paper: where the blockwise gap lives (frozen-base continuation)", "gap_split"),
 ]
 
 
@@ -344,7 +349,8 @@ def measure_findings(rows: list[dict], summaries: dict) -> dict:
         "final_block": final_block(idx, summaries), "early_decodability": early_decodability(idx),
         "late_saturation": late_saturation(idx, summaries), "cka_vs_gain": cka_vs_gain(idx),
         "token_shifts": token_shifts(idx), "recon_vs_representation": recon_vs_representation(idx, summaries),
-        "saturation_debiased": saturation_debiased(idx)}
+        "saturation_debiased": saturation_debiased(idx), "interfaces": stitching_finding(rows),
+        "gap_split": gap_split_finding(rows)}
     return {number: {"title": title, **measured[key]} for number, title, key in FINDINGS}
 
 
@@ -365,6 +371,8 @@ def format_ci(ci: dict, scale: float = 1.0, digits: int = 3) -> str:
 
 
 def _key_numbers(number: str, f: dict) -> str:
+    if "key_numbers" in f:  # findings measured in their own modules say their numbers themselves
+        return f["key_numbers"] or "-"
     if number == "1":
         return "; ".join(f"gap {k}: {format_ci(v, digits=1)} pp" for k, v in f["gap_e2e_minus_bw_pp"].items())
     if number == "2":

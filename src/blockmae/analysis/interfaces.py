@@ -6,11 +6,14 @@ B's top decoder reconstructs (`stitch_loss` - `stitch_loss_own`) and how much wo
 runs of one regime (seeds) give the penalty stitching costs anyway; pairs across regimes are compared with it.
 
 The rule, per boundary k and per cross-regime pair type (regime A -> regime B, A != B):
-  excess = mean probe penalty of its pairs - mean probe penalty of the seed pairs of regimes A and B together.
-  * differ:       excess > 2 pp for some pair type at k;
-  * same:         every pair type at k has excess <= 2 pp (a cross-regime penalty below the seeds' counts as same);
-  * inconclusive: otherwise: a regime with fewer than two runs (no seed pair for its baseline), no cross-regime
-                  pair, or no probe (unlabelled data).
+  excess = mean probe penalty of its pairs - mean probe penalty of the seed pairs of regimes A and B together,
+  with a 95% Welch t-interval over the two groups of pairs (approximate: pairs that share a run are not
+  independent).
+  * differ:       excess > 2 pp and the interval above 0, for some pair type at k;
+  * same:         for every pair type at k the interval lies below 2 pp (a cross-regime penalty below the
+                  seeds' counts as same);
+  * inconclusive: otherwise: an interval that straddles, fewer than two pairs on a side (a regime with fewer
+                  than two runs has no seed pair), no cross-regime pair, or no probe (unlabelled data).
 Over all boundaries: differ if some boundary differs, same if every boundary is same, else inconclusive.
 """
 
@@ -21,13 +24,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..eval.stats import t_quantile
 from ..regimes import display_name
 
 MARGIN_PP = 2.0
 METRICS = ("stitch_loss", "stitch_loss_own", "stitch_probe", "stitch_probe_own")
 RULE = ("interfaces differ if the cross-regime probe penalty (own minus stitched, pp) exceeds the same-regime "
-        f"seed-pair penalty by more than {MARGIN_PP:g} pp at some boundary; same if within {MARGIN_PP:g} pp "
-        "everywhere; inconclusive with fewer than two runs of a regime")
+        f"seed-pair penalty by more than {MARGIN_PP:g} pp, its 95% Welch interval above 0, at some boundary; same "
+        f"if the interval of that excess lies below {MARGIN_PP:g} pp everywhere; else inconclusive (also with "
+        "fewer than two runs of a regime)")
 
 
 @dataclass
@@ -49,6 +54,7 @@ class PairType:
     regime2: str
     pairs: list[Pair]
     baseline_pp: float | None = None  # the seed pairs' mean probe penalty (cross-regime types only)
+    interval_pp: tuple[float, float] | None = None  # 95% Welch interval of the excess
     verdict: str = "baseline"  # baseline (seed pairs) | differ | same | inconclusive
     reason: str = ""
 
@@ -84,6 +90,21 @@ class BoundaryVerdict:
 def mean(values) -> float:
     values = [v for v in values if v is not None and np.isfinite(v)]
     return float(np.mean(values)) if values else float("nan")
+
+
+def welch_interval(a: list[float], b: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """The interval of mean(a) - mean(b) (Welch's t, unequal variances); (-inf, inf) with fewer than two of
+    either, so no verdict rests on a single pair."""
+    a, b = (np.asarray([v for v in x if v is not None and np.isfinite(v)], dtype=np.float64) for x in (a, b))
+    if a.size < 2 or b.size < 2:
+        return float("-inf"), float("inf")
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    diff, se = float(a.mean() - b.mean()), float(np.sqrt(va + vb))
+    if se == 0:
+        return diff, diff
+    dof = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    half = t_quantile((1 + confidence) / 2, dof) * se
+    return diff - half, diff + half
 
 
 def pairs_of(rows: list[dict]) -> list[Pair]:
@@ -129,20 +150,28 @@ def boundary_verdicts(rows: list[dict], margin: float = MARGIN_PP) -> list[Bound
             if not t.cross:
                 continue
             few = [r for r in (t.regime, t.regime2) if runs.get(r, 0) < 2]
-            baseline = mean(seeds.get(t.regime, []) + seeds.get(t.regime2, []))
+            seed_pp = seeds.get(t.regime, []) + seeds.get(t.regime2, [])
+            baseline = mean(seed_pp)
             if few:
                 t.verdict, t.reason = "inconclusive", f"fewer than two runs of {', '.join(map(display_name, few))}"
             elif not np.isfinite(t.probe_pp) or not np.isfinite(baseline):
                 t.verdict, t.reason = "inconclusive", "no probe (unlabelled data?)"
             else:
                 t.baseline_pp = baseline
-                t.verdict = "differ" if t.excess_pp > margin else "same"
-                t.reason = f"excess {t.excess_pp:+.1f} pp vs {margin:g} pp"
+                t.interval_pp = welch_interval([p.probe_pp for p in t.pairs], seed_pp)
+                low, high = t.interval_pp
+                if t.excess_pp > margin and low > 0:
+                    t.verdict = "differ"
+                elif high < margin:
+                    t.verdict = "same"
+                else:
+                    t.verdict = "inconclusive"
+                t.reason = f"excess {t.excess_pp:+.1f} pp [{low:+.1f}, {high:+.1f}] vs {margin:g} pp"
         cross = [t for t in types if t.cross]
         if any(t.verdict == "differ" for t in cross):
             verdict, reason = "differ", "; ".join(f"{t.label}: {t.reason}" for t in cross if t.verdict == "differ")
         elif cross and all(t.verdict == "same" for t in cross):
-            verdict, reason = "same", f"every cross-regime pair type within {margin:g} pp of the seed pairs"
+            verdict, reason = "same", f"every cross-regime pair type's excess below {margin:g} pp (95% interval)"
         else:
             verdict = "inconclusive"
             reason = ("; ".join(f"{t.label}: {t.reason}" for t in cross if t.verdict == "inconclusive")
@@ -163,6 +192,10 @@ def fmt(value: float | None, spec: str = "+.2f") -> str:
     return "-" if value is None or not np.isfinite(value) else format(value, spec)
 
 
+def interval(bounds: tuple[float, float] | None) -> str:
+    return "-" if bounds is None else f"[{fmt(bounds[0], '+.1f')}, {fmt(bounds[1], '+.1f')}]"
+
+
 def interfaces_markdown(rows: list[dict], *, spec: str = "", steps: int | None = None) -> str:
     """The table of `interfaces.md`: every pair type at every boundary, its penalties and the verdicts."""
     verdicts = boundary_verdicts(rows)
@@ -174,14 +207,31 @@ def interfaces_markdown(rows: list[dict], *, spec: str = "", steps: int | None =
               "Loss penalty: stitched minus B's own top-decoder loss; probe penalty: B's own minus stitched "
               "final-block probe (pp). Positive = stitching costs. Seed pairs (same regime) are the baseline.", "",
               "| boundary | A -> B | pairs | loss penalty | probe penalty (pp) | seed baseline (pp) | excess (pp) "
-              "| verdict |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| 95% interval (pp) | verdict |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for v in verdicts:
         for t in sorted(v.types, key=lambda t: (t.cross, t.regime, t.regime2)):
             lines.append(f"| {v.block} | {t.label} | {len(t.pairs)} | {fmt(t.loss, '+.4f')} "
                          f"| {fmt(t.probe_pp, '+.1f')} | {fmt(t.baseline_pp, '+.1f')} | {fmt(t.excess_pp, '+.1f')} "
-                         f"| {t.verdict} |")
+                         f"| {interval(t.interval_pp)} | {t.verdict} |")
     lines += [""] + [f"- boundary {v.block}: **{v.verdict}** ({v.reason})" for v in verdicts]
     lines += ["", f"**Verdict: {overall_verdict(verdicts)}**"
               + (" (no stitching rows)" if not verdicts else ""), ""]
     return "\n".join(lines)
+
+
+def stitching_finding(rows: list[dict]) -> dict:
+    """Finding 8 (beyond the paper): do blockwise and E2E blocks form different interfaces? The verdict over
+    the stitching rows among `rows`, per dataset, then over datasets as over boundaries."""
+    by_dataset: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        if r.get("metric") in METRICS:
+            by_dataset[str(r.get("dataset"))].append(r)
+    out, verdicts = {}, []
+    for dataset, found in by_dataset.items():
+        boundaries = boundary_verdicts(found)
+        verdicts.append(BoundaryVerdict(0, overall_verdict(boundaries)))
+        out[dataset] = {str(v.block): {"verdict": v.verdict, "reason": v.reason} for v in boundaries}
+    key = "; ".join(f"{dataset} boundary {k}: {v['verdict']}" for dataset, by in out.items() for k, v in by.items())
+    return {"by_dataset": out, "rule": RULE, "key_numbers": key,
+            "verdict": overall_verdict(verdicts) if verdicts else "not measured (no stitching rows)"}

@@ -11,6 +11,8 @@ import yaml
 
 from .figures import CAPTIONS, FIGURES
 from .figures.style import Styler
+from .gap_split import gap_split_finding
+from .interfaces import stitching_finding
 from .rows import datasets_of, final_rows, select
 from .tables import depth_tables, escape, learning_table, saturation_table, summary_table
 
@@ -75,6 +77,17 @@ def _figure_html(name: str, paths: list[Path]) -> str:
     return "".join(parts)
 
 
+def _interfaces_html(rows: list[dict]) -> str:
+    """Findings 8 and 9 (stitching, frozen-base continuation) with their rules; their figures are above."""
+    items = []
+    for title, finding in (("Interfaces (stitching, finding 8)", stitching_finding(rows)),
+                           ("Where the gap lives (frozen-base continuation, finding 9)", gap_split_finding(rows))):
+        items.append(f"<li><b>{escape(title)}: {escape(finding['verdict'])}</b>. "
+                     f"{escape(finding.get('key_numbers') or '')}<br><span class=\"note\">Rule: "
+                     f"{escape(finding['rule'])}.</span></li>")
+    return f"<ul>{''.join(items)}</ul>"
+
+
 def _runs_html(runs: list[dict]) -> str:
     items = []
     for run in runs:
@@ -128,6 +141,7 @@ def write_report(out_dir: Path, rows: list[dict], figures: dict[str, list[Path]]
     shown = [(name, figures[name]) for name in order if figures.get(name)]
     shown += [(name, paths) for name, paths in figures.items() if name not in order + [SATURATION] and paths]
     saturation = saturation_table(final, styler)
+    interfaces = any(str(r.get("metric", "")).startswith(("stitch_", "continue")) for r in rows)
 
     sections = [("summary", "Summary")]
     if select(final, "recon_loss"):
@@ -136,6 +150,8 @@ def write_report(out_dir: Path, rows: list[dict], figures: dict[str, list[Path]]
         sections.append(("figures", "Figures"))
     if saturation or figures.get(SATURATION):
         sections.append((SATURATION, "Saturation, with and without bias"))
+    if interfaces:
+        sections.append(("interfaces", "Interfaces and the gap"))
     if select(final, "probe_acc", target=None):
         sections.append(("depth", "Probe accuracy by block"))
     sections += [("protocol", "Protocol"), ("runs", "Runs")]
@@ -176,6 +192,8 @@ def write_report(out_dir: Path, rows: list[dict], figures: dict[str, list[Path]]
     if saturation or figures.get(SATURATION):
         parts += [f'<h2 id="{SATURATION}">Saturation, with and without bias</h2>', SATURATION_NOTE, saturation,
                   _figure_html(SATURATION, figures.get(SATURATION, []))]
+    if interfaces:
+        parts += ['<h2 id="interfaces">Interfaces, and where the blockwise gap lives</h2>', _interfaces_html(rows)]
     if select(final, "probe_acc", target=None):
         parts.append('<h2 id="depth">Linear-probe accuracy by block</h2>'
                      '<p class="note">Per dataset and target, accuracy (%) at the output of every block: mean ± 95% CI '

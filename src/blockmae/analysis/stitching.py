@@ -13,9 +13,7 @@ never sees labels). What the rows say about interfaces is `analysis.interfaces`.
 
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
@@ -30,8 +28,6 @@ from ..eval.features import Features, extract_features
 from ..eval.reconstruction import MASK_SEED, held_out_losses
 from ..model.objective import reconstruction_loss
 from .extraction import dataset_name, dataset_splits
-from .figures.stitching import fig_stitching
-from .interfaces import interfaces_markdown
 from .rows import make_row
 from .sources import describe
 
@@ -258,20 +254,3 @@ def stitch_rows(paths: list[str], spec: str, *, steps: int = STEPS, boundaries: 
                                   regime2=sb.regime) for metric, value in values.items() if value is not None]
     return rows
 
-
-def interfaces(paths: list[str], spec: str, out: str | Path, *, steps: int = STEPS,
-               boundaries: list[int] | None = None, batch_size: int = 32, device: str = "auto",
-               say: Callable[[str], None] = lambda _: None) -> dict[str, Path]:
-    """`blockmae interfaces`: stitch every ordered pair, then write metrics.jsonl, stitching.png, interfaces.md."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a directory")
-    rows = stitch_rows(paths, spec, steps=steps, boundaries=boundaries, batch_size=batch_size, device=device, say=say)
-    out.mkdir(parents=True, exist_ok=True)
-    written = {"metrics": out / "metrics.jsonl", "report": out / "interfaces.md"}
-    written["metrics"].write_text("".join(json.dumps(row) + "\n" for row in rows))
-    written["report"].write_text(interfaces_markdown(rows, spec=spec, steps=steps))
-    figures = fig_stitching(rows, out)
-    if figures:
-        written["figure"] = figures[0]
-    return written

@@ -60,6 +60,22 @@ CAPTIONS = {
         "Final-block metrics at every saved checkpoint of each run (x = training step), mean over seeds with a "
         "95% CI band where the seeds share the step. Shows whether a regime is still improving or has converged, "
         "and whether reconstruction loss and representation quality move together."),
+    "stitching": (
+        "Interfaces: stitching at block boundaries",
+        "Run A's embedding and stages 1..k feed run B's stages k+1..K and top decoder through a trained affine "
+        "stitch (identity at start; A and B frozen). Left: B's top-decoder loss stitched minus B's own (above 0: "
+        "stitching costs); right: the final-block probe stitched minus B's own, in pp (below 0: stitching costs). "
+        "Solid lines: pairs across regimes (colour: A's regime, marker: B's); dashed: pairs of seeds of one "
+        "regime, the penalty stitching costs anyway. Interfaces differ only where the cross-regime penalty "
+        "clearly exceeds the seeds' (finding 8)."),
+    "continuation": (
+        "Where the gap lives: frozen-base continuation",
+        "A blockwise run continued for a fixed budget with its stages 1..k frozen and the stages above trained end "
+        "to end with the top decoder (x = k; 0 retrains the whole encoder, K-1 the top stage alone, which is what "
+        "blockwise training already did to it: the extra-steps control). Lines: the continued runs' final-block "
+        "probe, mean over seeds with 95% CI band; dotted: the blockwise run as trained; dashed: E2E as trained. "
+        "Where a line climbs to E2E's, retraining the stages above k is enough: they, not stages 1..k, hold the "
+        "gap (finding 9)."),
     "reconstructions": (
         "Reconstructions",
         "Rows: clips (labelled with the run and dataset); columns: the input, the masked input (hidden tubelets "

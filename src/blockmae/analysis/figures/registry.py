@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Callable
 
 from .curves import fig_depth_decodability, fig_learning_dynamics, fig_stage_losses_cka, fig_tokens
+from .continuation import fig_continuation
 from .final_block import fig_final_layer
 from .heatmaps import fig_cka_heatmaps
 from .reconstructions import fig_reconstructions
 from .saturation import fig_saturation
+from .stitching import fig_stitching
 
 # The figures drawn from rows alone, in report order ("reconstructions", drawn from samples, comes last).
 FIGURES: dict[str, Callable[[list[dict], Path], list[Path]]] = {
@@ -21,6 +23,8 @@ FIGURES: dict[str, Callable[[list[dict], Path], list[Path]]] = {
     "tokens": fig_tokens,
     "cka_heatmaps": fig_cka_heatmaps,
     "learning_dynamics": fig_learning_dynamics,
+    "stitching": fig_stitching,
+    "continuation": fig_continuation,
 }
 
 
