@@ -24,6 +24,7 @@ class Plan:
     overlap: int = 0  # detached regimes: stage k's loss also trains the last `overlap` layers of stage k-1
     noise: float = 0.0  # detached regimes, in training: Gaussian noise (std relative to the input's RMS) on stage inputs
     target_pool: tuple[int, ...] = ()  # stage k's target pooled over target_pool[k]^2 pixels of each frame; () all 1
+    monitors: bool = True  # monitor decoders (losses that do not reach the encoder) run; off: skipped this step
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ def configurations(preset: Preset) -> list[Configuration]:
         Configuration("hf", impl="hf", about="Hugging Face VideoMAEForPreTraining (baseline)"),
         Configuration("e2e", about="ours, E2E, one decoder: the same model as the baseline"),
         Configuration("e2e-K4-monitors", K=4, about="ours, E2E with 4 stage decoders as monitors (the paper's E2E)"),
+        Configuration("e2e-K4-monitors-every4", K=4, overrides=("train.monitor_every=4",),
+                      about="ours, E2E with the monitors trained every 4th step (train.monitor_every=4)"),
         Configuration("sim-K4", regime="simultaneous", K=4, lean=False, about="simultaneous K=4, all graphs alive"),
         Configuration("sim-K4-lean", regime="simultaneous", K=4, about="simultaneous K=4, memory-lean (default)"),
         Configuration("sim-K6", regime="simultaneous", K=6, lean=False, about="simultaneous K=6, all graphs alive"),

@@ -9,6 +9,7 @@ optimizer with the same parameter groups, `loss.item()`.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 import torch
@@ -65,13 +66,16 @@ Step = Callable[[int], list[float]]
 
 
 def ours_train_step(model: BlockMAE, optimizer, video: torch.Tensor, masks: list[torch.Tensor], regime: str,
-                    lean: bool, phase_of: Callable[[int], int] = lambda i: 0) -> Step:
-    """The engine's step for `regime` on step i's mask; returns the per-stage losses (None: not computed)."""
+                    lean: bool, phase_of: Callable[[int], int] = lambda i: 0, monitor_every: int = 1) -> Step:
+    """The engine's step for `regime` on step i's mask (monitors on every `monitor_every`-th step, as the engine
+    does); returns the per-stage losses (None: not computed)."""
     model.train()
     stepper = Stepper(model, optimizer, lean=lean)
 
     def step(i: int) -> list[float]:
         plan = regime_plan(regime, model.num_stages, phase_of(i))
+        if i % monitor_every:
+            plan = replace(plan, monitors=False)
         return stepper.step(plan, [Micro(video, masks[i % len(masks)])], 1, optimizer.param_groups[0]["lr"])
 
     return step

@@ -83,7 +83,7 @@ def measure(spec: dict) -> dict:
             step = hf_train_step(net, optimizer, video, masks)
         else:
             step = ours_train_step(net, optimizer, video, masks, regime, bool(spec.get("lean", True)),
-                                   phase_of=lambda i: schedule[i])
+                                   phase_of=lambda i: schedule[i], monitor_every=cfg.train.monitor_every)
     elif task == "extract":
         inference = bool(spec.get("inference", False))
         step = (hf_extract_step if impl == "hf" else ours_extract_step)(net, video, inference)

@@ -98,6 +98,9 @@ class TrainConfig:
     frozen_stages: int = 1
     # Regime `coarse-targets`: the upper half of the stages predict pixels pooled over target_pool x target_pool cells.
     target_pool: int = 2
+    # Monitor decoders (E2E's per-stage decoders, whose losses do not reach the encoder) train and log only every
+    # monitor_every-th step: they cost most of E2E's step on small models, and never change the encoder.
+    monitor_every: int = 1
     # Weights to start from (a run directory or one of its checkpoints): a fresh optimiser at step 0, unlike resuming.
     init_from: str | None = None
     # Weight of each stage's loss; None: all 1.

@@ -106,6 +106,8 @@ def resolve(cfg: Config) -> Config:
     if t.interface_noise < 0 or t.finetune_steps < 1:
         raise ConfigError(f"train.interface_noise={t.interface_noise} must be >= 0 and train.finetune_steps="
                           f"{t.finetune_steps} at least 1")
+    if t.monitor_every < 1:
+        raise ConfigError(f"train.monitor_every={t.monitor_every} must be at least 1 (1: monitors every step)")
     plan = regime.plan_for(k, 0, t)
     if plan.target_pool and (t.target_pool < 2 or m.patch % t.target_pool or t.target_pool >= m.patch):
         raise ConfigError(f"train.target_pool={t.target_pool} must be at least 2, divide model.patch={m.patch} and be "

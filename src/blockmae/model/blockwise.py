@@ -210,6 +210,9 @@ class BlockMAE(nn.Module):
                 with torch.no_grad():
                     x, tapped = self.run_layers(x, self.stage_bounds(k)[0] - lead, self.stage_bounds(k)[1]), None
                 continue
+            if not plan.encoder_loss[k] and not plan.monitors:  # a monitor's off step: the stage runs, its decoder not
+                x, tapped = self.run_layers(x, self.stage_bounds(k)[0] - lead, self.stage_bounds(k)[1]), None
+                continue
             ratio = self.decoder_mask_ratio[k] if decoder_masking else 0.0
             result = self.stage_loss(k, x, batch, monitor=not plan.encoder_loss[k], decoder_mask_ratio=ratio,
                                      generator=generator, lead=lead, tap=tap,

@@ -7,6 +7,7 @@ batches and masks the uninterrupted run would have seen.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -125,6 +126,8 @@ def _pretrain(cfg: Config, out: Path, device: torch.device) -> dict | None:
     for step in range(start, schedule.total):
         phase = schedule.phase(step) if regime.phased else 0
         plan = regime.plan_for(model.num_stages, phase, t)
+        if step % t.monitor_every:
+            plan = replace(plan, monitors=False)
         losses = stepper.backward(plan, micro_batches(step), t.accum_steps)
         run_dir.check_finite(losses, step, out)
         lr = step_lr(cfg, schedule, phase, step, peak_lr)
