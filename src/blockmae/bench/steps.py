@@ -66,11 +66,12 @@ Step = Callable[[int], list[float]]
 
 
 def ours_train_step(model: BlockMAE, optimizer, video: torch.Tensor, masks: list[torch.Tensor], regime: str,
-                    lean: bool, phase_of: Callable[[int], int] = lambda i: 0, monitor_every: int = 1) -> Step:
-    """The engine's step for `regime` on step i's mask (monitors on every `monitor_every`-th step, as the engine
-    does); returns the per-stage losses (None: not computed)."""
+                    lean: bool, phase_of: Callable[[int], int] = lambda i: 0, monitor_every: int = 1,
+                    amp: str = "none") -> Step:
+    """The engine's step for `regime` on step i's mask (monitors on every `monitor_every`-th step, bf16 autocast
+    with `amp`, as the engine does); returns the per-stage losses (None: not computed)."""
     model.train()
-    stepper = Stepper(model, optimizer, lean=lean)
+    stepper = Stepper(model, optimizer, lean=lean, amp=amp)
 
     def step(i: int) -> list[float]:
         plan = regime_plan(regime, model.num_stages, phase_of(i))
@@ -81,12 +82,14 @@ def ours_train_step(model: BlockMAE, optimizer, video: torch.Tensor, masks: list
     return step
 
 
-def hf_train_step(hf, optimizer, video: torch.Tensor, masks: list[torch.Tensor]) -> Step:
+def hf_train_step(hf, optimizer, video: torch.Tensor, masks: list[torch.Tensor], amp: str = "none") -> Step:
+    """Hugging Face's step, under the same autocast as ours with `amp` bf16."""
     hf.train()
     pixel_values = video.transpose(1, 2).contiguous()  # Hugging Face takes (B, T, C, H, W)
 
     def step(i: int) -> list[float]:
-        loss = hf(pixel_values, bool_masked_pos=masks[i % len(masks)]).loss
+        with torch.autocast(video.device.type, dtype=torch.bfloat16, enabled=amp == "bf16"):
+            loss = hf(pixel_values, bool_masked_pos=masks[i % len(masks)]).loss
         loss.backward()
         value = loss.item()
         optimizer.step()

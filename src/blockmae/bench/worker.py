@@ -66,7 +66,8 @@ def measure(spec: dict) -> dict:
     video, masks = make_inputs(model, cfg, int(spec["batch"]), len(schedule), int(spec.get("seed", 0)), device)
     out |= {"impl": impl, "task": task, "regime": regime, "K": K, "partition": model.partition,
             "batch": int(spec["batch"]), "grid": list(model.grid), "tokens": model.embed.num_tokens,
-            "visible": int((~masks[0][0]).sum()), "warmup": len(prelude), "timed_steps": len(timed)}
+            "visible": int((~masks[0][0]).sum()), "warmup": len(prelude), "timed_steps": len(timed),
+            "amp": cfg.train.amp}
 
     if impl == "hf":
         net = hf_twin(model)
@@ -80,10 +81,11 @@ def measure(spec: dict) -> dict:
     if task == "train":
         optimizer = make_optimizer(net, spec.get("optimizer", "engine"))
         if impl == "hf":
-            step = hf_train_step(net, optimizer, video, masks)
+            step = hf_train_step(net, optimizer, video, masks, amp=cfg.train.amp)
         else:
             step = ours_train_step(net, optimizer, video, masks, regime, bool(spec.get("lean", True)),
-                                   phase_of=lambda i: schedule[i], monitor_every=cfg.train.monitor_every)
+                                   phase_of=lambda i: schedule[i], monitor_every=cfg.train.monitor_every,
+                                   amp=cfg.train.amp)
     elif task == "extract":
         inference = bool(spec.get("inference", False))
         step = (hf_extract_step if impl == "hf" else ours_extract_step)(net, video, inference)
