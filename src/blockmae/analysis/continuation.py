@@ -61,11 +61,16 @@ def continue_rows(paths: list[str], spec: str, out: str | Path, *, steps: int = 
     dev = resolve_device(device, "--device")
     name, plan = dataset_name(spec), split_plan(dataset_splits(spec))
     rows: list[dict] = []
+    clips: dict[tuple, tuple[Clips, Clips | None]] = {}  # by clip shape and input normalisation
 
     def measure(source: Source, model, metric_prefix: str, block: int | None) -> None:
         model = model.to(dev).eval()
-        test = Clips(spec, plan.evaluate, model.cfg, batch_size, dev)
-        train = Clips(spec, plan.fit, model.cfg, batch_size, dev) if plan.fit else None
+        c = model.cfg
+        key = (c.frames, c.image_size, c.channels, tuple(c.pixel_mean), tuple(c.pixel_std))
+        if key not in clips:
+            clips[key] = (Clips(spec, plan.evaluate, c, batch_size, dev),
+                          Clips(spec, plan.fit, c, batch_size, dev) if plan.fit else None)
+        test, train = clips[key]
         mask = source.config.get("mask", {})
         loss = held_out_losses(model, lambda: test.videos(recon_clips), mask.get("kind", "tube"),
                                mask.get("ratio", 0.9))["losses"][-1]
