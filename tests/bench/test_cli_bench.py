@@ -51,3 +51,11 @@ def test_quick_bench_from_the_cli_writes_json_with_the_loss_check(tmp_path, caps
     assert e2e["x_baseline"] == pytest.approx(e2e["clips_per_s"] / hf["clips_per_s"]) and hf["x_baseline"] == 1.0
     assert results["settings"]["in_process"] is False  # each configuration in its own worker process
     assert "loss check" in out and "OK" in out and f"wrote {path}" in out
+
+
+@pytest.mark.parametrize("argv", [["blockmae", "bench", "--preset", "tiny"], ["benchmarks/bench.py", "--preset", "tiny"]])
+def test_the_recorded_command_names_bench_once(monkeypatch, argv):
+    from blockmae.bench.publish import command_line
+
+    monkeypatch.setattr(sys, "argv", argv)
+    assert command_line() == "blockmae bench --preset tiny"

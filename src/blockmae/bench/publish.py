@@ -8,8 +8,11 @@ from pathlib import Path
 
 
 def command_line() -> str | None:
-    """How this bench was started, for the results."""
-    return " ".join(["blockmae", "bench"] + sys.argv[1:]) if sys.argv else None
+    """How this bench was started, for the results (`blockmae bench ...` and `benchmarks/bench.py ...` alike)."""
+    if not sys.argv:
+        return None
+    args = sys.argv[1:]
+    return " ".join(["blockmae", "bench"] + (args[1:] if args[:1] == ["bench"] else args))
 
 
 def publish(results: dict, report: str, json_path: str | None, say) -> dict:
