@@ -50,3 +50,32 @@ def format_report(results: dict) -> str:
         for t in results["targets"]:
             lines.append(f"  [{'met' if t['met'] else 'NOT met'}] {t['target']}: {t['detail']}")
     return "\n".join(lines)
+
+
+def format_markdown(results: dict) -> str:
+    """The same results as a markdown section for docs/performance.md: the machine and command, one table row
+    per configuration, the loss check and the targets (`benchmarks/performance_doc.py` writes it there)."""
+    s = results["settings"]
+    lines = [f"`{s.get('command') or 'blockmae bench'}`", "",
+             describe_machine(results["machine"], s["threads"]) + ".",
+             f"Preset {results['preset']}: {results['preset_about']}; batch {s['batch']}, {s['repeats']} repeat(s), "
+             f"{s.get('timer', 'wall')} time.", "",
+             "| config | what runs | clips/s | x HF | step x e2e | step MiB | live MiB | MFU |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results["rows"]:
+        if "clips_per_s" not in r:
+            lines.append(f"| {r['name']} | {r.get('about', '')} | {r.get('error') or r.get('skipped')} | | | | | |")
+            continue
+        live = r["live_step_bytes"] / MiB if r.get("live_step_bytes") else None
+        lines.append(f"| {r['name']} | {r.get('about', '')} | {r['clips_per_s']:.2f} | {cell(r.get('x_baseline'), '.2f')} "
+                     f"| {cell(r.get('time_x_e2e'), '.2f')} | {r['step_bytes'] / MiB:.0f} | {cell(live, '.0f')} "
+                     f"| {cell(r.get('mfu'), '.1%')} |")
+    c = results.get("loss_check")
+    if c:
+        lines += ["", f"Loss check (first step, same weights, clips and mask): Hugging Face {c['hf']:.6f}, ours "
+                      f"{c['ours']:.6f}, |diff| {c['abs_diff']:.1e}: {'OK' if c['ok'] else 'MISMATCH'} "
+                      f"(tolerance {c['tolerance']:g})."]
+    if results.get("targets"):
+        lines += ["", "| target | verdict |", "|---|---|"]
+        lines += [f"| {t['target']} | {'met' if t['met'] else '**not met**'}: {t['detail']} |" for t in results["targets"]]
+    return "\n".join(lines)
