@@ -131,3 +131,15 @@ def test_first_losses_match_uses_the_tolerance():
     assert not bad["ok"] and bad["abs_diff"] == pytest.approx(1e-3)
     with pytest.raises(ValueError, match="partition=1"):
         hf_loss_check(small_config("model.partition=2"))
+
+
+def test_monitors_every_mth_step_are_timed_as_the_mean_over_a_period():
+    from blockmae.bench.worker import measure
+
+    spec = {"name": "every2", "impl": "ours", "task": "train", "regime": "e2e", "K": 2, "config": "tiny",
+            "overrides": SMALL + ["train.monitor_every=2"], "batch": 2, "warmup": 1, "steps": 4, "seed": 0,
+            "device": "cpu", "threads": 1, "flops": False, "timer": "cpu", "live": False}
+    row = measure(spec)
+    assert row["monitor_step_s"] > 0 and row["off_step_s"] > 0
+    assert row["step_s"] == pytest.approx((row["monitor_step_s"] + row["off_step_s"]) / 2)
+    assert len(row["first_losses"]) == 2 and None not in row["first_losses"]  # the loss-check step has its monitor
