@@ -213,7 +213,7 @@ def run_study(study: Study | str | Path, out: str | Path, jobs: int | None = Non
 
 def study_interfaces(study: Study, out: Path) -> list[dict]:
     """`blockmae interfaces` on the runs of the study's interfaces regimes, in out/interfaces; rows from an earlier
-    run with the same settings are reused (continued runs are reused anyway)."""
+    run with the same settings are reused (continued runs are reused anyway), its report and figures written anew."""
     from .analysis.interfaces_run import interface_rows, write_interfaces
 
     spec, where = study.interfaces, out / "interfaces"
@@ -222,9 +222,10 @@ def study_interfaces(study: Study, out: Path) -> list[dict]:
     settings = {**spec, "runs": runs}
     done = where / "settings.json"
     if done.is_file() and json.loads(done.read_text()) == settings and (where / "metrics.jsonl").is_file():
-        return [json.loads(line) for line in (where / "metrics.jsonl").read_text().splitlines()]
-    rows = interface_rows(runs, spec["data"], where, stitch_steps=spec["stitch_steps"],
-                          continue_steps=spec["continue_steps"], say=lambda m: print(m, flush=True))
+        rows = [json.loads(line) for line in (where / "metrics.jsonl").read_text().splitlines()]
+    else:
+        rows = interface_rows(runs, spec["data"], where, stitch_steps=spec["stitch_steps"],
+                              continue_steps=spec["continue_steps"], say=lambda m: print(m, flush=True))
     write_interfaces(rows, where, spec=spec["data"], stitch_steps=spec["stitch_steps"] or None)
     done.write_text(json.dumps(settings, indent=1))
     return rows

@@ -112,7 +112,8 @@ def continuation_markdown(rows: list[dict]) -> str:
     for v in finding["by_regime"].values():
         gap = v["gap_pp"]
         for k, gain in v["gain_pp"].items():
+            share = "-" if v["verdict"] == "no gap" else f"{v['share'][k]:+.0%}"  # a share of no gap means nothing
             lines.append(f"| {v['label']} | {gap['mean']:+.1f} [{gap['low']:+.1f}, {gap['high']:+.1f}] | {k} "
-                         f"| {gain['mean']:+.1f} [{gain['low']:+.1f}, {gain['high']:+.1f}] | {v['share'][k]:+.0%} "
+                         f"| {gain['mean']:+.1f} [{gain['low']:+.1f}, {gain['high']:+.1f}] | {share} "
                          f"| {v['verdict']} |")
     return "\n".join(lines + ["", f"**Verdict: {finding['verdict']}**", ""])
