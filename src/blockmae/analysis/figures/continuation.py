@@ -35,13 +35,14 @@ def fig_continuation(rows: list[dict], out_dir: Path) -> list[Path]:
             elif r["metric"] == "continue_start_probe":
                 start[group_of(r)].append(r["value"])
         for g in draw_series(ax, continued, styler, "probe_acc"):
-            handles.setdefault(styler.label(g) + " continued", Line2D([], [], **styler.line(g)))
+            label = styler.label(g) + " continued"
+            handles.setdefault(label, Line2D([], [], **(styler.line(g) | {"label": label})))
         for g, values in start.items():
             if g in continued or g.regime == "e2e":
                 style = "--" if g.regime == "e2e" else ":"
                 ax.axhline(100 * mean_and_half_width(values)[0], color=styler.color(g), linestyle=style, linewidth=1.2)
-                handles.setdefault(styler.label(g) + " as trained",
-                                   Line2D([], [], color=styler.color(g), linestyle=style))
+                label = styler.label(g) + " as trained"
+                handles.setdefault(label, Line2D([], [], color=styler.color(g), linestyle=style, label=label))
         ax.set_xlabel("Stages 1..k frozen (0: whole encoder retrained)")
         ax.set_ylabel("Final-block probe accuracy (%)")
         steps = next((r.get("continue_steps") for r in here if r.get("continue_steps")), None)
