@@ -1,7 +1,7 @@
 """The gap table behind docs/results.md ("Closing the blockwise gap"), from the study's published outputs and a
 bench JSON of the same regimes.
 
-    python studies/gap/table.py docs/results/gap --bench docs/performance/gap-regimes-tiny-cpu.json
+    python studies/gap/table.py docs/results/gap --bench docs/performance/tiny-cpu.json
 
 Per regime (K=4, 3 seeds): the final-block mean probe on every probe set, mean [95% t-interval] over seeds; the
 share of the simultaneous-to-E2E gap it closes (on the seed means; per probe set and on the mean over probe

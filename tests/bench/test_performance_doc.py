@@ -1,0 +1,36 @@
+"""docs/performance.md's generated tables are what the committed bench JSON gives (benchmarks/performance_doc.py)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "performance_doc.py"
+
+
+def test_the_committed_page_is_up_to_date():
+    done = subprocess.run([sys.executable, str(SCRIPT), "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_block_is_rewritten_from_its_json_and_a_stale_one_is_caught(tmp_path):
+    results = {"settings": {"command": "blockmae bench --preset tiny", "threads": 1, "batch": 4, "repeats": 1,
+                            "timer": "cpu"},
+               "machine": {"cpu": "Test CPU", "cores": 2, "device": "cpu", "torch": "x", "python": "3",
+                           "torch_threads_default": 2},
+               "preset": "tiny", "preset_about": "small",
+               "rows": [{"name": "e2e", "about": "ours", "clips_per_s": 10.0, "x_baseline": 1.25, "time_x_e2e": 1.0,
+                         "step_bytes": 2 ** 21, "live_step_bytes": 2 ** 20, "mfu": 0.5}],
+               "loss_check": None, "targets": [{"target": "fast", "met": False, "detail": "0.9x"}]}
+    (tmp_path / "performance").mkdir()
+    (tmp_path / "performance" / "r.json").write_text(json.dumps(results))
+    doc = tmp_path / "performance.md"
+    doc.write_text("# P\n<!-- generated from performance/r.json -->\nold\n<!-- end generated -->\ntail\n")
+    check = [sys.executable, str(SCRIPT), "--doc", str(doc), "--check"]
+    assert subprocess.run(check, capture_output=True).returncode == 1
+    assert subprocess.run([sys.executable, str(SCRIPT), "--doc", str(doc)], capture_output=True).returncode == 0
+    text = doc.read_text()
+    assert "| e2e | ours | 10.00 | 1.25 | 1.00 | 2 | 1 | 50.0% |" in text and "| fast | **not met**: 0.9x |" in text
+    assert text.startswith("# P\n") and text.endswith("<!-- end generated -->\ntail\n") and "old" not in text
+    assert subprocess.run(check, capture_output=True).returncode == 0
