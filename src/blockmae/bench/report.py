@@ -3,8 +3,16 @@ the targets' verdicts."""
 
 from __future__ import annotations
 
+import copy
+
 from .machine import describe_machine
+from .summary import summarise
 from .text import MiB, cell
+
+
+def cell_text(text: str) -> str:
+    """Text safe inside a markdown table cell (a bare | would end the cell)."""
+    return str(text).replace("|", "\\|")
 
 
 def format_report(results: dict) -> str:
@@ -54,8 +62,11 @@ def format_report(results: dict) -> str:
 
 def format_markdown(results: dict) -> str:
     """The same results as a markdown section for docs/performance.md: the machine and command, one table row
-    per configuration, the loss check and the targets (`benchmarks/performance_doc.py` writes it there)."""
+    per configuration, the loss check and the targets, judged by today's targets (`summary.summarise` on the
+    stored rows), so an older JSON reads against the same bars (`benchmarks/performance_doc.py` writes it)."""
     s = results["settings"]
+    _, check, targets = summarise(copy.deepcopy(results["rows"]), results.get("matmul"))
+    results = {**results, "loss_check": check, "targets": targets}
     lines = [f"`{s.get('command') or 'blockmae bench'}`", "",
              describe_machine(results["machine"], s["threads"]) + ".",
              f"Preset {results['preset']}: {results['preset_about']}; batch {s['batch']}, {s['repeats']} repeat(s), "
@@ -64,10 +75,10 @@ def format_markdown(results: dict) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for r in results["rows"]:
         if "clips_per_s" not in r:
-            lines.append(f"| {r['name']} | {r.get('about', '')} | {r.get('error') or r.get('skipped')} | | | | | |")
+            lines.append(f"| {r['name']} | {cell_text(r.get('about', ''))} | {r.get('error') or r.get('skipped')} | | | | | |")
             continue
         live = r["live_step_bytes"] / MiB if r.get("live_step_bytes") else None
-        lines.append(f"| {r['name']} | {r.get('about', '')} | {r['clips_per_s']:.2f} | {cell(r.get('x_baseline'), '.2f')} "
+        lines.append(f"| {r['name']} | {cell_text(r.get('about', ''))} | {r['clips_per_s']:.2f} | {cell(r.get('x_baseline'), '.2f')} "
                      f"| {cell(r.get('time_x_e2e'), '.2f')} | {r['step_bytes'] / MiB:.0f} | {cell(live, '.0f')} "
                      f"| {cell(r.get('mfu'), '.1%')} |")
     c = results.get("loss_check")
@@ -77,5 +88,6 @@ def format_markdown(results: dict) -> str:
                       f"(tolerance {c['tolerance']:g})."]
     if results.get("targets"):
         lines += ["", "| target | verdict |", "|---|---|"]
-        lines += [f"| {t['target']} | {'met' if t['met'] else '**not met**'}: {t['detail']} |" for t in results["targets"]]
+        lines += [f"| {t['target']} | {'met' if t['met'] else '**not met**'}: {cell_text(t['detail'])} |"
+                  for t in results["targets"]]
     return "\n".join(lines)
