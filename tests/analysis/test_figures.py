@@ -19,7 +19,7 @@ from blockmae.analysis.figures.final_block import fig_final_layer
 from blockmae.analysis.figures.heatmaps import across_run_cka, within_run_cka
 from blockmae.analysis.figures.reconstructions import fig_reconstructions
 from blockmae.analysis.figures.style import Styler
-from blockmae.analysis.rows import Group, final_rows
+from blockmae.analysis.rows import Group, final_rows, make_row
 
 TARGETS = {
     "digits": ["digit"],
@@ -139,11 +139,30 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+def interface_rows(seeds=(0, 1), K=4) -> list[dict]:
+    """`blockmae interfaces` rows for the synthetic runs: stitching every ordered pair at every boundary, and the
+    simultaneous runs continued with stages 1..k frozen."""
+    runs = {f"{regime}-K{K}-s{seed}": (regime, seed) for regime in ("e2e", "simultaneous") for seed in seeds}
+    rows = []
+    for a, (regime, seed) in runs.items():
+        meta = {"run": a, "regime": regime, "model": "vit-tiny", "K": K, "seed": seed}
+        for b, (regime2, _) in runs.items():
+            for k in range(1, K) if a != b else ():
+                for metric, value in (("stitch_loss", 0.71 + 0.01 * k), ("stitch_loss_own", 0.7),
+                                      ("stitch_probe", 0.5 - 0.01 * k), ("stitch_probe_own", 0.5)):
+                    rows.append(make_row(meta, "digits", "test", metric, value, block=k, run2=b, regime2=regime2))
+        rows.append(make_row(meta, "digits", "test", "continue_start_probe", 0.5 + 0.05 * (regime == "e2e")))
+        for k in range(K) if regime == "simultaneous" else ():
+            rows.append(make_row(meta, "digits", "test", "continued_probe", 0.55 - 0.01 * k, block=k,
+                                 continue_steps=10))
+    return rows
+
+
 @lru_cache(maxsize=1)
 def drawn_once() -> tuple[list[dict], Path, dict[str, list[Path]]]:
     """The default synthetic rows and every figure drawn from them, once per test session (drawing is the
     slow part; test_report reuses them)."""
-    rows = synthetic_rows()
+    rows = synthetic_rows() + interface_rows()
     out = Path(tempfile.mkdtemp(prefix="blockmae-figures-"))
     atexit.register(shutil.rmtree, out, True)
     return rows, out, make_all_figures(rows, out, samples=synthetic_samples(), strict=True)

@@ -113,12 +113,15 @@ def test_report_tables_hold_the_numbers(report):
 def test_report_sections(report):
     path, _, _ = report
     text = path.read_text(encoding="utf-8")
-    for anchor in ("summary", "figures", "depth", "protocol", "runs", "timings"):
+    for anchor in ("summary", "figures", "interfaces", "depth", "protocol", "runs", "timings"):
         assert f'id="{anchor}"' in text
+    # findings 8 and 9 on the synthetic interface rows: their verdicts and rules, and their figures
+    assert "Interfaces (stitching, finding 8)" in text and "Where the gap lives" in text and "Rule: gap =" in text
     assert "3-fold CV &lt;seed 0&gt;" in text  # protocol text, escaped
     assert text.count("<details>") >= 3  # two runs + the by-layer tables
     assert "12.5 s" in text and "5.0 min" in text
-    for heading in ("Final-block quality", "Decodability vs depth", "CKA heatmaps", "Reconstructions"):
+    for heading in ("Final-block quality", "Decodability vs depth", "CKA heatmaps", "Reconstructions",
+                    "Interfaces: stitching at block boundaries", "Where the gap lives: frozen-base continuation"):
         assert heading in text
 
 
