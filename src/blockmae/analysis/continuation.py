@@ -18,13 +18,12 @@ from typing import Callable
 from ..config import config_from_dict
 from ..devices import resolve_device
 from ..eval import split_plan
-from ..eval.reconstruction import held_out_losses
 from ..regimes import REGIMES
 from ..train.engine import pretrain
 from .extraction import dataset_name, dataset_splits
 from .rows import make_row
 from .sources import Source, describe
-from .stitching import Clips, final_probe
+from .stitching import Clips, own_loss_and_probe
 
 STEPS = 150
 METRICS = ("continue_start_probe", "continue_start_loss", "continued_probe", "continued_loss")
@@ -70,11 +69,7 @@ def continue_rows(paths: list[str], spec: str, out: str | Path, *, steps: int = 
         if key not in clips:
             clips[key] = (Clips(spec, plan.evaluate, c, batch_size, dev),
                           Clips(spec, plan.fit, c, batch_size, dev) if plan.fit else None)
-        test, train = clips[key]
-        mask = source.config.get("mask", {})
-        loss = held_out_losses(model, lambda: test.videos(recon_clips), mask.get("kind", "tube"),
-                               mask.get("ratio", 0.9))["losses"][-1]
-        probe = final_probe(test.features(model), train.features(model) if train else None)
+        loss, probe = own_loss_and_probe(model, source, *clips[key], recon_clips)
         values = {f"{metric_prefix}_loss": loss, f"{metric_prefix}_probe": probe}
         rows.extend(make_row(source.meta(), name, plan.row_split, metric, value, block=block, continue_steps=steps)
                     for metric, value in values.items() if value is not None)

@@ -191,6 +191,18 @@ def final_probe(test: Features, train: Features | None) -> float | None:
     return probe_targets(train.layers[-1], train.labels, names, test_x=test.layers[-1], test_y=test.labels)["mean"]
 
 
+def masks_of(source) -> tuple[str, float]:
+    """The run's own mask settings (kind, ratio), as its held-out loss uses them."""
+    mask = source.config.get("mask", {})
+    return mask.get("kind", "tube"), mask.get("ratio", 0.9)
+
+
+def own_loss_and_probe(model, source, test: Clips, train: Clips | None, recon_clips: int) -> tuple[float, float | None]:
+    """A model's held-out top-decoder loss (`held_out_losses` under its run's masks) and final-block probe."""
+    loss = held_out_losses(model, lambda: test.videos(recon_clips), *masks_of(source))["losses"][-1]
+    return loss, final_probe(test.features(model), train.features(model) if train else None)
+
+
 def stitch_rows(paths: list[str], spec: str, *, steps: int = STEPS, boundaries: list[int] | None = None,
                 batch_size: int = 32, recon_clips: int = 256, device: str = "auto", seed: int = 0,
                 say: Callable[[str], None] = lambda _: None) -> list[dict]:
@@ -216,10 +228,6 @@ def stitch_rows(paths: list[str], spec: str, *, steps: int = STEPS, boundaries: 
     train = Clips(spec, plan.fit, cfg, batch_size, dev) if plan.fit else None
     fit = train or test
 
-    def masks_of(source) -> tuple[str, float]:
-        mask = source.config.get("mask", {})
-        return mask.get("kind", "tube"), mask.get("ratio", 0.9)
-
     @torch.no_grad()
     def held_out_top(stitched: Stitched, kind: str, ratio: float) -> float:
         """As `held_out_losses`: batch i under the mask seeded MASK_SEED + i."""
@@ -233,10 +241,7 @@ def stitch_rows(paths: list[str], spec: str, *, steps: int = STEPS, boundaries: 
     def features(model) -> tuple[Features, Features | None]:
         return test.features(model), train.features(model) if train else None
 
-    own = {}
-    for s, m in zip(sources, models):
-        loss = held_out_losses(m, lambda: test.videos(recon_clips), *masks_of(s))["losses"][-1]
-        own[s.run] = (loss, final_probe(*features(m)))
+    own = {s.run: own_loss_and_probe(m, s, test, train, recon_clips) for s, m in zip(sources, models)}
     rows: list[dict] = []
     for i, (sa, a) in enumerate(zip(sources, models)):
         for j, (sb, b) in enumerate(zip(sources, models)):
