@@ -77,6 +77,12 @@ def _e2e(k: int, phase: int, s: RegimeSettings) -> Plan:
     return Plan(False, _last_only(k), (False,) * k, k)
 
 
+def monitor_fit_plan(k: int) -> Plan:
+    """Fitting E2E's monitors after training (`train.monitor_fit_steps`): stages 1..K-1 run without a graph and
+    each trains only its own decoder on its output; the top stage and its decoder do not run."""
+    return Plan(False, (False,) * k, (False,) * k, k - 1)
+
+
 def _simultaneous(k: int, phase: int, s: RegimeSettings) -> Plan:
     return Plan(True, (True,) * k, (False,) * k, k)
 

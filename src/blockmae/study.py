@@ -150,7 +150,8 @@ def train_all(study: Study, out: Path, jobs: int | None = None, progress: bool =
     todo = [(name, o) for name, o in runs if not (out / "runs" / name / "summary.json").is_file()]
     print(f"{len(runs)} runs, {len(runs) - len(todo)} already done; training {len(todo)} "
           f"({jobs} at a time, {threads} thread(s) each) in {out / 'runs'}", flush=True)
-    total = sum(load_config(study.config, o).train.max_steps or 0 for _, o in todo)
+    total = sum((t := load_config(study.config, o).train).max_steps + t.monitor_fit_steps if t.max_steps else 0
+                for _, o in todo)
     bar = tqdm(total=total, desc=f"pretrain {len(todo)} runs", unit="step", disable=not progress or not todo,
                dynamic_ncols=True)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:

@@ -99,8 +99,12 @@ class TrainConfig:
     # Regime `coarse-targets`: the upper half of the stages predict pixels pooled over target_pool x target_pool cells.
     target_pool: int = 2
     # Monitor decoders (E2E's per-stage decoders, whose losses do not reach the encoder) train and log only every
-    # monitor_every-th step: they cost most of E2E's step on small models, and never change the encoder.
+    # monitor_every-th step (0: never during training): they cost most of E2E's step on small models, and never
+    # change the encoder.
     monitor_every: int = 1
+    # Regime `e2e`: after max_steps, this many steps fit the monitors on the frozen final encoder (each starts from
+    # the top decoder's weights if monitor_every=0), so the per-stage losses cost a fraction of always-on monitors.
+    monitor_fit_steps: int = 0
     # Weights to start from (a run directory or one of its checkpoints): a fresh optimiser at step 0, unlike resuming.
     init_from: str | None = None
     # Weight of each stage's loss; None: all 1.

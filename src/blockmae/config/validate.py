@@ -106,8 +106,17 @@ def resolve(cfg: Config) -> Config:
     if t.interface_noise < 0 or t.finetune_steps < 1:
         raise ConfigError(f"train.interface_noise={t.interface_noise} must be >= 0 and train.finetune_steps="
                           f"{t.finetune_steps} at least 1")
-    if t.monitor_every < 1:
-        raise ConfigError(f"train.monitor_every={t.monitor_every} must be at least 1 (1: monitors every step)")
+    if t.monitor_every < 0:
+        raise ConfigError(f"train.monitor_every={t.monitor_every} must be at least 0 (1: monitors every step; 0: never "
+                          "during training)")
+    if t.monitor_fit_steps < 0:
+        raise ConfigError(f"train.monitor_fit_steps={t.monitor_fit_steps} must be at least 0 (0: no fitting after "
+                          "training)")
+    if t.monitor_fit_steps and (t.regime != "e2e" or k < 2 or dist.mode == "pipeline"):
+        raise ConfigError(f"train.monitor_fit_steps={t.monitor_fit_steps} fits E2E's monitor decoders after training: "
+                          f"it needs train.regime=e2e with at least 2 stages in one process or data parallel (got "
+                          f"regime '{t.regime}', model.partition={m.partition}, dist.mode={dist.mode}); set "
+                          "train.monitor_fit_steps=0")
     plan = regime.plan_for(k, 0, t)
     if plan.target_pool and (t.target_pool < 2 or m.patch % t.target_pool or t.target_pool >= m.patch):
         raise ConfigError(f"train.target_pool={t.target_pool} must be at least 2, divide model.patch={m.patch} and be "

@@ -117,7 +117,7 @@ class BlockMAE(nn.Module):
 
     def stage_loss(self, k: int, x: torch.Tensor, batch: MaskedBatch, monitor: bool = False,
                    decoder_mask_ratio: float = 0.0, generator: torch.Generator | None = None,
-                   lead: int = 0, tap: int = 0, pool: int = 1) -> StageResult:
+                   lead: int = 0, tap: int = 0, pool: int = 1, encoder_grad: bool = True) -> StageResult:
         """Stage k on its input `x` (detach it first for a gradient-isolated stage), then its local decoder's
         masked-reconstruction loss.
 
@@ -127,14 +127,16 @@ class BlockMAE(nn.Module):
         `lead`: `x` enters that many layers before the stage's first (the previous stage's last layers, which
         this loss then trains too: overlapping blocks); `tap`: also return the tokens entering the last `tap` layers.
         `pool` > 1: the target is the coarser `objective.coarse_targets` (the coarse-targets regime).
+        `encoder_grad` False: the stage's layers run without a graph (only the decoder trains: fitting monitors).
         """
         start, end = self.stage_bounds(k)
         tapped = None
-        if tap:
-            x = tapped = self.run_layers(x, start - lead, end - tap)
-            x = self.run_layers(x, end - tap, end)
-        else:
-            x = self.run_layers(x, start - lead, end)
+        with nullcontext() if encoder_grad else torch.no_grad():
+            if tap:
+                x = tapped = self.run_layers(x, start - lead, end - tap)
+                x = self.run_layers(x, end - tap, end)
+            else:
+                x = self.run_layers(x, start - lead, end)
         hidden, target = batch.hidden_idx, batch.target
         if pool > 1:
             c = self.cfg
@@ -192,7 +194,9 @@ class BlockMAE(nn.Module):
         """
         if (start > 0) != (inputs is not None):
             raise ValueError("run_plan: give `inputs` exactly when starting after the first stage")
-        with torch.no_grad() if plan.frozen[0] else nullcontext():
+        # No loss reaching the encoder (fitting monitors): the encoder needs no graph at all.
+        encoder_grad = any(plan.encoder_loss[k] and not plan.frozen[k] for k in range(start, plan.active))
+        with torch.no_grad() if plan.frozen[0] or not encoder_grad else nullcontext():
             x, batch = self.masked_batch(video, mask, embed=start == 0)
         if decoder_masking is None:
             decoder_masking = self.training
@@ -216,7 +220,7 @@ class BlockMAE(nn.Module):
             ratio = self.decoder_mask_ratio[k] if decoder_masking else 0.0
             result = self.stage_loss(k, x, batch, monitor=not plan.encoder_loss[k], decoder_mask_ratio=ratio,
                                      generator=generator, lead=lead, tap=tap,
-                                     pool=plan.target_pool[k] if plan.target_pool else 1)
+                                     pool=plan.target_pool[k] if plan.target_pool else 1, encoder_grad=encoder_grad)
             x, loss, tapped = result.output, result.loss, result.tap
             if backward is not None and loss.requires_grad and (plan.detach or not plan.encoder_loss[k]):
                 backward(k, loss)

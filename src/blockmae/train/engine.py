@@ -19,7 +19,7 @@ from ..data.transforms import to_model_input
 from ..devices import resolve_device
 from ..errors import Interrupted
 from ..model import BlockMAE
-from ..regimes import get_regime
+from ..regimes import get_regime, monitor_fit_plan
 from . import distributed, lock, run_dir
 from .batches import mask_generator, train_batches, train_dataset
 from .logging import RunLog
@@ -104,6 +104,7 @@ def _pretrain(cfg: Config, out: Path, device: torch.device) -> dict | None:
         print(f"blockmae: {t.regime}, K={model.num_stages} stages {model.partition}, {schedule.total} steps, "
               f"batch {global_batch}, effective lr {peak_lr:.3g} (base {t.lr:g} x {global_batch}/256), device {device}"
               + (f", {replicas.world} data-parallel ranks" if replicas.world > 1 else "")
+              + (f", then {schedule.fit_steps} steps fitting the monitors" if schedule.fit_steps else "")
               + (f", resuming at step {start}" if start else ""))
 
     loader = train_batches(cfg, dataset, start, device, replicas.shard)
@@ -121,13 +122,20 @@ def _pretrain(cfg: Config, out: Path, device: torch.device) -> dict | None:
             yield Micro(video, mask[replicas.rows(rows)])
 
     model.train()
-    bar = tqdm(total=schedule.total, initial=start, desc=f"pretrain {t.regime}",
+    bar = tqdm(total=schedule.end, initial=start, desc=f"pretrain {t.regime}",
                disable=not (t.progress and replicas.main), dynamic_ncols=True)
-    for step in range(start, schedule.total):
-        phase = schedule.phase(step) if regime.phased else 0
-        plan = regime.plan_for(model.num_stages, phase, t)
-        if step % t.monitor_every:
-            plan = replace(plan, monitors=False)
+    for step in range(start, schedule.end):
+        if schedule.fitting(step):  # after training: fit the monitors on the frozen encoder
+            if step == schedule.total:
+                bar.set_description("fit monitors")
+                if t.monitor_every == 0:
+                    start_monitors_from_top(model)
+            phase, plan = len(schedule.phase_ends), monitor_fit_plan(model.num_stages)
+        else:
+            phase = schedule.phase(step) if regime.phased else 0
+            plan = regime.plan_for(model.num_stages, phase, t)
+            if t.monitor_every == 0 or step % t.monitor_every:
+                plan = replace(plan, monitors=False)
         losses = stepper.backward(plan, micro_batches(step), t.accum_steps)
         run_dir.check_finite(losses, step, out)
         lr = step_lr(cfg, schedule, phase, step, peak_lr)
@@ -136,14 +144,25 @@ def _pretrain(cfg: Config, out: Path, device: torch.device) -> dict | None:
         window.add([mean if v is not None else None for mean, v in zip(means, losses)])
         done = step + 1
         bar.update(1)
-        if replicas.main and (done % t.log_every == 0 or done == schedule.total):
+        if replicas.main and (done % t.log_every == 0 or done in (schedule.total, schedule.end)):
             row = window.row(done, schedule.steps_per_epoch, phase, lr)
             log.write(row)
             bar.set_postfix_str(" ".join(f"{v:.3f}" for v in row["losses"] if v is not None))
-        if replicas.main and (done % t.checkpoint_every == 0 or done == schedule.total):
+        if replicas.main and (done % t.checkpoint_every == 0 or done in (schedule.total, schedule.end)):
             run_dir.save(out, done, model, optimizer.state_dict(), cfg)
     bar.close()
     if not replicas.main:
         return None
     log.close()
-    return write_summary(out, cfg, model, schedule.total, skips.files, device)
+    return write_summary(out, cfg, model, schedule.end, skips.files, device)
+
+
+@torch.no_grad()
+def start_monitors_from_top(model: BlockMAE) -> None:
+    """Each monitor decoder that has the top decoder's shapes starts from its weights: the top decoder has learnt
+    to read the final encoder, whose lower stages' features are much like its output (a residual stream), so a
+    short fit starts close to the answer instead of from random weights."""
+    top = model.decoders[-1].state_dict()
+    for decoder in model.decoders[:-1]:
+        if all(v.shape == top[name].shape for name, v in decoder.state_dict().items()):
+            decoder.load_state_dict(top)

@@ -11,10 +11,20 @@ from .optim import cosine_lr
 
 @dataclass
 class Schedule:
-    """How many steps, and for phased regimes (`sequential`), where each stage's phase ends."""
+    """How many steps, and for phased regimes (`sequential`), where each stage's phase ends; then
+    `fit_steps` steps that fit E2E's monitors on the frozen encoder (`train.monitor_fit_steps`)."""
     total: int
     phase_ends: list[int]
     steps_per_epoch: int
+    fit_steps: int = 0
+
+    @property
+    def end(self) -> int:
+        """The step the run finishes at: training, then fitting the monitors."""
+        return self.total + self.fit_steps
+
+    def fitting(self, step: int) -> bool:
+        return step >= self.total
 
     def phase(self, step: int) -> int:
         return next(k for k, end in enumerate(self.phase_ends) if step < end)
@@ -37,12 +47,16 @@ def make_schedule(cfg: Config, dataset_size: int, num_stages: int) -> Schedule:
                               f"step")
     else:
         ends = [total]
-    return Schedule(total, ends, per_epoch)
+    return Schedule(total, ends, per_epoch, t.monitor_fit_steps)
 
 
 def step_lr(cfg: Config, schedule: Schedule, phase: int, step: int, peak_lr: float) -> float:
-    """Warm-up + cosine over the run (phased regimes: over each phase), a function of the step alone."""
+    """Warm-up + cosine over the run (phased regimes: over each phase; fitting the monitors: over the fit steps,
+    with 5% warm-up), a function of the step alone."""
     t = cfg.train
+    if schedule.fitting(step):
+        fit = schedule.fit_steps
+        return cosine_lr(step - schedule.total, fit, peak_lr, t.min_lr, max(1, round(0.05 * fit)))
     lr_start = schedule.phase_start(phase)
     phase_len = schedule.phase_ends[phase] - lr_start
     warmup = t.warmup_steps if t.warmup_steps is not None else max(1, round(0.05 * phase_len))
