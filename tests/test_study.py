@@ -7,7 +7,7 @@ import yaml
 
 from blockmae.analysis.findings import measure_findings
 from blockmae.config import ConfigError, save_config
-from blockmae.study import load_study, run_study, write_findings
+from blockmae.study import decoder_masking_note, load_study, run_study, write_findings
 from helpers import small_config
 
 
@@ -44,6 +44,15 @@ def test_runs_are_the_grid_in_order(tmp_path):
 def test_bad_study_files_are_refused_before_training(tmp_path, change, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_study(write_study(tmp_path, **change))
+
+
+def test_a_study_whose_regimes_differ_in_decoder_masking_says_so(tmp_path):
+    grid = {"train.regime": ["e2e", "simultaneous", "sequential"]}
+    note = decoder_masking_note(load_study(write_study(tmp_path, config="tiny", grid=grid)))
+    assert "e2e 0.0, simultaneous 0.5, sequential 0.0" in note and "model.decoder.mask_ratio" in note
+    pinned = write_study(tmp_path, config="tiny", grid=grid,
+                         overrides=["train.max_steps=4", "model.decoder.mask_ratio=0.0"])
+    assert decoder_masking_note(load_study(pinned)) is None
 
 
 @pytest.mark.slow

@@ -150,8 +150,8 @@ def train_all(study: Study, out: Path, jobs: int | None = None, progress: bool =
     todo = [(name, o) for name, o in runs if not (out / "runs" / name / "summary.json").is_file()]
     print(f"{len(runs)} runs, {len(runs) - len(todo)} already done; training {len(todo)} "
           f"({jobs} at a time, {threads} thread(s) each) in {out / 'runs'}", flush=True)
-    total = sum((t := load_config(study.config, o).train).max_steps + t.monitor_fit_steps if t.max_steps else 0
-                for _, o in todo)
+    trains = [load_config(study.config, o).train for _, o in todo]
+    total = sum(t.max_steps + t.monitor_fit_steps for t in trains if t.max_steps)
     bar = tqdm(total=total, desc=f"pretrain {len(todo)} runs", unit="step", disable=not progress or not todo,
                dynamic_ncols=True)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
@@ -187,6 +187,9 @@ def run_study(study: Study | str | Path, out: str | Path, jobs: int | None = Non
     from .analysis.options import Options
 
     study = validate(study) if isinstance(study, Study) else load_study(study)
+    note = decoder_masking_note(study)
+    if note:
+        print(note, flush=True)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timings = {}
@@ -205,7 +208,7 @@ def run_study(study: Study | str | Path, out: str | Path, jobs: int | None = Non
                      with_random_floor=study.random_floor, extra_rows=extra)
     timings["analysis_s"] = time.perf_counter() - t
 
-    rows, findings = write_findings(out, summaries)
+    rows, findings = write_findings(out, summaries, note)
     (out / "timings.json").write_text(json.dumps(timings, indent=1))
     if publish:
         publish_outputs(out, Path(publish))
@@ -232,15 +235,30 @@ def study_interfaces(study: Study, out: Path) -> list[dict]:
     return rows
 
 
-def write_findings(out: Path, summaries: dict) -> tuple[list[dict], dict]:
+def decoder_masking_note(study: Study) -> str | None:
+    """A warning when the study's regimes train with different decoder masking (its default differs by regime,
+    `config.validate.decoder_mask_default`), so that a comparison between them also compares objectives."""
+    ratios: dict[str, set[str]] = {}
+    for _, overrides in study.runs():
+        cfg = load_config(study.config, overrides)
+        ratios.setdefault(cfg.train.regime, set()).add(str(cfg.model.decoder.mask_ratio))
+    if len(set().union(*ratios.values())) < 2:
+        return None
+    each = ", ".join(f"{regime} {' / '.join(sorted(values))}" for regime, values in ratios.items())
+    return (f"Note: the regimes train with different decoder masking (model.decoder.mask_ratio: {each}), so their "
+            "comparison includes that objective change; set model.decoder.mask_ratio in the study's overrides to "
+            "compare them under one objective.")
+
+
+def write_findings(out: Path, summaries: dict, note: str | None = None) -> tuple[list[dict], dict]:
     """The findings measured on a study's analysis rows (`out/analysis/metrics.jsonl`) and run summaries, written
-    to findings.json and findings.md. Returns (rows, findings)."""
+    to findings.json and findings.md (after `note`, if any). Returns (rows, findings)."""
     from .analysis.findings import findings_markdown, measure_findings
 
     rows = [json.loads(line) for line in (out / "analysis" / "metrics.jsonl").read_text().splitlines()]
     findings = measure_findings(rows, summaries)
     (out / "findings.json").write_text(json.dumps(findings, indent=1))
-    (out / "findings.md").write_text(findings_markdown(findings))
+    (out / "findings.md").write_text((f"> {note}\n\n" if note else "") + findings_markdown(findings))
     return rows, findings
 
 

@@ -188,6 +188,8 @@ def test_continuation_trains_each_k_from_the_blockwise_run_and_writes_its_sectio
         config = (out / "continued" / f"sim-frozen{k}" / "config.yaml").read_text()
         assert "regime: frozen-base" in config and f"frozen_stages: {k}" in config and "max_steps: 2" in config
         assert str(runs / "sim") in config
+        assert "mask_ratio: 0.0" in config  # the top decoder trains as E2E's, not with the run's decoder masking
+    assert "mask_ratio: 0.5" in (runs / "sim" / "config.yaml").read_text()  # the simultaneous default
     sim = blockmae.load(runs / "sim")
     frozen2 = blockmae.load(out / "continued" / "sim-frozen2")
     for i in range(sim.stage_bounds(1)[1]):  # stages 1..2 as the run left them; stage 3 trained

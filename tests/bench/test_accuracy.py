@@ -16,7 +16,9 @@ def test_levers_are_the_harness_rows():
     names = {r.name for r in configurations(PRESETS["tiny"])}
     for lever, overrides in lever_overrides("tiny").items():
         assert bench_row_name(lever) in names
-        assert (overrides == ()) == (lever == "none")
+        # no lever is the paper's decoders (no decoder masking), the others set their own ratio
+        assert any(o.startswith("model.decoder.mask_ratio=") for o in overrides)
+    assert lever_overrides("tiny")["none"] == ("model.decoder.mask_ratio=0.0",)
 
 
 def test_short_lever_run_gives_one_row_per_lever(tmp_path):
@@ -37,7 +39,7 @@ def test_short_lever_run_gives_one_row_per_lever(tmp_path):
         assert len(rates) == 2 and row["clips_per_s"] == run["clips_per_s"] == statistics.median(rates[1:])
         assert row["time_x_none"] == pytest.approx(none["clips_per_s"] / row["clips_per_s"])
     assert none["delta_pp"]["mean"] == 0 and none["time_x_none"] == 1
-    assert dmask["overrides"] == ["model.decoder.mask_ratio=0.75"] and narrow["overrides"] == ["model.decoder.width=32"]
+    assert dmask["overrides"] == ["model.decoder.mask_ratio=0.75"] and narrow["overrides"] == ["model.decoder.mask_ratio=0.0", "model.decoder.width=32"]
     # the levers really trained different models: their runs' configs and held-out losses differ
     cfgs = {r["lever"]: (tmp_path / "runs" / f"{r['lever']}-seed0" / "config.yaml").read_text() for r in written["rows"]}
     assert "mask_ratio: 0.75" in cfgs["dmask0.75"] and "mask_ratio: 0.0" in cfgs["none"]
@@ -55,7 +57,7 @@ def test_summary_deltas_and_bench_columns():
 
     per_run = [run("none", 0, 0.50, 10.0), run("none", 1, 0.60, 10.0), run("dmask0.5", 0, 0.52, 20.0),
                run("dmask0.5", 1, 0.56, 20.0)]
-    bench = {"sim-K4-lean": {"step_s": 0.5, "time_x_e2e": 2.0}, "sim-K4-lean-dmask0.5": {"step_s": 0.25, "time_x_e2e": 1.0}}
+    bench = {"sim-K4-lean-dmask0": {"step_s": 0.5, "time_x_e2e": 2.0}, "sim-K4-lean": {"step_s": 0.25, "time_x_e2e": 1.0}}
     none, lever = summarise_levers(per_run, ["none", "dmask0.5"], bench)
     assert none["probe"]["mean"] == pytest.approx(0.55) and lever["probe"]["mean"] == pytest.approx(0.54)
     assert lever["delta_pp"]["mean"] == pytest.approx(-1.0) and lever["time_x_none"] == pytest.approx(0.5)

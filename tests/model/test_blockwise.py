@@ -11,7 +11,7 @@ from helpers import small_config
 
 def _model(k=4, seed=0):
     torch.manual_seed(seed)
-    return BlockMAE(small_config(f"model.partition={k}").model)
+    return BlockMAE(small_config(f"model.partition={k}", "model.decoder.mask_ratio=0.0").model)
 
 
 def _batch(model, b=2):

@@ -9,13 +9,14 @@ from blockmae.model.masking import gather_tokens, split_indices
 from blockmae.model.objective import pixel_targets, reconstruction_loss, tubelet_targets
 from blockmae.model.vit import Layer
 from blockmae.regimes import regime_plan
+from blockmae.train.batches import decoder_draws
 from blockmae.train.step import Micro, Stepper
 from helpers import small_config
 
 
 def _model(*overrides, k=2):
     torch.manual_seed(0)
-    return BlockMAE(small_config(f"model.partition={k}", *overrides).model)
+    return BlockMAE(small_config(f"model.partition={k}", "model.decoder.mask_ratio=0.0", *overrides).model)
 
 
 def _batch(model, b=3):
@@ -36,10 +37,10 @@ def _record_decoder_calls(model):
 
 
 def _grads(model, video, mask, plan, lean, seed):
-    """The training step's losses and gradients, the decoder-masking draws from a generator seeded with `seed`."""
+    """The training step's losses and gradients, the decoder-masking draws seeded with `seed` (as the engine's)."""
     model.zero_grad(set_to_none=True)
-    stepper = Stepper(model, lean=lean, generator=torch.Generator().manual_seed(seed))
-    losses = stepper.backward(plan, [Micro(video, mask)], 1)
+    stepper = Stepper(model, lean=lean)
+    losses = stepper.backward(plan, [Micro(video, mask, draws=decoder_draws(seed, 0, 0, video.shape[0]))], 1)
     return losses, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
@@ -65,7 +66,7 @@ def test_decoder_predicts_the_expected_subset_and_the_loss_covers_only_it(ratio)
     n_hidden = hidden_idx.shape[1]
     expected = n_hidden - int(ratio * n_hidden)
     calls = _record_decoder_calls(model)
-    losses = model.run_plan(video, mask, regime_plan("simultaneous", 2), generator=torch.Generator().manual_seed(0))
+    losses = model.run_plan(video, mask, regime_plan("simultaneous", 2), draws=decoder_draws(0, 0, 0, 3))
     targets = model.targets(video)  # the reference objective, every token
     assert len(calls) == 2
     for (k, idx, pred), loss in zip(calls, losses):
@@ -109,7 +110,7 @@ def test_mask_ratio_is_validated():
         with pytest.raises(ConfigError, match="mask_ratio"):
             small_config("model.partition=2", f"model.decoder.mask_ratio={bad}")
     assert small_config("train.compile=true").train.compile is True
-    assert small_config().train.compile is False and small_config().model.decoder.mask_ratio == 0.0
+    assert small_config().train.compile is False
 
 
 # ----------------------------------------------------------------------------- the cheaper forward, same numbers

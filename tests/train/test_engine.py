@@ -104,3 +104,22 @@ def test_loader_workers_do_not_change_what_is_learned(tmp_path):
 def test_bf16_autocast_trains(tmp_path):
     summary = pretrain(_cfg("train.max_steps=2", "train.amp=bf16"), tmp_path)
     assert all(0 < v < 10 for v in summary["last_losses"])
+
+
+def test_decoder_masking_draws_depend_on_seed_step_micro_and_stage_only():
+    from blockmae.train.batches import decoder_draws
+
+    whole = decoder_draws(0, 5, 1, rows=4)
+    assert torch.equal(decoder_draws(0, 5, 1, rows=4, pick=slice(2, 4))(1, 20, 0.5), whole(1, 20, 0.5)[2:])  # a rank
+    assert torch.equal(whole(1, 20, 0.5), whole(1, 20, 0.5))  # no shared generator: order of stages does not matter
+    assert whole(1, 20, 0.5).shape == (4, 10)
+    others = [decoder_draws(0, 5, 1, rows=4)(0, 20, 0.5), decoder_draws(0, 6, 1, rows=4)(1, 20, 0.5),
+              decoder_draws(0, 5, 0, rows=4)(1, 20, 0.5), decoder_draws(1, 5, 1, rows=4)(1, 20, 0.5)]
+    assert not any(torch.equal(other, whole(1, 20, 0.5)) for other in others)
+
+
+def test_the_default_decoder_masking_follows_the_regime():
+    ratio = {regime: _cfg(f"train.regime={regime}").model.decoder.mask_ratio
+             for regime in ("e2e", "simultaneous", "overlap", "sequential", "blockwise-finetune")}
+    assert ratio == {"e2e": 0.0, "simultaneous": 0.5, "overlap": 0.5, "sequential": 0.0, "blockwise-finetune": 0.0}
+    assert _cfg("train.regime=simultaneous", "model.decoder.mask_ratio=0.0").model.decoder.mask_ratio == 0.0

@@ -3,10 +3,8 @@
 import dataclasses
 import json
 
-import pytest
 import torch
 
-from blockmae.config import ConfigError
 from blockmae.model import BlockMAE
 from blockmae.regimes import regime_plan
 from blockmae.checkpoint import latest_checkpoint, load_weights
@@ -37,7 +35,7 @@ def test_monitors_every_third_step_leave_the_encoder_and_top_decoder_bit_identic
 
 def test_a_monitor_off_step_computes_no_monitor_loss_and_the_same_top_loss():
     torch.manual_seed(0)
-    model = BlockMAE(small_config("model.partition=2").model)
+    model = BlockMAE(small_config("model.partition=2", "train.regime=e2e").model)
     g = torch.Generator().manual_seed(1)
     video, mask = torch.randn(2, 3, 4, 32, 32, generator=g), model.make_mask(2, g)
     on = regime_plan("e2e", 2)

@@ -20,7 +20,7 @@ def _step(model, optimizer, video, mask):
 
 
 def test_fused_adamw_is_the_default_and_updates_as_the_plain_one():
-    cfg = small_config()
+    cfg = small_config("train.regime=e2e")
     torch.manual_seed(0)
     fused_model = BlockMAE(cfg.model)
     plain_model = BlockMAE(cfg.model)

@@ -30,8 +30,10 @@ METRICS = ("continue_start_probe", "continue_start_loss", "continued_probe", "co
 
 
 def continue_config(source: Source, frozen: int, steps: int) -> dict:
-    """The run's own config, as a frozen-base continuation of it with `frozen` stages fixed for `steps` steps."""
+    """The run's own config, as a frozen-base continuation of it with `frozen` stages fixed for `steps` steps. The
+    top decoder trains as E2E's does: decoder masking is the frozen-base regime's default, not the run's."""
     data = {**source.config}
+    data["model"] = {**data["model"], "decoder": {**data["model"]["decoder"], "mask_ratio": None}}
     data["train"] = {**data["train"], "regime": "frozen-base", "frozen_stages": frozen, "init_from": source.path,
                      "max_steps": steps, "epochs": None, "warmup_steps": None, "checkpoint_every": steps,
                      "log_every": max(1, steps // 10), "progress": False, "snapshot_every": None}

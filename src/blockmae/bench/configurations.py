@@ -25,6 +25,9 @@ class Configuration:
     about: str = ""
 
 
+FULL = "model.decoder.mask_ratio=0.0"  # the paper's decoders (simultaneous regimes default to 0.5)
+
+
 def configurations(preset: Preset) -> list[Configuration]:
     rows = [
         Configuration("hf", impl="hf", about="Hugging Face VideoMAEForPreTraining (baseline)"),
@@ -32,8 +35,14 @@ def configurations(preset: Preset) -> list[Configuration]:
         Configuration("e2e-K4-monitors", K=4, about="ours, E2E with 4 stage decoders as monitors (the paper's E2E)"),
         Configuration("e2e-K4-monitors-every4", K=4, overrides=("train.monitor_every=4",),
                       about="ours, E2E with the monitors trained every 4th step (train.monitor_every=4)"),
-        Configuration("sim-K4", regime="simultaneous", K=4, lean=False, about="simultaneous K=4, all graphs alive"),
-        Configuration("sim-K4-lean", regime="simultaneous", K=4, about="simultaneous K=4, memory-lean (default)"),
+        Configuration("e2e-K4-fitted-monitors", K=4,
+                      overrides=("train.monitor_every=0", "train.monitor_fit_steps=60", "train.max_steps=600"),
+                      about="ours, E2E with the monitors fitted after training: 60 fitting steps per 600 training "
+                            "steps (train.monitor_every=0, train.monitor_fit_steps=60)"),
+        Configuration("sim-K4", regime="simultaneous", K=4, lean=False,
+                      about="simultaneous K=4, all graphs alive (default decoder masking 0.5)"),
+        Configuration("sim-K4-lean", regime="simultaneous", K=4,
+                      about="simultaneous K=4, memory-lean (the defaults: memory-lean, decoder masking 0.5)"),
         Configuration("sim-K6", regime="simultaneous", K=6, lean=False, about="simultaneous K=6, all graphs alive"),
         Configuration("sim-K6-lean", regime="simultaneous", K=6, about="simultaneous K=6, memory-lean (default)"),
         Configuration("seq-K4", regime="sequential", K=4, about="sequential K=4, mean over the 4 phases"),
@@ -53,16 +62,16 @@ def configurations(preset: Preset) -> list[Configuration]:
                 about="ours E2E with PyTorch's default AdamW (the engine uses the fused kernel)"),
         replace(lean4, name="e2e-compile", regime="e2e", K=1, compile=True, about="E2E, torch.compile per layer"),
         replace(lean4, name="sim-K4-lean-compile", compile=True, about="torch.compile per layer/decoder"),
-        replace(lean4, name="sim-K4-lean-dmask0.5", overrides=("model.decoder.mask_ratio=0.5",),
-                about="decoder masking: each decoder reconstructs 50% of the hidden tubelets"),
+        replace(lean4, name="sim-K4-lean-dmask0", overrides=(FULL,),
+                about="no decoder masking: every decoder reconstructs every hidden tubelet (the paper's decoders)"),
         replace(lean4, name="sim-K4-lean-dmask0.75", overrides=("model.decoder.mask_ratio=0.75",),
                 about="decoder masking: 25% of the hidden tubelets"),
-        replace(lean4, name="sim-K4-lean-narrow", overrides=preset.narrow,
-                about="narrower decoders: " + " ".join(preset.narrow)),
+        replace(lean4, name="sim-K4-lean-narrow", overrides=(FULL,) + preset.narrow,
+                about="narrower decoders, no decoder masking: " + " ".join(preset.narrow)),
     ]
     if preset.shallow:
-        levers.append(replace(lean4, name="sim-K4-lean-shallow", overrides=preset.shallow,
-                              about="shallower lower-stage decoders: " + " ".join(preset.shallow)))
+        levers.append(replace(lean4, name="sim-K4-lean-shallow", overrides=(FULL,) + preset.shallow,
+                              about="shallower lower-stage decoders, no decoder masking: " + " ".join(preset.shallow)))
     levers.append(replace(lean4, name="sim-K4-lean-dmask0.5-narrow",
                           overrides=("model.decoder.mask_ratio=0.5",) + preset.narrow,
                           about="decoder masking 0.5 and narrower decoders"))

@@ -18,7 +18,8 @@ from ..config import Config
 from ..devices import resolve_device
 from ..model import BlockMAE
 from ..model.convert import hf_config_from_model, to_hf
-from ..regimes import regime_plan
+from ..regimes import monitor_fit_plan, regime_plan
+from ..train.batches import decoder_draws
 from ..train.optim import build_optimizer
 from ..train.step import Micro, Stepper
 from .losscheck import first_losses_match
@@ -67,17 +68,21 @@ Step = Callable[[int], list[float]]
 
 def ours_train_step(model: BlockMAE, optimizer, video: torch.Tensor, masks: list[torch.Tensor], regime: str,
                     lean: bool, phase_of: Callable[[int], int] = lambda i: 0, monitor_every: int = 1,
-                    amp: str = "none") -> Step:
-    """The engine's step for `regime` on step i's mask (monitors on every `monitor_every`-th step, bf16 autocast
-    with `amp`, as the engine does); returns the per-stage losses (None: not computed)."""
+                    amp: str = "none", fitting: Callable[[int], bool] = lambda i: False) -> Step:
+    """The engine's step for `regime` on step i's mask (monitors on every `monitor_every`-th step, 0: never; bf16
+    autocast with `amp`; where `fitting(i)`, the step that fits the monitors after training), as the engine does;
+    returns the per-stage losses (None: not computed)."""
     model.train()
     stepper = Stepper(model, optimizer, lean=lean, amp=amp)
 
     def step(i: int) -> list[float]:
         plan = regime_plan(regime, model.num_stages, phase_of(i))
-        if i % monitor_every:
+        if fitting(i):
+            plan = monitor_fit_plan(model.num_stages)
+        elif monitor_every == 0 or i % monitor_every:
             plan = replace(plan, monitors=False)
-        return stepper.step(plan, [Micro(video, masks[i % len(masks)])], 1, optimizer.param_groups[0]["lr"])
+        micro = Micro(video, masks[i % len(masks)], draws=decoder_draws(0, i, 0, video.shape[0]))  # as the engine
+        return stepper.step(plan, [micro], 1, optimizer.param_groups[0]["lr"])
 
     return step
 

@@ -33,6 +33,12 @@ def periodic_monitors(cfg, impl: str, task: str, first: int, end: int) -> bool:
             and any(i % every for i in steps))
 
 
+def fitted_monitors(cfg, impl: str, task: str) -> bool:
+    """Our E2E run whose monitors are fitted after training (`train.monitor_fit_steps`): after the two steps the
+    loss check and the FLOP count read, every other step is a fitting step, so both kinds are warmed up and timed."""
+    return impl == "ours" and task == "train" and cfg.train.monitor_fit_steps > 0
+
+
 def measure(spec: dict) -> dict:
     """Measure one configuration. `spec` keys:
 
@@ -52,11 +58,13 @@ def measure(spec: dict) -> dict:
         return out | matmul_flops(device, spec.get("n"), timer=spec.get("timer", "wall"))
 
     K = int(spec.get("K", 1))
-    cfg = load_config(config_path(spec["config"]) if spec.get("config") else None,
-                      list(spec.get("overrides", [])) + [f"model.partition={K}"])
     regime, task, impl = spec.get("regime", "e2e"), spec["task"], spec["impl"]
+    # the regime also sets the model's defaults (decoder masking)
+    cfg = load_config(config_path(spec["config"]) if spec.get("config") else None,
+                      list(spec.get("overrides", [])) + [f"model.partition={K}", f"train.regime={regime}"])
     seq = task == "train" and get_regime(regime).phased
-    warmup, steps = max(int(spec["warmup"]), 1), max(int(spec["steps"]), 1)
+    fitted = fitted_monitors(cfg, impl, task)
+    warmup, steps = max(int(spec["warmup"]), 1), max(int(spec["steps"]), 2 if fitted else 1)  # fitted: both kinds
     if spec.get("compile"):
         warmup += 2  # the first calls compile the forward and the backward graphs
     # Step schedule (the phase of each step): the first step gives the loss check, the next the FLOP count,
@@ -93,7 +101,7 @@ def measure(spec: dict) -> dict:
         else:
             step = ours_train_step(net, optimizer, video, masks, regime, bool(spec.get("lean", True)),
                                    phase_of=lambda i: schedule[i], monitor_every=cfg.train.monitor_every,
-                                   amp=cfg.train.amp)
+                                   amp=cfg.train.amp, fitting=lambda i: fitted and i > 1 and i % 2 == 1)
     elif task == "extract":
         inference = bool(spec.get("inference", False))
         step = (hf_extract_step if impl == "hf" else ours_extract_step)(net, video, inference)
@@ -152,6 +160,13 @@ def measure(spec: dict) -> dict:
         out["monitor_step_s"] = statistics.median([t for i, t in zip(idx, chosen) if i % every == 0])
         out["off_step_s"] = statistics.median([t for i, t in zip(idx, chosen) if i % every])
         out["step_s"] = (out["monitor_step_s"] + (every - 1) * out["off_step_s"]) / every
+    elif fitted:
+        # a run of max_steps training steps, then monitor_fit_steps fitting steps: its mean cost per training step
+        idx, t = range(len(prelude), len(schedule)), cfg.train
+        out["fit_step_s"] = statistics.median([s for i, s in zip(idx, chosen) if i % 2 == 1])
+        out["off_step_s"] = statistics.median([s for i, s in zip(idx, chosen) if i % 2 == 0])
+        out["fit_share"] = t.monitor_fit_steps / t.max_steps
+        out["step_s"] = out["off_step_s"] + out["fit_share"] * out["fit_step_s"]
     else:
         out["step_s"] = statistics.median(chosen)
     out |= {"timer": timer, "step_times": times, "cpu_step_times": cpu_times,

@@ -116,14 +116,16 @@ class BlockMAE(nn.Module):
         return tokens, MaskedBatch(visible_idx, hidden_idx, target)
 
     def stage_loss(self, k: int, x: torch.Tensor, batch: MaskedBatch, monitor: bool = False,
-                   decoder_mask_ratio: float = 0.0, generator: torch.Generator | None = None,
+                   decoder_mask_ratio: float = 0.0,
+                   draws: Callable[[int, int, float], torch.Tensor] | None = None,
                    lead: int = 0, tap: int = 0, pool: int = 1, encoder_grad: bool = True) -> StageResult:
         """Stage k on its input `x` (detach it first for a gradient-isolated stage), then its local decoder's
         masked-reconstruction loss.
 
         `monitor`: the decoder reads detached features, so the loss trains the decoder only. With
-        `decoder_mask_ratio` > 0 the decoder reconstructs a random subset of the hidden tubelets (drawn
-        from `generator`; default: torch's global CPU generator) and the loss covers only those.
+        `decoder_mask_ratio` > 0 the decoder reconstructs a random subset of the hidden tubelets
+        (`draws(k, n_hidden, ratio)`, the kept positions; default: from torch's global CPU generator) and the loss
+        covers only those.
         `lead`: `x` enters that many layers before the stage's first (the previous stage's last layers, which
         this loss then trains too: overlapping blocks); `tap`: also return the tokens entering the last `tap` layers.
         `pool` > 1: the target is the coarser `objective.coarse_targets` (the coarse-targets regime).
@@ -142,7 +144,9 @@ class BlockMAE(nn.Module):
             c = self.cfg
             target = coarse_targets(target, c.channels, c.tubelet, c.patch, pool, c.norm_pix)
         if decoder_mask_ratio > 0:
-            keep = subset_indices(hidden.shape[0], hidden.shape[1], decoder_mask_ratio, generator).to(x.device)
+            n = hidden.shape[1]
+            keep = (draws(k, n, decoder_mask_ratio) if draws is not None
+                    else subset_indices(hidden.shape[0], n, decoder_mask_ratio)).to(x.device)
             hidden, target = hidden.gather(1, keep), gather_tokens(target, keep)
         features = x.detach() if monitor else x
         return StageResult(x, reconstruction_loss(self.decoders[k](features, batch.visible_idx, hidden), target), tapped)
@@ -178,7 +182,7 @@ class BlockMAE(nn.Module):
 
     def run_plan(self, video: torch.Tensor, mask: torch.Tensor, plan: Plan,
                  backward: Callable[[int, torch.Tensor], None] | None = None,
-                 decoder_masking: bool | None = None, generator: torch.Generator | None = None,
+                 decoder_masking: bool | None = None, draws: Callable[[int, int, float], torch.Tensor] | None = None,
                  start: int = 0, inputs: torch.Tensor | None = None,
                  after_stage: Callable[[int, torch.Tensor], None] | None = None,
                  ) -> list[torch.Tensor | None]:
@@ -190,7 +194,8 @@ class BlockMAE(nn.Module):
 
         `start` > 0 begins at that stage with `inputs` (stage start-1's output, computed elsewhere: the
         pipeline trainer). `after_stage(k, output)` sees the output of each stage that computed a loss.
-        Decoder masking (`model.decoder.mask_ratio` > 0) applies by default only in training mode.
+        Decoder masking (`model.decoder.mask_ratio` > 0) applies by default only in training mode; `draws` as in
+        `stage_loss`.
         """
         if (start > 0) != (inputs is not None):
             raise ValueError("run_plan: give `inputs` exactly when starting after the first stage")
@@ -219,7 +224,7 @@ class BlockMAE(nn.Module):
                 continue
             ratio = self.decoder_mask_ratio[k] if decoder_masking else 0.0
             result = self.stage_loss(k, x, batch, monitor=not plan.encoder_loss[k], decoder_mask_ratio=ratio,
-                                     generator=generator, lead=lead, tap=tap,
+                                     draws=draws, lead=lead, tap=tap,
                                      pool=plan.target_pool[k] if plan.target_pool else 1, encoder_grad=encoder_grad)
             x, loss, tapped = result.output, result.loss, result.tap
             if backward is not None and loss.requires_grad and (plan.detach or not plan.encoder_loss[k]):

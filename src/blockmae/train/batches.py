@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from ..config import Config, ConfigError
 from ..data import SkipCorrupt, build_dataset, collate
+from ..model.masking import subset_indices
 
 
 class EpochBatches(Sampler):
@@ -40,6 +41,16 @@ class EpochBatches(Sampler):
 
 def mask_generator(seed: int, step: int, micro: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + step) * 64 + micro)
+
+
+def decoder_draws(seed: int, step: int, micro: int, rows: int, pick=slice(None)):
+    """Decoder masking's subsets for one micro-batch: stage k's draw for all `rows` of the global batch comes from a
+    generator seeded by (seed, step, micro, k), and `pick` takes this process's rows, so one process, data-parallel
+    ranks and pipeline stages (each holding one stage) all draw the same subsets."""
+    def draw(stage: int, n: int, ratio: float) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(((seed * 1_000_003 + step) * 64 + micro) * 256 + stage + 1)
+        return subset_indices(rows, n, ratio, generator)[pick]
+    return draw
 
 
 def train_dataset(cfg: Config):

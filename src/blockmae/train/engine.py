@@ -21,7 +21,7 @@ from ..errors import Interrupted
 from ..model import BlockMAE
 from ..regimes import get_regime, monitor_fit_plan
 from . import distributed, lock, run_dir
-from .batches import mask_generator, train_batches, train_dataset
+from .batches import decoder_draws, mask_generator, train_batches, train_dataset
 from .logging import RunLog
 from .optim import build_optimizer, effective_lr
 from .schedule import make_schedule, step_lr
@@ -118,8 +118,9 @@ def _pretrain(cfg: Config, out: Path, device: torch.device) -> dict | None:
             window.count_batch(clips.shape[0] * replicas.world, len(skipped))
             video = to_model_input(clips.to(device, non_blocking=True), m.pixel_mean, m.pixel_std)
             rows = video.shape[0] * replicas.world  # the global batch, repeated clips (data spec clips=N) included
-            mask = model.make_mask(rows, mask_generator(t.seed, step, micro), cfg.mask.kind, cfg.mask.ratio)
-            yield Micro(video, mask[replicas.rows(rows)])
+            mine = replicas.rows(rows)
+            mask = model.make_mask(rows, mask_generator(t.seed, step, micro), cfg.mask.kind, cfg.mask.ratio)[mine]
+            yield Micro(video, mask, draws=decoder_draws(t.seed, step, micro, rows, mine))
 
     model.train()
     bar = tqdm(total=schedule.end, initial=start, desc=f"pretrain {t.regime}",

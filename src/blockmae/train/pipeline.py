@@ -33,7 +33,7 @@ from ..model import BlockMAE
 from ..model.masking import num_hidden
 from ..regimes import get_regime
 from . import run_dir
-from .batches import mask_generator, train_batches, train_dataset
+from .batches import decoder_draws, mask_generator, train_batches, train_dataset
 from .logging import RunLog
 from .optim import build_optimizer, effective_lr
 from .schedule import make_schedule, step_lr
@@ -215,14 +215,15 @@ def pretrain_pipeline(cfg: Config, out: Path, device: torch.device) -> dict | No
                 video = to_model_input(clips.to(device, non_blocking=True), m.pixel_mean, m.pixel_std)
                 mask = model.make_mask(video.shape[0], mask_generator(t.seed, step, micro), cfg.mask.kind,
                                        cfg.mask.ratio).to(device)
+            draws = decoder_draws(t.seed, step, micro, video.shape[0])  # this stage's draw, as in one process
             if inbox is None:
-                yield Micro(video, mask)
+                yield Micro(video, mask, draws=draws)
             else:
                 with clock("wait_input"):
                     received = inbox.take(step, micro)
-                yield Micro(video, mask, start=rank, inputs=received)
+                yield Micro(video, mask, start=rank, inputs=received, draws=draws)
 
-    # This rank's stage only; decoder masking draws from torch's global generator, as in one process.
+    # This rank's stage only.
     stepper = Stepper(model, optimizer, weights=t.loss_weights, lean=True, grad_clip=t.grad_clip, amp=t.amp,
                       after_stage=outbox.send)
     plan = dataclasses.replace(get_regime(t.regime).plan_for(world, 0, t), active=rank + 1)

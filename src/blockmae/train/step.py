@@ -22,6 +22,9 @@ class Micro:
     mask: torch.Tensor
     start: int = 0  # the first stage computed here
     inputs: torch.Tensor | None = None  # stage start-1's output when start > 0
+    # decoder masking: (stage, n_hidden, ratio) -> kept positions (B, n_keep) (`batches.decoder_draws`); None:
+    # drawn from torch's global generator
+    draws: Callable[[int, int, float], torch.Tensor] | None = None
 
 
 class GradientSync(Protocol):
@@ -44,17 +47,15 @@ class Stepper:
     `weights`: each stage's loss weight; `lean`: backpropagate each stage's loss as soon as it exists
     (only one stage's graph alive); `sync`: data-parallel gradient averaging, launched per stage as soon
     as its gradient is final; `after_stage(k, output)`: sees each stage's output (the pipeline sends it on);
-    `generator`: the decoder-masking draws (default: torch's global generator).
     """
 
     def __init__(self, model: BlockMAE, optimizer: torch.optim.Optimizer | None = None, *,
                  weights: list[float] | None = None, lean: bool = True, grad_clip: float | None = None,
                  amp: str = "none", sync: GradientSync | None = None,
-                 after_stage: Callable[[int, torch.Tensor], None] | None = None,
-                 generator: torch.Generator | None = None):
+                 after_stage: Callable[[int, torch.Tensor], None] | None = None):
         self.model, self.optimizer, self.lean, self.grad_clip, self.sync = model, optimizer, lean, grad_clip, sync
         self.weights = weights or [1.0] * model.num_stages
-        self.amp, self.after_stage, self.generator = amp, after_stage, generator
+        self.amp, self.after_stage = amp, after_stage
         self.stage_params = stage_parameters(model)
 
     def backward(self, plan: Plan, micros: Iterable[Micro], count: int) -> list[float | None]:
@@ -78,7 +79,7 @@ class Stepper:
             with autocast:
                 losses = self.model.run_plan(micro.video, micro.mask, plan, backward=backward_now if self.lean else None,
                                              start=micro.start, inputs=micro.inputs, after_stage=self.after_stage,
-                                             generator=self.generator)
+                                             draws=micro.draws)
             pending = [loss * self.weights[k] for k, loss in enumerate(losses) if loss is not None and loss.requires_grad]
             if pending:
                 (sum(pending) * scale).backward()
