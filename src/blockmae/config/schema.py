@@ -29,7 +29,7 @@ class DecoderConfig:
     # random subset of the hidden tubelets, skipping this share of them (and their mask tokens).
     # 0: every hidden tubelet (VideoMAE). A list gives one value per stage. Evaluation uses all.
     # None: the regime's default (`decoder_mask_default`): 0.5 where every stage's decoder trains at once
-    # (simultaneous K=4 1.35x E2E's step instead of 2.3x, probes within 1 pp; docs/performance.md), else 0.
+    # (simultaneous K=4 1.4-1.5x E2E's step instead of 2.1x, probes within 1 pp; docs/performance.md), else 0.
     mask_ratio: float | list[float] | None = None
 
 
