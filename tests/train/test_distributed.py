@@ -76,6 +76,14 @@ def test_ddp_two_ranks_equal_one_process_with_the_same_global_batch(tmp_path, re
     assert len(summary["held_out"]["losses"]) == 2
 
 
+def test_ddp_fits_the_monitors_as_one_process_does(tmp_path):
+    fit = ["train.regime=e2e", "train.monitor_every=0", "train.monitor_fit_steps=2"]  # steps 5-6 fit the monitors
+    pretrain(small_config(*FAST, *fit), tmp_path / "one")
+    _spawn(2, [*fit, "dist.mode=ddp"], tmp_path / "ddp")
+    _assert_same_weights(_weights(tmp_path / "one", 6), _weights(tmp_path / "ddp", 6))
+    assert [row[0] is not None for row in _losses(tmp_path / "ddp")] == [False] * 4 + [True] * 2
+
+
 def test_ddp_resumes_a_single_process_run_with_another_world_size(tmp_path):
     e2e = ["train.regime=e2e"]  # not detached: the top loss's backward crosses both stages, monitors on the side
     pretrain(small_config(*FAST, *e2e), tmp_path / "one")
