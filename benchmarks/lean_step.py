@@ -3,7 +3,7 @@
     python benchmarks/lean_step.py [--preset tiny] [--regime simultaneous] [--stages 4] [--rounds 30] [--set KEY=VALUE]
 
 `blockmae bench` times each configuration in its own fresh process, one after another; on a shared 2-core machine
-its repeats of one configuration differ by up to ~10%, as much as the lean step's difference from the standard
+its repeats of one configuration differ by up to ~30%, more than the lean step's difference from the standard
 step there. Here the two steps (same weights, clips, masks and decoder-masking draws; two models) and plain E2E's
 step (one stage, its own defaults) take turns within one process, which cancels that drift: prints each step's
 median CPU time over the rounds (the first 4 are warm-up) and their ratios. Peak memory is the bench's (fresh

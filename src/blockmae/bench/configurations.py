@@ -43,6 +43,9 @@ def configurations(preset: Preset) -> list[Configuration]:
                       about="simultaneous K=4, all graphs alive (default decoder masking 0.5)"),
         Configuration("sim-K4-lean", regime="simultaneous", K=4,
                       about="simultaneous K=4, memory-lean (the defaults: memory-lean, decoder masking 0.5)"),
+        # the reference for the default's decoder masking, not a lever
+        Configuration("sim-K4-lean-dmask0", regime="simultaneous", K=4, overrides=(FULL,),
+                      about="no decoder masking: every decoder reconstructs every hidden tubelet (the paper's decoders)"),
         Configuration("sim-K6", regime="simultaneous", K=6, lean=False, about="simultaneous K=6, all graphs alive"),
         Configuration("sim-K6-lean", regime="simultaneous", K=6, about="simultaneous K=6, memory-lean (default)"),
         Configuration("seq-K4", regime="sequential", K=4, about="sequential K=4, mean over the 4 phases"),
@@ -62,8 +65,6 @@ def configurations(preset: Preset) -> list[Configuration]:
                 about="ours E2E with PyTorch's default AdamW (the engine uses the fused kernel)"),
         replace(lean4, name="e2e-compile", regime="e2e", K=1, compile=True, about="E2E, torch.compile per layer"),
         replace(lean4, name="sim-K4-lean-compile", compile=True, about="torch.compile per layer/decoder"),
-        replace(lean4, name="sim-K4-lean-dmask0", overrides=(FULL,),
-                about="no decoder masking: every decoder reconstructs every hidden tubelet (the paper's decoders)"),
         replace(lean4, name="sim-K4-lean-dmask0.75", overrides=("model.decoder.mask_ratio=0.75",),
                 about="decoder masking: 25% of the hidden tubelets"),
         replace(lean4, name="sim-K4-lean-narrow", overrides=(FULL,) + preset.narrow,
