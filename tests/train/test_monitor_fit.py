@@ -53,6 +53,16 @@ def test_an_interrupted_fit_resumes_exactly(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_finished_run_gets_its_monitors_fitted_by_resuming_it_with_fit_steps(tmp_path):
+    pretrain(small_config(*FAST, *FIT), tmp_path / "at-once")
+    later = tmp_path / "later"
+    pretrain(small_config(*FAST, *FIT[:1], *FIT[2:]), later)  # trained without fitting
+    summary = pretrain(small_config(*FAST, *FIT), later)  # the same run, now with 4 fitting steps
+    a, b = weights(tmp_path / "at-once", 10), weights(later, 10)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert summary["steps"] == 10 and "monitor_fit_steps: 4" in (later / "config.yaml").read_text()
+
+
 def test_the_fit_plan_gives_gradients_to_the_monitor_decoders_only():
     torch.manual_seed(0)
     model = BlockMAE(small_config("model.partition=[2, 1, 1]").model)

@@ -146,4 +146,5 @@ RESUMABLE_KEYS = {
     "train.keep_last", "train.snapshot_every", "train.tensorboard", "train.progress",
     "train.device", "train.compile", "data.num_workers", "data.test", "data.strict",
     "dist.mode", "dist.backend",  # every mode learns what one process learns (to float rounding)
+    "train.monitor_fit_steps",  # fitting E2E's monitors after training changes nothing trained before it
 }
