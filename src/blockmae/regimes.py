@@ -9,7 +9,7 @@ stages are frozen in the current phase.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from .errors import ConfigError
@@ -81,6 +81,16 @@ def monitor_fit_plan(k: int) -> Plan:
     """Fitting E2E's monitors after training (`train.monitor_fit_steps`): stages 1..K-1 run without a graph and
     each trains only its own decoder on its output; the top stage and its decoder do not run."""
     return Plan(False, (False,) * k, (False,) * k, k - 1)
+
+
+def step_plan(regime: Regime, num_stages: int, phase: int, settings: RegimeSettings | None, step: int,
+              monitor_every: int = 1, fitting: bool = False) -> Plan:
+    """The plan of one training step, as the engine and the bench run it: the regime's plan with its monitors on
+    only every `monitor_every`-th step (0: never), or, `fitting`, the plan that fits the monitors after training."""
+    if fitting:
+        return monitor_fit_plan(num_stages)
+    plan = regime.plan_for(num_stages, phase, settings)
+    return replace(plan, monitors=False) if monitor_every == 0 or step % monitor_every else plan
 
 
 def _simultaneous(k: int, phase: int, s: RegimeSettings) -> Plan:

@@ -9,7 +9,6 @@ optimizer with the same parameter groups, `loss.item()`.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Callable
 
 import torch
@@ -18,7 +17,7 @@ from ..config import Config
 from ..devices import resolve_device
 from ..model import BlockMAE
 from ..model.convert import hf_config_from_model, to_hf
-from ..regimes import monitor_fit_plan, regime_plan
+from ..regimes import get_regime, regime_plan, step_plan
 from ..train.batches import decoder_draws
 from ..train.optim import build_optimizer
 from ..train.step import Micro, Stepper
@@ -76,11 +75,7 @@ def ours_train_step(model: BlockMAE, optimizer, video: torch.Tensor, masks: list
     stepper = Stepper(model, optimizer, lean=lean, amp=amp)
 
     def step(i: int) -> list[float]:
-        plan = regime_plan(regime, model.num_stages, phase_of(i))
-        if fitting(i):
-            plan = monitor_fit_plan(model.num_stages)
-        elif monitor_every == 0 or i % monitor_every:
-            plan = replace(plan, monitors=False)
+        plan = step_plan(get_regime(regime), model.num_stages, phase_of(i), None, i, monitor_every, fitting(i))
         micro = Micro(video, masks[i % len(masks)], draws=decoder_draws(0, i, 0, video.shape[0]))  # as the engine
         return stepper.step(plan, [micro], 1, optimizer.param_groups[0]["lr"])
 

@@ -64,6 +64,10 @@ def measure(spec: dict) -> dict:
                       list(spec.get("overrides", [])) + [f"model.partition={K}", f"train.regime={regime}"])
     seq = task == "train" and get_regime(regime).phased
     fitted = fitted_monitors(cfg, impl, task)
+
+    def fit_step(i: int) -> bool:  # after the loss-check and FLOP-count steps, every other step fits
+        return fitted and i > 1 and i % 2 == 1
+
     warmup, steps = max(int(spec["warmup"]), 1), max(int(spec["steps"]), 2 if fitted else 1)  # fitted: both kinds
     if spec.get("compile"):
         warmup += 2  # the first calls compile the forward and the backward graphs
@@ -101,7 +105,7 @@ def measure(spec: dict) -> dict:
         else:
             step = ours_train_step(net, optimizer, video, masks, regime, bool(spec.get("lean", True)),
                                    phase_of=lambda i: schedule[i], monitor_every=cfg.train.monitor_every,
-                                   amp=cfg.train.amp, fitting=lambda i: fitted and i > 1 and i % 2 == 1)
+                                   amp=cfg.train.amp, fitting=fit_step)
     elif task == "extract":
         inference = bool(spec.get("inference", False))
         step = (hf_extract_step if impl == "hf" else ours_extract_step)(net, video, inference)
@@ -163,8 +167,8 @@ def measure(spec: dict) -> dict:
     elif fitted:
         # a run of max_steps training steps, then monitor_fit_steps fitting steps: its mean cost per training step
         idx, t = range(len(prelude), len(schedule)), cfg.train
-        out["fit_step_s"] = statistics.median([s for i, s in zip(idx, chosen) if i % 2 == 1])
-        out["off_step_s"] = statistics.median([s for i, s in zip(idx, chosen) if i % 2 == 0])
+        out["fit_step_s"] = statistics.median([s for i, s in zip(idx, chosen) if fit_step(i)])
+        out["off_step_s"] = statistics.median([s for i, s in zip(idx, chosen) if not fit_step(i)])
         out["fit_share"] = t.monitor_fit_steps / t.max_steps
         out["step_s"] = out["off_step_s"] + out["fit_share"] * out["fit_step_s"]
     else:

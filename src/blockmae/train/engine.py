@@ -7,7 +7,6 @@ batches and masks the uninterrupted run would have seen.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -19,7 +18,7 @@ from ..data.transforms import to_model_input
 from ..devices import resolve_device
 from ..errors import Interrupted
 from ..model import BlockMAE
-from ..regimes import get_regime, monitor_fit_plan
+from ..regimes import get_regime, step_plan
 from . import distributed, lock, run_dir
 from .batches import decoder_draws, mask_generator, train_batches, train_dataset
 from .logging import RunLog
@@ -126,17 +125,13 @@ def _pretrain(cfg: Config, out: Path, device: torch.device) -> dict | None:
     bar = tqdm(total=schedule.end, initial=start, desc=f"pretrain {t.regime}",
                disable=not (t.progress and replicas.main), dynamic_ncols=True)
     for step in range(start, schedule.end):
-        if schedule.fitting(step):  # after training: fit the monitors on the frozen encoder
-            if step == schedule.total:
-                bar.set_description("fit monitors")
-                if t.monitor_every == 0:
-                    start_monitors_from_top(model)
-            phase, plan = len(schedule.phase_ends), monitor_fit_plan(model.num_stages)
-        else:
-            phase = schedule.phase(step) if regime.phased else 0
-            plan = regime.plan_for(model.num_stages, phase, t)
-            if t.monitor_every == 0 or step % t.monitor_every:
-                plan = replace(plan, monitors=False)
+        fitting = schedule.fitting(step)  # after training: fit the monitors on the frozen encoder
+        if fitting and step == schedule.total:
+            bar.set_description("fit monitors")
+            if t.monitor_every == 0:
+                start_monitors_from_top(model)
+        phase = len(schedule.phase_ends) if fitting else schedule.phase(step) if regime.phased else 0
+        plan = step_plan(regime, model.num_stages, phase, t, step, t.monitor_every, fitting)
         losses = stepper.backward(plan, micro_batches(step), t.accum_steps)
         run_dir.check_finite(losses, step, out)
         lr = step_lr(cfg, schedule, phase, step, peak_lr)
