@@ -12,13 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import random
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from .errors import CodeInCheckpoint
 
 WEIGHTS, STATE, MANIFEST = "model.safetensors", "state.pt", "manifest.json"
 
@@ -157,7 +161,36 @@ def load_weights(path: Path) -> dict:
 
 
 def load_state(path: Path) -> dict:
-    return torch.load(Path(path) / STATE, weights_only=True)
+    return load_plain(Path(path) / STATE, "blockmae writes only tensors and plain values there, so this file is not "
+                                          "one it wrote: resume from a checkpoint you trust, or start a new run")
+
+
+def load_plain(path: str | Path, fix: str, **kwargs):
+    """`torch.load(weights_only=True)` of a file the user gave us, never retried with weights_only=False. A pickle
+    that holds code is refused in one line naming the file and `fix` (PyTorch's own error is a page that suggests
+    weights_only=False, i.e. running the code)."""
+    try:
+        return torch.load(path, weights_only=True, **kwargs)
+    except pickle.UnpicklingError as e:
+        code = _pickled_code(path, str(e))
+        if code:
+            raise CodeInCheckpoint(f"{path} holds code, not plain weights (its pickle refers to "
+                                   f"{', '.join(code[:3])}{', ...' if len(code) > 3 else ''}), so blockmae does not "
+                                   f"load it: {fix}") from None
+        raise ValueError(f"{path} is not a PyTorch checkpoint blockmae can read (damaged, or not written by "
+                         "torch.save)") from None
+
+
+def _pickled_code(path: str | Path, message: str) -> list[str]:
+    """The classes or functions a checkpoint's pickle refers to beyond tensors and plain values; [] when
+    weights_only failed for another reason (a damaged file)."""
+    try:  # torch >= 2.5, zip checkpoints: every such name, not only the first
+        found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:
+        found = []
+    # legacy (non-zip) files and older torch: the first name, from the unpickler's message
+    named = re.findall(r"GLOBAL (\S+) was not an allowed global|Unsupported class (\S+)", message)
+    return found or [a or b for a, b in named]
 
 
 def prune(run_dir: Path, keep_last: int, snapshot_every: int | None) -> None:

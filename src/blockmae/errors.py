@@ -15,3 +15,7 @@ class Interrupted(RuntimeError):
 
 class CheckpointWriteError(RuntimeError):
     """A checkpoint could not be written (disk full, permissions); the previous one is intact."""
+
+
+class CodeInCheckpoint(ValueError):
+    """A checkpoint's pickle holds code (classes, functions), not plain tensors: refused, never run."""

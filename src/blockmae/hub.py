@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from .config import PRESETS, Config, config_from_dict, load_config, save_config
 from .model import BlockMAE
 from .model.convert import from_hf, from_official, hf_config_from_model, model_overrides_from_hf, to_hf, to_official
-from .checkpoint import WEIGHTS, damage, latest_intact_checkpoint, save_checkpoint
+from .checkpoint import WEIGHTS, damage, latest_intact_checkpoint, load_plain, save_checkpoint
 
 
 def build_model(cfg: Config) -> BlockMAE:
@@ -34,7 +34,9 @@ def _hf_weights(path: Path) -> dict:
     if (path / "model.safetensors").is_file():
         return load_file(str(path / "model.safetensors"))
     if (path / "pytorch_model.bin").is_file():
-        return torch.load(path / "pytorch_model.bin", weights_only=True, map_location="cpu")
+        return load_plain(path / "pytorch_model.bin", "in an environment you trust, load it and save its state_dict "
+                          "beside config.json as model.safetensors (safetensors.torch.save_file), which blockmae reads "
+                          "instead", map_location="cpu")
     raise FileNotFoundError(f"{path} has config.json but no model.safetensors or pytorch_model.bin")
 
 
@@ -192,11 +194,14 @@ def import_hf(src: str | Path, out: str | Path) -> Path:
 
 def import_official(src: str | Path, out: str | Path, frames: int, image_size: int, heads: int | None = None,
                     decoder_heads: int | None = None) -> Path:
-    try:
-        sd = torch.load(src, weights_only=True, map_location="cpu")
+    try:  # official training checkpoints that pickle their argparse arguments are refused here, naming the class
+        sd = load_plain(src, "in an environment you trust, load it and re-save only its weights, "
+                             "torch.save({'model': state_dict}, 'weights.pth'), then convert that file", map_location="cpu")
+    except ValueError:
+        raise
     except Exception as e:
-        raise ValueError(f"{src} could not be read as plain weights ({type(e).__name__}); official training checkpoints "
-                         "that pickle their argparse arguments must be re-saved as {'model': state_dict} first") from None
+        raise ValueError(f"{src} could not be read as plain weights ({type(e).__name__}); is it an official VideoMAE "
+                         ".pth file?") from None
     model_cfg = official_model_config(sd, frames, image_size, heads, decoder_heads)
     return import_weights(config_from_dict({"model": model_cfg}), from_official(sd), out)
 
