@@ -121,3 +121,20 @@ def test_datasets_check_reports_what_fails(tmp_path, capsys):
         main(["datasets", "check", f"list:{tmp_path / 'list.txt'}", "--frames", "8", "--size", "32"])
     out = capsys.readouterr().out
     assert exit_info.value.code == 1 and "1 of 3 entries decode" in out and "missing" in out
+
+
+def test_random_floor_takes_an_optional_number():
+    from blockmae.analysis.sources import random_floor_count
+    from blockmae.cli import build_parser
+
+    def floor(*extra):
+        args = build_parser().parse_args(["analyze", "runs/a", "runs/b", "--data", "digits", "--out", "o", *extra])
+        assert args.sources == ["runs/a", "runs/b"]
+        return random_floor_count(args.random_floor)
+
+    assert floor() == 0
+    assert floor("--random-floor") == 3  # as scripts wrote it before: now three encoders
+    assert floor("--random-floor", "--dynamics") == 3
+    assert floor("--random-floor", "5") == 5
+    with pytest.raises(ValueError, match="number of random encoders"):
+        random_floor_count(-1)

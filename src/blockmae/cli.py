@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -89,13 +90,25 @@ def cmd_analyze(args) -> None:
         check_spec(spec)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise ConfigError(f"--out {args.out} is a file; give a directory for the analysis")
+    created = not Path(args.out).exists()  # only a directory this call creates may be removed after a failure
     options = Options(batch_size=args.batch_size, num_workers=args.workers, layers=not args.blocks_only,
                       occlusion=not args.no_occlusion, dynamics=args.dynamics, save_features=args.save_features,
-                      device=args.device, probe=args.probe, strict=args.strict)
+                      device=args.device, probe=args.probe, strict=args.strict, attentive=args.attentive)
     with extraction_workers(options) as main:  # under torchrun: every rank extracts a shard, rank 0 analyses
         if main:
-            report = analyze(args.sources, args.data, args.out, options, with_random_floor=args.random_floor)
+            try:
+                report = analyze(args.sources, args.data, args.out, options, with_random_floor=args.random_floor)
+            except BaseException:
+                if created:
+                    _remove_if_empty(Path(args.out))
+                raise
             print(f"metrics: {Path(args.out) / 'metrics.jsonl'}\nreport:  {report}")
+
+
+def _remove_if_empty(out: Path) -> None:
+    """Remove `out` if it holds no file at all (cached features are kept: a re-run reuses them)."""
+    if out.is_dir() and not any(p.is_file() for p in out.rglob("*")):
+        shutil.rmtree(out)
 
 
 def cmd_interfaces(args) -> None:
@@ -199,7 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sources", nargs="+", help="run directories, checkpoint directories or Hugging Face VideoMAE directories")
     p.add_argument("--data", action="append", required=True, help="data spec (repeatable), e.g. digits or gratings,n=2000")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--random-floor", action="store_true", help="add a randomly initialised encoder of the first source's shape")
+    p.add_argument("--random-floor", nargs="?", const=True, default=False, type=int, metavar="N",
+                   help="also analyse N randomly initialised encoders (seeds 0..N-1) of the first source's shape, the "
+                        "floor as a mean with a 95%% interval; without N: 3. Put it after the sources, or give N")
     p.add_argument("--save-features", action="store_true", help="write features/<run>_<dataset>_<split>.npz")
     p.add_argument("--dynamics", action="store_true", help="also measure every saved checkpoint of run directories")
     p.add_argument("--blocks-only", action="store_true", help="skip per-layer probes and layer x layer CKA")
@@ -208,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "every metric, counted and named)")
     p.add_argument("--probe", choices=["sklearn", "torch"], default="sklearn",
                    help="sklearn: the authors' probe; torch: every layer in one batched L-BFGS, meant for a GPU (agrees within 0.5 pp; slower than sklearn on a 2-core CPU)")
+    p.add_argument("--attentive", action="store_true",
+                   help="also fit V-JEPA's attentive probe (a learned query cross-attending over each block's tokens, "
+                        "every layer's without --blocks-only): attentive_probe_acc rows. Default: off. Cost: the "
+                        "token sets are kept (float16, at most 256 tokens per clip) in memory and in the cache, and "
+                        "each target (and fold) trains 20 epochs: a minute or more per thousand clips on a CPU core, "
+                        "far less on a GPU (--device)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers for decoding")
     p.add_argument("--device", default="auto")
@@ -244,8 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_arguments(p)
 
-    p = add("demo", "Pretrain the tiny preset in three regimes on the built-in scenes, analyse them against a random-init "
-                    "encoder and the trivial predictors, and write a report.", cmd_demo)
+    p = add("demo", "Pretrain the tiny preset in three regimes on the built-in scenes, analyse them against three "
+                    "random-init encoders, chance and the trivial predictors, and write a report.", cmd_demo)
     p.add_argument("--out", default="runs/demo", help="output directory")
     p.add_argument("--quick", action="store_true", help="a one-minute smoke run")
 

@@ -3,7 +3,7 @@
 Every variant is an end-to-end run (K=1, so each costs what the encoder and one decoder cost) of the
 tiny model with some overrides. For each it records the held-out loss beside the trivial predictors
 (predict zero, predict each position's mean) on the same clips and masks, and the linear probe
-at every layer on the probe sets against a randomly initialised encoder of the same shape.
+at every layer on the probe sets against randomly initialised encoders of the same shape (the mean over three seeds).
 
     python studies/cpu_preset/sweep.py --out runs/preset_sweep            # all variants, two at a time
     python studies/cpu_preset/sweep.py --out runs/preset_sweep --only scenes-norm-m90 --only scenes-raw-m90
@@ -20,6 +20,8 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import numpy as np
 
 BASE = ["train.regime=e2e", "model.partition=1", "train.progress=false", "model.decoder.mask_ratio=0.0"]
 VARIANTS = {
@@ -62,6 +64,12 @@ def layer_probes(metrics: Path) -> dict[str, dict[str, list[float]]]:
     return {run: {d: [v[k] for k in sorted(v)] for d, v in per.items()} for run, per in out.items()}
 
 
+def random_floor_mean(floors: dict[str, dict[str, list[float]]]) -> dict[str, list[float]]:
+    """dataset -> the mean probe at every layer over the random-init encoders (one per seed)."""
+    datasets = next(iter(floors.values()))
+    return {d: np.mean([per[d] for per in floors.values()], axis=0).tolist() for d in datasets}
+
+
 def table(results: dict) -> str:
     """One row per variant: losses beside the trivial predictors, then per probe set the mean probe at
     layer 3 (block 1 of K=4) and at the final layer, the random-init encoder's above them."""
@@ -97,7 +105,7 @@ def main() -> None:
     blockmae("analyze", *runs, *sum((["--data", d] for d in PROBE_DATA), []), "--random-floor", "--no-occlusion",
              "--out", str(analysis), threads=os.cpu_count() or 1)
     probes = layer_probes(analysis / "metrics.jsonl")
-    floor = next(v for k, v in probes.items() if k.startswith("random"))
+    floor = random_floor_mean({k: v for k, v in probes.items() if k.startswith("random")})
     results = {"probe_data": PROBE_DATA, "random_floor": floor, "variants": {}}
     for name in names:
         held = json.loads((args.out / "runs" / name / "summary.json").read_text())["held_out"]

@@ -20,7 +20,7 @@ def analysed(tmp_path_factory):
     for regime in ("e2e", "simultaneous"):
         main(["pretrain", "tiny", f"train.regime={regime}", *TINY, "--out", str(root / regime)])
     out = root / "analysis"
-    main(["analyze", str(root / "e2e"), str(root / "simultaneous"), *DATA, "--random-floor", "--dynamics",
+    main(["analyze", str(root / "e2e"), str(root / "simultaneous"), *DATA, "--random-floor", "3", "--dynamics",
           "--save-features", "--out", str(out), "--batch-size", "8"])
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     return root, out, rows
@@ -50,6 +50,23 @@ def test_rows_are_tidy_and_cover_every_metric_family(analysed):
     assert ("e2e", 2, "direction") in digits_probe and ("e2e", 1, "mean") in digits_probe
     assert any(r.get("run2") for r in rows)  # across-run CKA
     assert any(r["step"] == 2 for r in rows)  # learning dynamics from the snapshots
+
+
+def test_three_random_encoders_chance_and_the_oracle(analysed):
+    _, _, rows = analysed
+    floor = {(r["run"], r["seed"]) for r in rows if r["regime"] == "random"}
+    assert {seed for _, seed in floor} == {0, 1, 2} and len({run for run, _ in floor}) == 3
+    assert all(run.endswith(f"-K2-s{seed}") for run, seed in floor)
+    probes = {r["run"]: r["value"] for r in rows if r["regime"] == "random" and r["metric"] == "probe_acc"
+              and r["dataset"] == "gratings2" and r["block"] == 2 and r["target"] == "mean"}
+    assert len(set(probes.values())) > 1  # different encoders, not one copied thrice
+    chance = {(r["run"], r["target"]): r["value"] for r in rows if r["metric"] == "chance_acc"
+              and r["dataset"] == "digits"}
+    assert {run for run, _ in chance} == {r["run"] for r in rows if r.get("run2") is None}  # one set per source
+    assert ("e2e", "direction") in chance and 0 < chance[("e2e", "mean")] < 1
+    baselines = {r["metric"]: r["value"] for r in rows if r["run"] == "e2e" and r["dataset"] == "digits"
+                 and r["metric"].startswith("recon_loss_") and r["step"] is None}
+    assert baselines["recon_loss_oracle_constant"] < baselines["recon_loss_visible_mean"]
 
 
 def test_outputs_report_figures_and_features(analysed):

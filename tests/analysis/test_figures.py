@@ -28,21 +28,24 @@ TARGETS = {
                   "orientation_right", "orientation_delta", "orientation_match"],
 }
 SPLITS = {"digits": "test", "gratings": None, "gratings2": None}
+CHANCE = {"digits": 0.11, "gratings": 0.2, "gratings2": 0.25}  # the first target's majority share
+# what the trivial predictors score (the trained runs reach 0.60-0.62: between the copy and the oracle)
+TRIVIAL_LOSSES = {"zero": 1.0, "position_mean": 0.93, "visible_mean": 0.64, "oracle_constant": 0.55}
 
 
 def synthetic_rows(regimes=("e2e", "simultaneous"), seeds=(0, 1), Ks=(4,), models=("vit-tiny",),
                    datasets=("digits", "gratings", "gratings2"), layers_per_block=2, steps=(0, 50, 100),
-                   random_floor=True, seed=0) -> list[dict]:
+                   random_floor=(0, 1, 2), seed=0) -> list[dict]:
     """Rows shaped like `blockmae analyze` writes them, with the paper's qualitative trends:
-    blockwise is better early and plateaus, E2E keeps improving; the random floor is flat and low."""
+    blockwise is better early and plateaus, E2E keeps improving; the random floor (one run per seed in
+    `random_floor`) is flat and low. Every run has chance rows and the four trivial predictors' losses."""
     rng = np.random.default_rng(seed)
     rows: list[dict] = []
     configs = [(m, r, K, s) for m in models for r in regimes for K in Ks for s in seeds]
-    if random_floor:
-        configs += [(m, "random", K, 0) for m in models for K in Ks]
+    configs += [(m, "random", K, s) for m in models for K in Ks for s in random_floor or ()]
     runs = []
     for model, regime, K, s in configs:
-        run = f"{model}-{regime}-K{K}-s{s}" if regime != "random" else f"random-{model}-K{K}"
+        run = f"{model}-{regime}-K{K}-s{s}" if regime != "random" else f"random-{model}-K{K}-s{s}"
         runs.append(run)
         meta = {"run": run, "regime": regime, "model": model, "K": K, "seed": s}
         L = K * layers_per_block
@@ -63,6 +66,11 @@ def synthetic_rows(regimes=("e2e", "simultaneous"), seeds=(0, 1), Ks=(4,), model
 
         for dataset in datasets:
             targets = TARGETS[dataset]
+            chances = [CHANCE[dataset] + 0.02 * t for t in range(len(targets))]
+            for target, chance in zip(targets + ["mean"], chances + [float(np.mean(chances))]):
+                add(dataset, "chance_acc", chance, target=target)
+            for key, loss in TRIVIAL_LOSSES.items():
+                add(dataset, f"recon_loss_{key}", loss)
             for unit, n in (("block", K), ("layer", L)):
                 for i in range(1, n + 1):
                     accs = [min(0.99, quality(i / n) * (0.8 + 0.4 * t / max(1, len(targets) - 1))
@@ -229,7 +237,7 @@ def test_last_pair_values(rows):
 
 def test_cka_map_pairs(rows):
     pairs = cka_map_pairs(final_rows(rows), "gratings")
-    assert len(pairs) == 5 * 3  # 5 runs x (K-1) consecutive pairs
+    assert len(pairs) == 7 * 3  # 4 trained and 3 random runs x (K-1) consecutive pairs
     g, run, k, cka, gain = pairs[0]
     maps = {(r["run"], r["block"]): r["value"] for r in rows if r["metric"] == "retrieval_map"
             and r["dataset"] == "gratings" and r["target"] == "mean" and r["step"] is None}
@@ -239,7 +247,7 @@ def test_cka_map_pairs(rows):
 def test_across_run_matrices_are_oriented(rows):
     across = across_run_cka(final_rows(rows), "digits")
     e2e, sim, rnd = (Group("vit-tiny", r, 4) for r in ("e2e", "simultaneous", "random"))
-    assert across[(e2e, sim)][1] == 4 and across[(e2e, e2e)][1] == 1 and across[(sim, rnd)][1] == 2
+    assert across[(e2e, sim)][1] == 4 and across[(e2e, e2e)][1] == 1 and across[(sim, rnd)][1] == 2 * 3
     assert across[(e2e, sim)][0].shape == (4, 4)
     unit, within = within_run_cka(final_rows(rows), "digits")
     assert unit == "layer" and within[e2e][0].shape == (8, 8) and within[e2e][1] == 2
@@ -266,7 +274,7 @@ def test_reconstructions_grayscale_and_ragged_stages(tmp_path):
 @pytest.mark.slow
 def test_single_pretrained_checkpoint_without_seeds(tmp_path):
     """A Hugging Face checkpoint: one run, seed and K unknown, one NaN value; nothing to aggregate."""
-    rows = synthetic_rows(regimes=("e2e",), seeds=(0,), datasets=("gratings",), steps=(), random_floor=False)
+    rows = synthetic_rows(regimes=("e2e",), seeds=(0,), datasets=("gratings",), steps=(), random_floor=())
     for r in rows:
         r.update(run="videomae-base", regime="pretrained", K=None, seed=None)
     rows[0]["value"] = float("nan")
@@ -292,7 +300,7 @@ def test_across_run_cka_with_different_K():
 @pytest.mark.slow
 def test_figures_of_an_earlier_analysis_do_not_linger(tmp_path):
     (tmp_path / "depth_decodability_oldset_block.png").write_bytes(b"old")
-    make_all_figures(synthetic_rows(), tmp_path)
+    make_all_figures(synthetic_rows(seeds=(0,), datasets=("gratings",), steps=(), random_floor=(0,)), tmp_path)
     assert not (tmp_path / "depth_decodability_oldset_block.png").exists()
     assert list(tmp_path.glob("*.png"))
 
@@ -307,3 +315,96 @@ def test_colours_and_names_come_from_the_regime_table():
     unknown = styler.color(Group("vit-tiny", "mystery", 4))  # a regime the table lacks still gets its own colour
     assert unknown not in {r.color for r in REGIMES.values()}
     assert unknown != styler.color(Group("vit-tiny", "random", 4))
+
+
+@pytest.fixture()
+def captured(monkeypatch):
+    """The Figure objects the figure functions save, by file name, for inspecting their axes."""
+    from blockmae.analysis.figures import curves, final_block
+
+    figures = {}
+
+    def keep(fig, path):
+        figures[Path(path).name] = fig
+        return Path(path)
+
+    for module in (curves, final_block):
+        monkeypatch.setattr(module, "save", keep)
+    return figures
+
+
+def _lines(ax) -> dict[str, object]:
+    return {line.get_label(): line for line in ax.get_lines()}
+
+
+def _references_rows():
+    """Two regimes at K=4 and K=6, three random seeds, chance and the four trivial predictors on one dataset."""
+    return synthetic_rows(regimes=("e2e", "simultaneous"), Ks=(4, 6), datasets=("gratings",), layers_per_block=1,
+                          steps=(0, 100))
+
+
+def test_depth_is_relative_so_K4_and_K6_end_together(tmp_path, captured):
+    from blockmae.analysis.figures.curves import fig_depth_decodability
+
+    rows = _references_rows()
+    fig_depth_decodability(rows, tmp_path)
+    mean_panel = captured["depth_decodability_gratings_block.png"].axes[0]
+    lines = _lines(mean_panel)
+    k4, k6 = np.asarray(lines["E2E K=4"].get_xdata()), np.asarray(lines["E2E K=6"].get_xdata())
+    assert k4[-1] == k6[-1] == 1.0  # block 4 of 4 and block 6 of 6: the end of the encoder
+    assert list(k4) == [0.25, 0.5, 0.75, 1.0] and 0.5 in k6 and len(k6) == 6  # block 2 of 4 meets block 3 of 6
+    assert "fraction of the encoder" in mean_panel.get_xlabel()
+    layer_panel = captured["depth_decodability_gratings_layer.png"].axes[0]
+    assert list(_lines(layer_panel)["E2E K=6"].get_xdata()) == [1, 2, 3, 4, 5, 6]  # layers stay layer indices
+
+
+def test_probe_panels_draw_chance_per_target_and_the_floor_of_three_seeds(tmp_path, captured):
+    from blockmae.analysis.figures.curves import fig_depth_decodability
+
+    rows = _references_rows()
+    fig_depth_decodability(rows, tmp_path)
+    panels = {ax.get_title(): ax for ax in captured["depth_decodability_gratings_block.png"].axes if ax.get_visible()}
+    for title, target in (("mean over targets", "mean"), ("orientation", "orientation")):
+        chance = [r["value"] for r in rows if r["metric"] == "chance_acc" and r["target"] == target][0]
+        assert _lines(panels[title])["chance"].get_ydata()[0] == pytest.approx(100 * chance)
+    floor = _lines(panels["mean over targets"])["Random init K=4"]
+    seeds = [r["value"] for r in rows if r["regime"] == "random" and r["K"] == 4 and r["metric"] == "probe_acc"
+             and r["block"] == 4 and r["target"] == "mean" and r["step"] is None]
+    assert len(seeds) == 3 and floor.get_ydata()[-1] == pytest.approx(100 * np.mean(seeds))
+    assert floor.get_linestyle() == "--"
+
+
+def test_final_layer_draws_chance_floor_band_and_the_loss_baselines_readably(tmp_path, captured):
+    rows = _references_rows()
+    fig_final_layer(rows, tmp_path)
+    probe, mAP, loss = captured["final_layer.png"].axes[:3]
+    assert "chance" in _lines(probe) and "chance" not in _lines(mAP)  # chance is a probe's, not a ranking's
+    (floor,) = [c for c in probe.collections if c.get_label() == "random init"]
+    seeds = [r["value"] for r in rows if r["regime"] == "random" and r["metric"] == "probe_acc" and r["block"] == r["K"]
+             and r["target"] == "mean" and r["step"] is None]
+    assert len(seeds) == 6  # three seeds at each K, one floor for the model
+    assert floor.get_segments()[0][0][1] == pytest.approx(100 * np.mean(seeds))
+    lines = _lines(loss)
+    assert lines["visible mean (copy)"].get_ydata()[0] == TRIVIAL_LOSSES["visible_mean"]
+    assert lines["per-clip oracle constant"].get_ydata()[0] == TRIVIAL_LOSSES["oracle_constant"]
+    low, high = loss.get_ylim()
+    assert low < TRIVIAL_LOSSES["oracle_constant"] and TRIVIAL_LOSSES["visible_mean"] < high < 0.8
+    # predict 0 and the position mean would squash the axis: named in the corner instead of drawn
+    assert "predict 0" not in lines and "position mean (lookup table)" not in lines
+    assert any("lookup 0.930" in t.get_text() and "predict 0 1.000" in t.get_text() for t in loss.texts)
+
+
+def test_loss_panels_of_the_stage_and_dynamics_figures_have_the_baselines(tmp_path, captured):
+    from blockmae.analysis.figures.curves import fig_learning_dynamics
+
+    rows = _references_rows()
+    fig_stage_losses_cka(rows, tmp_path)
+    per_stage = captured["stage_losses_cka.png"].axes[0]
+    assert {"visible mean (copy)", "per-clip oracle constant"} <= set(_lines(per_stage))
+    assert _lines(per_stage)["Simultaneous K=6"].get_xdata()[-1] == 1.0  # the top stage at the encoder's end
+    fig_learning_dynamics(rows, tmp_path)
+    probe, _, loss = captured["learning_dynamics.png"].axes[:3]
+    assert "chance" in _lines(probe) and "random init" in _lines(probe)
+    # the loss falls from 1.0 over training: the whole range is shown, so predict 0 and the lookup table are drawn
+    assert set(_lines(loss)) >= {"predict 0", "position mean (lookup table)", "visible mean (copy)",
+                                 "per-clip oracle constant"}

@@ -31,3 +31,17 @@ def test_folds_are_sklearns_stratified_shuffled_folds():
 def test_split_plan(splits, evaluate, fit, row_split):
     plan = split_plan(splits)
     assert (plan.evaluate, plan.fit, plan.row_split) == (evaluate, fit, row_split)
+
+
+def test_chance_is_the_majority_class_share_per_target():
+    from collections import Counter
+
+    from blockmae.eval.protocols import chance_accuracies
+
+    rng = np.random.default_rng(1)
+    labels = np.stack([rng.choice(3, 50, p=[0.6, 0.3, 0.1]), rng.integers(0, 5, 50), np.full(50, 7)], axis=1)
+    chance = chance_accuracies(labels, ["a", "b", "c"])
+    direct = {name: Counter(labels[:, t].tolist()).most_common(1)[0][1] / 50 for t, name in enumerate("abc")}
+    assert {k: chance[k] for k in "abc"} == pytest.approx(direct)
+    assert chance["c"] == 1.0 and chance["a"] > 0.4  # one class only; a skewed target
+    assert chance["mean"] == pytest.approx(sum(direct.values()) / 3)

@@ -1,3 +1,4 @@
+import numpy as np
 import torch
 
 from blockmae.config import config_path, load_config
@@ -28,6 +29,23 @@ def test_trivial_losses_match_direct_loops():
     assert got["position_mean"] < got["zero"]  # the position means carry the offsets
 
 
+def test_oracle_constant_is_each_clips_hidden_mean_and_no_constant_beats_it():
+    g = torch.Generator().manual_seed(3)
+    targets = torch.randn(4, 16, 6, generator=g) * torch.linspace(0.5, 2.0, 4).view(4, 1, 1)
+    mask = make_mask("tube", 0.75, (2, 2, 4), 4, g)
+    got = trivial_losses(targets, mask, targets.mean(0))
+    t, m = targets.numpy().astype(np.float64), mask.numpy()
+    squared = [((t[b][m[b]] - t[b][m[b]].mean(0)) ** 2).ravel() for b in range(4)]
+    assert abs(got["oracle_constant"] - np.concatenate(squared).mean()) < 1e-6
+    # every other constant per clip scores more: the copy, zero, and random constants
+    assert got["oracle_constant"] < got["visible_mean"] and got["oracle_constant"] < got["zero"]
+    oracle = [t[b][m[b]].mean(0) for b in range(4)]
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # constants near the oracle's: none is lower
+        other = np.concatenate([((t[b][m[b]] - oracle[b] - rng.normal(0, 0.3, 6)) ** 2).ravel() for b in range(4)])
+        assert got["oracle_constant"] <= other.mean() + 1e-9
+
+
 def test_held_out_losses_score_the_models_losses_on_fixed_masks():
     cfg = load_config(config_path("tiny"), ["model.depth=2", "model.partition=2", "model.width=32", "model.heads=2",
                                "model.frames=4", "model.image_size=16"])
@@ -41,4 +59,4 @@ def test_held_out_losses_score_the_models_losses_on_fixed_masks():
     again = model.eval().losses(batches[1], mask)  # the second batch's loss under its fixed mask
     first = model.losses(batches[0], model.make_mask(2, torch.Generator().manual_seed(10_007), "tube", 0.75))
     assert abs(result["losses"][1] - (first[1].item() + again[1].item()) / 2) < 1e-6
-    assert set(result["baselines"]) == {"zero", "position_mean", "visible_mean"}
+    assert set(result["baselines"]) == {"zero", "position_mean", "visible_mean", "oracle_constant"}

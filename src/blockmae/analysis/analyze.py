@@ -6,27 +6,31 @@ import json
 import time
 from pathlib import Path
 
+from ..data.spec import check_spec
 from .figures import make_all_figures
 from .report import write_report
-from .sources import describe, random_floor
+from .sources import describe, random_floor_count, random_floors
 from .options import Options
 from .suite import PROTOCOL, Analysis
 
 
 def analyze(paths: list[str], data: list[str], out: str | Path, options: Options | None = None,
-            with_random_floor: bool = False, extra_rows: list[dict] | None = None) -> Path:
-    """Analyse every source on every data spec; returns the report's path. `extra_rows` (e.g. `blockmae
-    interfaces` rows on the same runs) join the analysis's rows in metrics.jsonl, the figures and the report."""
+            with_random_floor: bool | int = False, extra_rows: list[dict] | None = None) -> Path:
+    """Analyse every source on every data spec; returns the report's path. `with_random_floor`: also that many
+    random encoders of the first source's shape (True: `sources.DEFAULT_RANDOM_FLOORS`). `extra_rows` (e.g.
+    `blockmae interfaces` rows on the same runs) join the analysis's rows in metrics.jsonl, the figures and the
+    report."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    for spec in data:  # a bad spec or source fails before `out` exists, so it leaves no empty directory
+        check_spec(spec)
     options = options or Options()
     sources = [describe(p) for p in paths]
     names = [s.run for s in sources]
     for i, s in enumerate(sources):  # two runs with the same directory name stay distinguishable
         if names.count(s.run) > 1:
             s.run = f"{s.run}-{i + 1}"
-    if with_random_floor:
-        sources.append(random_floor(sources[0]))
+    sources += random_floors(sources[0], random_floor_count(with_random_floor))
+    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     analysis = Analysis(out, options)
     for source in sources:

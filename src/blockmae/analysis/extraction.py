@@ -1,6 +1,10 @@
 """Features for the analysis: extracted once per (source, dataset, split[, occlusion]) and cached on disk, keyed
 by the checkpoint files, the data spec and the clip shape.
 
+With `tokens` (the attentive probe) the token sets of the blocks (every layer when layer probes are on) are
+kept too, capped at `eval.features.MAX_TOKENS` per clip, and cached beside the pooled features in
+`<key>.tokens.npz`; the pooled cache file keeps its format.
+
 Under torchrun (`suite.extraction_workers`) every rank extracts a shard of each feature set, a run of whole
 batches, and rank 0 gathers them in order: the result equals one pass (docs/distributed.md).
 """
@@ -11,6 +15,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Subset
@@ -54,22 +59,32 @@ class FeatureStore:
         self.out, self.opt = Path(out), options
         self.device = resolve_device(options.device, "--device")
 
-    def features(self, source: Source, model, spec: str, split: str, occluded: bool = False) -> Features:
+    def features(self, source: Source, model, spec: str, split: str, occluded: bool = False,
+                 tokens: bool = False) -> Features:
+        """`tokens`: keep the token sets the attentive probe reads (`token_layers`) as well."""
         cfg = model.cfg
         path = self.out / "cache" / f"{cache_key(source, spec, split, occluded, cfg)}.npz"
+        tokens_path = path.with_name(f"{path.stem}.tokens.npz")
+        layers = self.token_layers(model.partition) if tokens else []
         if path.exists():
-            return Features.load(path, key=path.stem)
+            kept = Features.load_tokens(tokens_path, layers) if layers else {}
+            if kept is not None:  # else extract again: these token sets were not cached
+                feats = Features.load(path, key=path.stem)
+                feats.tokens = kept
+                return feats
         with Timer(self.opt.timings, "extraction"):
             world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
             if world > 1:  # the workers of `extraction_workers` extract the other shards
-                dist.broadcast_object_list([(source, spec, split, occluded)], src=0)
-            feats = self.extract(source, model, spec, split, occluded, 0, world)
+                dist.broadcast_object_list([(source, spec, split, occluded, layers)], src=0)
+            feats = self.extract(source, model, spec, split, occluded, 0, world, layers)
             if world > 1:
                 shards = [None] * world
                 dist.gather_object(feats, shards, dst=0)
                 feats = Features.merge([f for f in shards if f is not None])
         path.parent.mkdir(parents=True, exist_ok=True)
         feats.save(path, model.partition)
+        if layers:
+            feats.save_tokens(tokens_path)
         if self.opt.save_features and not occluded:
             target = self.out / "features" / f"{source.run}_{dataset_name(spec)}_{split}.npz"
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -77,8 +92,13 @@ class FeatureStore:
         feats.key = path.stem
         return feats
 
+    def token_layers(self, partition: list[int]) -> list[int]:
+        """The layers (1 = first) whose tokens the attentive probe reads: every layer when layer probes are on,
+        else the blocks' last layers."""
+        return list(range(1, sum(partition) + 1)) if self.opt.layers else [int(e) for e in np.cumsum(partition)]
+
     def extract(self, source: Source, model, spec: str, split: str, occluded: bool, rank: int = 0,
-                world: int = 1) -> Features | None:
+                world: int = 1, token_layers: list[int] = ()) -> Features | None:
         """Features of shard `rank` of `world`: a run of whole batches, so every clip sees the batch (and occlusion
         mask) it would see in one pass. None for an empty shard."""
         cfg = model.cfg
@@ -115,7 +135,8 @@ class FeatureStore:
 
         feats = extract_features(model.to(self.device), batches, prepare, dataset.target_names, total=len(shard),
                                  token_stats=not occluded, progress=self.opt.progress and rank == 0,
-                                 desc=f"{source.run} {spec} {split}{' occluded' if occluded else ''}")
+                                 desc=f"{source.run} {spec} {split}{' occluded' if occluded else ''}",
+                                 keep_tokens=token_layers)
         feats.left_out = left_out
         return feats
 
@@ -128,11 +149,12 @@ class FeatureStore:
             dist.broadcast_object_list(request, src=0)
             if request[0] is None:
                 return
-            source, spec, split, occluded = request[0]
+            source, spec, split, occluded, token_layers = request[0]
             key = (source.path, source.regime, source.seed)
             if key not in models:
                 models = {key: source.model().to(self.device)}
-            dist.gather_object(self.extract(source, models[key], spec, split, occluded, rank, world), None, dst=0)
+            feats = self.extract(source, models[key], spec, split, occluded, rank, world, token_layers)
+            dist.gather_object(feats, None, dst=0)
 
     def clips(self, spec: str, split: str, cfg):
         """Evaluation clips at the model's shape; an unreadable video is left out (never replaced by another clip:

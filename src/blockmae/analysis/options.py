@@ -19,6 +19,7 @@ class Options:
     samples: int = 2  # clips per source in the reconstruction figure
     device: str = "auto"
     probe: str = "sklearn"  # sklearn (the authors' protocol) | torch (all layers at once, GPU when present)
+    attentive: bool = False  # also the attentive probe (eval.attentive) on kept token sets: attentive_probe_acc
     strict: bool = False  # an unreadable evaluation clip is an error instead of being left out
     progress: bool = True
     timings: dict = field(default_factory=lambda: defaultdict(float))  # family -> seconds

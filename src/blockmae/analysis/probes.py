@@ -1,6 +1,6 @@
 """Linear-probe accuracies of every block and layer of a feature set, memoised so that the occlusion rows and
-the block view reuse the probes already fitted. Which clips fit and which score a probe is
-`eval.protocols`; the probe itself is `eval.probe`."""
+the block view reuse the probes already fitted, and the attentive probe's on the kept token sets. Which clips
+fit and which score a probe is `eval.protocols`; the probes themselves are `eval.probe` and `eval.attentive`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,27 @@ import numpy as np
 from joblib import Parallel, delayed
 
 from ..eval import probe_folds, probe_targets, torch_linear_probe
+from ..eval.attentive import attentive_probe
 from ..eval.features import Features
+
+
+def per_target(fit, test: Features, train: Features | None, units) -> dict[tuple[str, int], dict[str, float]]:
+    """{unit: {target: accuracy, "mean": ...}} from `fit(train_units, train_y, test_units, test_y) -> {unit: acc}`
+    run once per target: fitted on `train` and scored on `test`, or averaged over the probe folds of single-set
+    data (`eval.probe_folds`, stratified on the first target). `units(features, rows)` -> {unit: array}."""
+    folds = probe_folds(test.labels[:, 0]) if train is None else []
+    accs: dict[tuple, list[float]] = defaultdict(list)
+    for t in range(test.labels.shape[1]):
+        if train is not None:
+            result = fit(units(train), train.labels[:, t], units(test), test.labels[:, t])
+        else:
+            per_fold = [fit(units(test, tr), test.labels[tr, t], units(test, te), test.labels[te, t])
+                        for tr, te in folds]
+            result = {unit: float(np.mean([r[unit] for r in per_fold])) for unit in per_fold[0]}
+        for unit, acc in result.items():
+            accs[unit].append(acc)
+    return {unit: dict(zip(test.target_names, values)) | {"mean": float(np.mean(values))}
+            for unit, values in accs.items()}
 
 
 class Probes:
@@ -73,17 +93,27 @@ class Probes:
         def units(f: Features, rows=slice(None)):
             return self._units(f, partition, rows)
 
-        folds = probe_folds(test.labels[:, 0]) if train is None else []
-        accs: dict[tuple, list[float]] = defaultdict(list)
-        for t in range(test.labels.shape[1]):
-            if train is not None:
-                result = torch_linear_probe(units(train), train.labels[:, t], units(test), test.labels[:, t])
-            else:
-                per_fold = [torch_linear_probe(units(test, tr), test.labels[tr, t], units(test, te), test.labels[te, t])
-                            for tr, te in folds]
-                result = {unit: float(np.mean([r[unit] for r in per_fold])) for unit in per_fold[0]}
-            for unit, acc in result.items():
-                accs[unit].append(acc)
-        for (kind, index), values in accs.items():
-            accs_by_target = dict(zip(test.target_names, values)) | {"mean": float(np.mean(values))}
-            self.memo[self._key(test, train, kind, index)] = accs_by_target
+        results = per_target(torch_linear_probe, test, train, units)
+        for (kind, index), accs in results.items():
+            self.memo[self._key(test, train, kind, index)] = accs
+
+    def attentive(self, test: Features, train: Features | None, partition, device=None) -> dict[tuple[str, int], dict]:
+        """{(kind, index): {target: accuracy, "mean": ...}} of the attentive probe (`eval.attentive`) on the kept
+        token sets (`Features.tokens`): every block, and every layer when layer probes are on (a block then shares
+        its last layer's probe). Every unit of a target trains in one batch; same splits as the linear probe."""
+        ends = [int(e) for e in np.cumsum(partition)]
+
+        def units(f: Features, rows=slice(None)):
+            if self.layers:
+                return {("layer", i): f.tokens[i][rows] for i in range(1, ends[-1] + 1)}
+            return {("block", k): f.tokens[e][rows] for k, e in enumerate(ends, 1)}
+
+        needed = range(1, ends[-1] + 1) if self.layers else ends
+        kept = set(test.tokens) & set((train if train is not None else test).tokens)
+        missing = sorted(set(needed) - kept)
+        if missing:
+            raise ValueError(f"the attentive probe needs the token sets of layers {missing}: extract the features "
+                             "with tokens=True")
+        results = per_target(lambda *data: attentive_probe(*data, device=device), test, train, units)
+        blocks = {("block", k): results[("layer", e)] for k, e in enumerate(ends, 1)} if self.layers else {}
+        return blocks | results

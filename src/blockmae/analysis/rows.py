@@ -7,7 +7,11 @@ training step it was measured at (None: the final model). Pair metrics add `bloc
 (the second block, layer or run); `clips_left_out` rows add `files`.
 
 Runs that share (model, regime, K) form a *group*: they differ only by seed, and a group's number is the
-mean over its runs with a 95% t-interval (`eval.stats.mean_ci`).
+mean over its runs with a 95% t-interval (`eval.stats.mean_ci`). The random-init floor is such a group too
+(regime "random", one run per seed).
+
+Depth on a common axis: block k of a K-block run ends at fraction k/K of the encoder (the equal partitions the
+studies use), so runs with different K are compared at the same depth (`with_depth`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..eval.stats import mean_ci
+from ..eval.reconstruction import BASELINES, best_reference
+from ..eval.stats import mean_ci, t_quantile
 from ..regimes import display_order
 
 ROW_KEYS = ("run", "regime", "model", "K", "seed", "dataset", "split", "block", "layer", "metric", "target", "value",
@@ -55,6 +60,23 @@ def mean_and_half_width(values) -> tuple[float, float]:
     (a metric a run could not compute) are left out rather than poisoning the group."""
     mean, _, high = mean_ci([v for v in values if v is not None and math.isfinite(v)])
     return mean, high - mean
+
+
+def difference_and_half_width(a, b) -> tuple[float, float]:
+    """mean(a) - mean(b) over two independent groups of runs, and the half-width of its 95% Welch interval. A group
+    of one run adds no spread of its own; the half-width is nan when neither group has two runs."""
+    a, b = ([v for v in values if v is not None and math.isfinite(v)] for values in (a, b))
+    if not a or not b:
+        return math.nan, math.nan
+    difference = float(np.mean(a) - np.mean(b))
+    spread = [(np.var(v, ddof=1) / len(v), len(v) - 1) for v in (a, b) if len(v) > 1]  # (s^2/n, dof) per group
+    if not spread:
+        return difference, math.nan
+    variance = sum(term for term, _ in spread)
+    if variance == 0:
+        return difference, 0.0
+    dof = variance ** 2 / sum(term ** 2 / d for term, d in spread)  # Welch-Satterthwaite
+    return difference, t_quantile(0.975, dof) * math.sqrt(variance)
 
 
 def ordered(values) -> list:
@@ -113,6 +135,18 @@ def last_block(rows: list[dict]) -> dict[str, int]:
     return dict(last)
 
 
+def with_depth(rows: list[dict], pairs: bool = False) -> list[dict]:
+    """Block rows with `depth`, where the block ends as a fraction of the encoder: k/K for block k of K (K from the
+    row, else the run's highest block); a pair k->k+1 (`pairs`) sits at (k+1)/K, the end of the block that made the
+    change. Block K of every run lands on 1.0."""
+    blocks = last_block(rows)
+    out = []
+    for r in rows:
+        K = r.get("K") or blocks[r.get("run")] + (1 if pairs else 0)
+        out.append({**r, "depth": (r["block"] + (1 if pairs else 0)) / K})
+    return out
+
+
 def series(rows: list[dict], x_key: str = "block") -> dict[Group, dict[int, list[float]]]:
     """group -> x -> one value per run (a run's duplicate rows are averaged first)."""
     per_run = defaultdict(list)
@@ -161,7 +195,30 @@ def run_values(rows: list[dict], metric: str, dataset: str) -> dict[Group, list[
     return out
 
 
-def lookup_losses(rows: list[dict], dataset: str) -> list[float]:
-    """Each trained run's loss of predicting each position's mean target on `dataset` (the lookup table)."""
-    return [r["value"] for r in rows if r.get("metric") == "recon_loss_position_mean"
-            and r.get("dataset") == dataset and r.get("regime") != "random"]
+def chance_of(rows: list[dict], dataset: str, target: str = "mean") -> float | None:
+    """The majority-class share of `target` on `dataset` (rows `chance_acc`, one per source, all alike); None
+    without such rows."""
+    values = [r["value"] for r in rows if r.get("metric") == "chance_acc" and r.get("dataset") == dataset
+              and r.get("target", "mean") == target and r.get("step") is None]
+    return float(np.mean(values)) if values else None
+
+
+def trivial_losses_of(rows: list[dict], dataset: str) -> dict[str, float]:
+    """Baseline key -> its held-out loss on `dataset` (rows `recon_loss_<key>` of final models), the mean over the
+    trained runs (over every run when only random encoders have them): the same clips and masks for each."""
+    out = {}
+    for key in BASELINES:
+        values = [(r.get("regime") != "random", r["value"]) for r in rows
+                  if r.get("metric") == f"recon_loss_{key}" and r.get("dataset") == dataset
+                  and r.get("block") is None and r.get("step") is None]
+        trained = [v for is_trained, v in values if is_trained] or [v for _, v in values]
+        if trained:
+            out[key] = float(np.mean(trained))
+    return out
+
+
+def reference_loss(rows: list[dict], dataset: str) -> float | None:
+    """The lower of the position-mean (lookup table) and visible-mean (copy) losses on `dataset`: what a model must
+    beat to have learned anything; None without them."""
+    best = best_reference(trivial_losses_of(rows, dataset))
+    return best[1] if best else None

@@ -58,6 +58,21 @@ def describe(path: str) -> Source:
                   cfg.train.seed, to_dict(cfg), run_dir if p == run_dir else None)
 
 
-def random_floor(like: Source, seed: int = 0) -> Source:
-    """A randomly initialised encoder of the same shape: the floor every trained model must beat."""
-    return Source(f"random-{like.model_name}-K{like.K}", like.path, "random", like.model_name, like.K, seed, like.config)
+# Random encoders a floor is measured on when asked for without a number: enough for a mean and an interval.
+DEFAULT_RANDOM_FLOORS = 3
+
+
+def random_floor_count(value: bool | int) -> int:
+    """How many random encoders `value` asks for: True the default number, False none, an int that many."""
+    if isinstance(value, bool):
+        return DEFAULT_RANDOM_FLOORS if value else 0
+    if not isinstance(value, int) or value < 0:
+        raise ValueError(f"random floor: {value!r} is not a number of random encoders (true, false or an integer >= 0)")
+    return value
+
+
+def random_floors(like: Source, count: int) -> list[Source]:
+    """`count` randomly initialised encoders of the same shape (seeds 0..count-1): the floor every trained model
+    must beat, measured like a trained group, as a mean over seeds with an interval."""
+    return [Source(f"random-{like.model_name}-K{like.K}-s{seed}", like.path, "random", like.model_name, like.K, seed,
+                   like.config) for seed in range(count)]

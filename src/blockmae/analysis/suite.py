@@ -1,11 +1,11 @@
 """`blockmae analyze`: every depth-wise metric family for every source and dataset, as tidy rows
 (`analysis.rows`).
 
-Features come from `extraction.FeatureStore` (extracted once, cached); each family reads them: probes,
-retrieval and kNN, CKA (plain and debiased), mutual-kNN alignment and intrinsic dimension
-(`depth_similarity`), token statistics and geometry, occlusion, held-out reconstruction, and, with
-`dynamics`, the final block at every saved checkpoint. Which split probes are fitted on and scored on is
-`eval.protocols.split_plan`.
+Features come from `extraction.FeatureStore` (extracted once, cached); each family reads them: probes
+(linear, and with `attentive` the attentive probe on the kept token sets), retrieval and kNN, CKA (plain and
+debiased), mutual-kNN alignment and intrinsic dimension (`depth_similarity`), token statistics and geometry,
+occlusion, held-out reconstruction, and, with `dynamics`, the final block at every saved checkpoint. Which split
+probes are fitted on and scored on is `eval.protocols.split_plan`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from ..data.transforms import to_model_input
 from ..devices import resolve_device
 from ..eval import (SplitPlan, cka_matrix, gallery_retrieval, geometry_metrics, knn_classify, loo_retrieval_targets,
                     occlusion_drop, split_plan)
-from ..eval.features import Features
+from ..eval.features import MAX_TOKENS, Features
+from ..eval.protocols import chance_accuracies
 from ..eval.reconstruction import MASK_SEED, held_out_losses
 from .depth_similarity import DEBIASED_MIN_CLIPS, KNN_K, MAX_CLIPS, cka_entries, neighbour_entries
 from .extraction import FeatureStore, dataset_name, dataset_splits
@@ -41,6 +42,14 @@ PROTOCOL = {
     "probe_acc": "Linear probe: standardise, multinomial logistic regression (L-BFGS, 1000 iterations), one probe per "
                  "target; fit on train and score top-1 on test where the data has both splits, else 3-fold stratified "
                  "CV (shuffled, seed 0, stratified on the first target). 'mean' = mean over targets.",
+    "attentive_probe_acc": "Attentive probe (V-JEPA's frozen evaluation), one per target and unit: the unit's output "
+                           "tokens, kept as float16 and averaged over time pairs and 2x2 spatial cells in turn until "
+                           f"at most {MAX_TOKENS} per clip, are layer-normalised (no affine); one learned query "
+                           "attends over them with 8 heads (gcd(8, width) if the width is no multiple of 8), scores "
+                           "q.k/sqrt(head width) against learned key maps, softmax-weighted learned value maps; a "
+                           "linear head reads the attended vector. AdamW (lr 5e-3, cosine to 0, weight decay 0.01), "
+                           "cross-entropy, batch 32, 20 epochs, seed 0; top-1 on the same splits and folds as "
+                           "probe_acc. 'mean' = mean over targets.",
     "knn_acc": "Weighted kNN classifier on L2-normalised features (k=20, temperature 0.07), train -> test.",
     "retrieval_map": "Leave-one-out retrieval (paper): cosine similarity among evaluation clips, self excluded; "
                      "mAP over queries. retrieval_r@k: share of queries with a same-class clip among the k nearest.",
@@ -53,6 +62,12 @@ PROTOCOL = {
                                 "clips (a lookup table; same clips and masks).",
     "recon_loss_visible_mean": "Baseline: the MSE of predicting every hidden tubelet as the mean of the clip's visible "
                                "ones (a copy; same clips and masks).",
+    "recon_loss_oracle_constant": "Reference, not a baseline: the MSE of predicting every hidden tubelet as the mean "
+                                  "of the clip's hidden ones, the best single constant per clip (an oracle: it "
+                                  "peeks at the hidden targets; same clips and masks).",
+    "chance_acc": "The majority-class share of the scored clips' labels per target (cross-validated data: of the "
+                  "whole set), what a probe that ignores the clip scores; 'mean' = mean over targets. One row per "
+                  "source (block unset), identical across sources.",
     "cka_linear": "Linear CKA between pooled features (consecutive blocks: block, block2=block+1; layer x layer "
                   "within a run; block x block across runs: run2).",
     "cka_rbf": f"RBF CKA, Gaussian kernel with median-distance bandwidth, consecutive blocks (at most {MAX_CLIPS} "
@@ -110,8 +125,9 @@ class Analysis:
         name = dataset_name(spec)
         plan = split_plan(dataset_splits(spec))
         split = plan.row_split
-        test = self.store.features(source, model, spec, plan.evaluate)
-        train = self.store.features(source, model, spec, plan.fit) if plan.fit else None
+        tokens = self.opt.attentive
+        test = self.store.features(source, model, spec, plan.evaluate, tokens=tokens)
+        train = self.store.features(source, model, spec, plan.fit, tokens=tokens) if plan.fit else None
         for part, feats in ((plan.evaluate, test), ("train", train)):
             if feats is not None and feats.left_out:
                 self.add(meta, name, part, "clips_left_out", len(feats.left_out), files=feats.left_out[:20])
@@ -123,12 +139,24 @@ class Analysis:
 
         with Timer(self.opt.timings, "probe"):
             if labelled:
+                for target, share in chance_accuracies(test.labels, test.target_names).items():
+                    self.add(meta, name, split, "chance_acc", share, target=target)
                 units = [("block", k) for k in range(1, len(partition) + 1)]
                 units += [("layer", i) for i in range(1, len(test.layers) + 1)] if self.opt.layers else []
                 for kind, index in units:
                     accs = self.probes.accuracies(test, train, kind, index, partition)
                     for target, acc in accs.items():
                         self.add(meta, name, split, "probe_acc", acc, target=target, **{kind: index})
+
+        if tokens:
+            with Timer(self.opt.timings, "attentive probe"):
+                if labelled:
+                    for (kind, index), accs in self.probes.attentive(test, train, partition, self.device).items():
+                        for target, acc in accs.items():
+                            self.add(meta, name, split, "attentive_probe_acc", acc, target=target, **{kind: index})
+            for feats in (test, train):  # no other family reads the token sets: free them now
+                if feats is not None:
+                    feats.tokens = {}
 
         with Timer(self.opt.timings, "retrieval"):
             if labelled:

@@ -10,10 +10,11 @@ from collections import defaultdict
 
 import numpy as np
 
+from ..eval.reconstruction import best_reference, margin_below
 from .learning import BASELINES, learning_verdicts
 from .figures.style import Styler
-from .rows import (Group, datasets_of, final_block_values, group_sort_key, last_pair_values, lookup_losses,
-                   mean_and_half_width, run_values, select, series, targets_of)
+from .rows import (Group, chance_of, datasets_of, final_block_values, group_sort_key, last_pair_values,
+                   mean_and_half_width, reference_loss, run_values, select, series, targets_of)
 
 # metric -> (column heading, scale, decimals, higher is better)
 SUMMARY_METRICS = {
@@ -75,8 +76,8 @@ def summary_table(rows: list[dict], styler: Styler) -> str:
             for d in datasets for m in metrics}
     for (d, m), groups_best in best.items():  # no bold for a "best" that learning nothing matches
         floor = [s[0] for g, s in cells[(d, m)].items() if g.regime == "random"]
-        if m == "recon_loss":  # the reference for a loss: predicting each position's mean target
-            floor = lookup_losses(rows, d)
+        if m == "recon_loss":  # the reference for a loss: the better of a lookup table and a copy
+            floor = [loss for loss in [reference_loss(rows, d)] if loss is not None]
         higher = SUMMARY_METRICS[m][3]
         if floor and any((cells[(d, m)][g][0] <= np.mean(floor)) == higher for g in groups_best):
             groups_best.clear()
@@ -93,32 +94,48 @@ def summary_table(rows: list[dict], styler: Styler) -> str:
                 else:
                     tds.append("<td>–</td>")
         body.append(_row(g, tds))
+    body.append(_chance_row(rows, datasets, metrics))
     return (f"<table><thead>{head1}{head2}</thead><tbody>{''.join(body)}</tbody></table>"
             '<p class="note">Final block of every run; probe accuracy is the mean over the dataset\'s targets, '
-            "retrieval mAP likewise. Cells: mean ± half-width of the 95% t-interval over the group's runs (seeds); "
-            "a single number where the group has one run. Bold: best trained group in the column, only where it beats the "
-            "random-init floor. Grey italic: random-init floor.</p>")
+            "retrieval mAP likewise; chance is the majority class's share of the scored clips, averaged over "
+            "targets. Cells: mean ± half-width of the 95% t-interval over the group's runs (seeds); a single number "
+            "where the group has one run. Bold: best trained group in the column, only where it beats the "
+            "random-init floor (for the MSE: the better of the position-mean and visible-mean predictors). Grey "
+            "italic: the random-init floor, a group of randomly initialised encoders (one per seed).</p>")
+
+
+def _chance_row(rows: list[dict], datasets: list[str], metrics: list[str]) -> str:
+    """The summary's last row: chance under each probe column (nothing without chance rows)."""
+    chances = {d: chance_of(rows, d) for d in datasets}
+    if all(c is None for c in chances.values()) or "probe_acc" not in metrics:
+        return ""
+    cells = [f"<td>{100 * chances[d]:.1f}</td>" if m == "probe_acc" and chances[d] is not None else "<td>–</td>"
+             for d in datasets for m in metrics]
+    return '<tr class="floor"><td class="label">chance (majority class)</td><td>–</td>' + "".join(cells) + "</tr>"
 
 
 def learning_table(rows: list[dict], styler: Styler) -> str:
-    """Final-block held-out loss beside the trivial predictors on the same clips and masks, per dataset."""
+    """Final-block held-out loss beside the four trivial predictors on the same clips and masks, and its margin
+    below the better of the lookup table and the copy, per dataset."""
     parts = []
     for dataset in datasets_of(select(rows, "recon_loss", dataset=None)):
         losses = final_block_values(rows, "recon_loss", dataset)
         base = {k: run_values(rows, f"recon_loss_{k}", dataset) for k in BASELINES}
         head = ('<tr><th class="label">group</th><th>held-out MSE (final block)</th>'
-                + "".join(f"<th>{escape(v)}</th>" for v in BASELINES.values()) + "<th>MSE / position mean</th></tr>")
+                + "".join(f"<th>{escape(v)}</th>" for v in BASELINES.values())
+                + "<th>below lookup / copy (%)</th></tr>")
         body = []
         for g in sorted(losses, key=group_sort_key):
             if g.regime == "random":
                 continue
             mean, half = mean_and_half_width(losses[g])
             trivial = {k: mean_and_half_width(base[k].get(g, []))[0] for k in BASELINES}
-            ratio = mean / trivial["position_mean"] if trivial["position_mean"] else math.nan
-            cls = ' class="bad"' if not ratio < 1 else ""
+            best = best_reference(trivial)
+            margin = margin_below(mean, best[1]) if best else math.nan
+            cls = ' class="bad"' if not margin > 0 else ""
             body.append(_row(g, [_group_cell(styler, g), f"<td>{escape(format_stat(mean, half, 1.0, 4))}</td>"]
                              + [f"<td>{escape(format_stat(trivial[k], math.nan, 1.0, 4))}</td>" for k in BASELINES]
-                             + [f"<td{cls}>{ratio:.3f}</td>"]))
+                             + [f"<td{cls}>{escape(_margin_text(margin, best))}</td>"]))
         parts.append(f"<h3>{escape(dataset)}</h3><table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>")
     verdicts = learning_verdicts(rows)
     if verdicts:
@@ -126,9 +143,18 @@ def learning_table(rows: list[dict], styler: Styler) -> str:
     return "".join(parts) + (
         '<p class="note">The trivial predictors are scored on the same held-out clips and tube masks as the models: '
         "<i>predict 0</i> (the mean of a normalised tubelet), <i>position mean</i> (each token position's mean target "
-        "over the evaluated clips: a lookup table) and <i>visible mean</i> (every hidden tubelet predicted as the mean "
-        "of the clip's visible ones: a copy). A ratio at or above 1 (red) means the model has learned nothing a lookup "
-        "table could not.</p>")
+        "over the evaluated clips: a lookup table), <i>visible mean</i> (every hidden tubelet predicted as the mean "
+        "of the clip's visible ones: a copy) and the <i>per-clip oracle</i> (every hidden tubelet predicted as the "
+        "mean of the clip's hidden ones: the best constant per clip, which peeks at the answer; a model below it "
+        "predicts structure within the clip). The last column is how far the model's loss lies below the lower of "
+        "the lookup table and the copy, in % of that loss (named in brackets); at or below 0 (red) the model has "
+        "learned nothing a lookup table or a copy could not.</p>")
+
+
+def _margin_text(margin: float, best: tuple[str, float] | None) -> str:
+    if best is None or not math.isfinite(margin):
+        return "–"
+    return f"{margin:+.1f} ({'copy' if best[0] == 'visible_mean' else 'lookup'})"
 
 
 def depth_tables(rows: list[dict], styler: Styler, unit: str) -> str:
@@ -145,15 +171,17 @@ def depth_tables(rows: list[dict], styler: Styler, unit: str) -> str:
             groups = sorted(data, key=group_sort_key)
             stats = {g: {k: mean_and_half_width(v) for k, v in data[g].items()} for g in groups}
             best = {k: _best({g: stats[g][k][0] for g in groups if k in stats[g]}, True) for k in range(1, n_units + 1)}
-            for k, groups_best in best.items():  # no bold where the random-init encoder is as good
+            for k, groups_best in best.items():  # no bold where the random-init encoders are as good on average
                 floor = [stats[g][k][0] for g in groups if g.regime == "random" and k in stats[g]]
-                if floor and any(stats[g][k][0] <= floor[0] for g in groups_best):
+                if floor and any(stats[g][k][0] <= max(floor) for g in groups_best):
                     groups_best.clear()
             for i, g in enumerate(groups):
                 tds = []
                 if i == 0:
                     name = "mean over targets" if target == "mean" else target
-                    tds.append(f'<td class="label" rowspan="{len(groups)}"><b>{escape(name)}</b></td>')
+                    chance = chance_of(rows, dataset, target)
+                    note = f'<br><span class="note">chance {100 * chance:.1f}%</span>' if chance is not None else ""
+                    tds.append(f'<td class="label" rowspan="{len(groups)}"><b>{escape(name)}</b>{note}</td>')
                 tds.append(_group_cell(styler, g))
                 for k in range(1, n_units + 1):
                     if k in stats[g]:

@@ -3,7 +3,8 @@
 One pass over a dataset gives, for every layer, the mean over all tokens of the unmasked
 clip (the paper's pooled feature) plus the token-level statistics that need whole token
 sets (token similarity, relative update norm), so no metric ever re-runs the model.
-Block features are the layers at stage ends.
+Block features are the layers at stage ends. For the attentive probe the pass can also keep chosen layers'
+whole token sets, as float16, at most `MAX_TOKENS` per clip (`cap_tokens`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,34 @@ from typing import Callable, Iterable
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .tokens import relative_update_norm, token_similarity
+
+# Tokens kept per clip for the attentive probe: (2000 clips x 256 tokens x 768 wide) float16 is 0.8 GB per layer.
+MAX_TOKENS = 256
+
+
+def cap_tokens(tokens: torch.Tensor, grid: tuple[int, int, int], max_tokens: int = MAX_TOKENS) -> torch.Tensor:
+    """(B, N, D) tokens in (t, h, w) order -> at most `max_tokens` per clip: pairs of time steps, then 2x2 spatial
+    cells, averaged in turn until they fit (adaptive average pooling, so odd sizes work too). ViT-B at 16x224
+    (8x14x14 = 1568 tokens) keeps 4x7x7 = 196."""
+    t, h, w = grid
+    if t * h * w != tokens.shape[1]:
+        raise ValueError(f"{tokens.shape[1]} tokens do not fill the grid {grid}")
+    time_next = True
+    while t * h * w > max_tokens:
+        if (time_next and t > 1) or h * w == 1:
+            t = -(-t // 2)
+        else:
+            h, w = -(-h // 2), -(-w // 2)
+        time_next = not time_next
+    if (t, h, w) == tuple(grid):
+        return tokens
+    b, _, d = tokens.shape
+    cells = F.adaptive_avg_pool3d(tokens.transpose(1, 2).reshape(b, d, *grid), (t, h, w))
+    return cells.reshape(b, d, -1).transpose(1, 2)
 
 
 @dataclass
@@ -28,6 +54,7 @@ class Features:
     update_norm: list[float] = field(default_factory=list)  # per layer: vs the layer before (layer 1: vs embedding)
     key: str = ""  # identifies the extraction (model, data, split) for memoising metrics
     left_out: list[str] = field(default_factory=list)  # unreadable clips left out ("PATH: reason (detail)")
+    tokens: dict[int, np.ndarray] = field(default_factory=dict)  # layer -> (n, <=MAX_TOKENS, D) float16, if kept
 
     def blocks(self, partition: list[int]) -> list[np.ndarray]:
         ends = np.cumsum(partition)
@@ -51,7 +78,8 @@ class Features:
         return cls([np.concatenate(xs) for xs in zip(*(f.layers for f in shards))],
                    np.concatenate([f.labels for f in shards]), shards[0].target_names,
                    mean([f.token_similarity for f in shards]).tolist(), mean([f.update_norm for f in shards]).tolist(),
-                   left_out=[s for f in shards for s in f.left_out])
+                   left_out=[s for f in shards for s in f.left_out],
+                   tokens={i: np.concatenate([f.tokens[i] for f in shards]) for i in shards[0].tokens})
 
     @classmethod
     def load(cls, path: Path, key: str = "") -> "Features":
@@ -61,16 +89,34 @@ class Features:
                        z["token_similarity"].tolist(), z["update_norm"].tolist(), key,
                        [str(s) for s in z["left_out"]] if "left_out" in z.files else [])
 
+    def save_tokens(self, path: Path) -> None:
+        """The kept token sets, apart from the pooled features (whose file format stays as it is)."""
+        np.savez(path, **{f"layer_{i}": x for i, x in self.tokens.items()}, max_tokens=MAX_TOKENS)
+
+    @staticmethod
+    def load_tokens(path: Path, layers: Iterable[int]) -> dict[int, np.ndarray] | None:
+        """These layers' token sets, or None when the file is missing, lacks one or was kept under another cap."""
+        if not Path(path).is_file():
+            return None
+        layers = list(layers)
+        with np.load(path) as z:
+            names = [f"layer_{i}" for i in layers]
+            if "max_tokens" not in z.files or int(z["max_tokens"]) != MAX_TOKENS or not set(names) <= set(z.files):
+                return None
+            return {i: z[name] for i, name in zip(layers, names)}
+
 
 @torch.no_grad()
 def extract_features(model, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], prepare: Callable[[torch.Tensor], torch.Tensor],
                      target_names: list[str], *, total: int | None = None, token_stats: bool = True,
-                     progress: bool = True, desc: str = "features") -> Features:
-    """Run `model.encode(at='layers')` on every batch of uint8 clips (after `prepare`) in eval mode."""
+                     progress: bool = True, desc: str = "features", keep_tokens: Iterable[int] = ()) -> Features:
+    """Run `model.encode(at='layers')` on every batch of uint8 clips (after `prepare`) in eval mode; the token sets
+    of the layers (1 = first) in `keep_tokens` are kept too, capped by `cap_tokens` over `model.grid`."""
     was_training = model.training
     model.eval()
     pooled: list[list[np.ndarray]] = []
     labels, sims, updates, seen = [], None, None, 0
+    kept: dict[int, list[np.ndarray]] = {i: [] for i in keep_tokens}
     bar = tqdm(total=total, desc=desc, disable=not progress, unit="clip", dynamic_ncols=True)
     for clips, y in batches:
         video = prepare(clips)
@@ -82,6 +128,8 @@ def extract_features(model, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
         previous = model.embed(video) if token_stats else None
         for i, tokens in enumerate(layers):
             pooled[i].append(tokens.float().mean(dim=1).cpu().numpy())
+            if i + 1 in kept:
+                kept[i + 1].append(cap_tokens(tokens.float(), model.grid).half().cpu().numpy())
             if token_stats:
                 sims[i] += token_similarity(tokens.float()) * b
                 updates[i] += relative_update_norm(previous.float(), tokens.float()) * b
@@ -94,4 +142,5 @@ def extract_features(model, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
     if not seen:
         raise ValueError("no clips to extract features from (empty dataset)")
     return Features([np.concatenate(p) for p in pooled], np.concatenate(labels), list(target_names),
-                    (sims / seen).tolist() if token_stats else [], (updates / seen).tolist() if token_stats else [])
+                    (sims / seen).tolist() if token_stats else [], (updates / seen).tolist() if token_stats else [],
+                    tokens={i: np.concatenate(x) for i, x in kept.items()})

@@ -43,3 +43,12 @@ def probe_folds(stratify_on, folds: int = FOLDS, seed: int = FOLD_SEED) -> list[
 
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros((len(labels), 1)), labels))
+
+
+def chance_accuracies(labels: np.ndarray, target_names: Sequence[str]) -> dict[str, float]:
+    """{target: the share of the most frequent class, "mean": their mean}: what a probe that ignores the clip
+    scores on these labels ((n, n_targets), the scored clips'; for cross-validated data, the whole set)."""
+    labels = np.asarray(labels)
+    shares = {name: float(np.unique(labels[:, t], return_counts=True)[1].max() / len(labels))
+              for t, name in enumerate(target_names)}
+    return shares | {"mean": float(np.mean(list(shares.values())))}

@@ -6,11 +6,15 @@ masks are fixed (seeded per batch), so every run is scored on the same hidden tu
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Iterable
 
 import torch
 
-BASELINES = ("zero", "position_mean", "visible_mean")
+BASELINES = ("zero", "position_mean", "visible_mean", "oracle_constant")
+# What a model must beat to have learned anything about a clip: a lookup table and a copy (the oracle peeks at
+# the answer, and predicting 0 is weaker than both).
+REFERENCE_BASELINES = ("position_mean", "visible_mean")
 MASK_SEED = 10_007
 
 
@@ -53,12 +57,32 @@ def trivial_losses(targets: torch.Tensor, mask: torch.Tensor, position_mean: tor
     `position_mean` predicts each token position's mean target over the evaluation clips
     (`position_mean`, (N, D)); `visible_mean` predicts every hidden tubelet as the mean target of the
     clip's visible ones (with raw-pixel targets: the clip's average colour). A model not below them
-    has learned nothing a lookup table or a copy could not.
+    has learned nothing a lookup table or a copy could not. `oracle_constant` predicts every hidden
+    tubelet as the mean of the clip's hidden ones: the best single tubelet per clip in MSE, an oracle
+    (it peeks at the answer) that says how much of the loss any constant-per-clip guess leaves.
     targets: (B, N, D) for every token; mask: (B, N) bool, True = hidden.
     """
     hidden = targets[mask]
-    visible = ~mask
-    clip_mean = (targets * visible.unsqueeze(-1)).sum(1) / visible.sum(1, keepdim=True).clamp(min=1)
+
+    def clip_mean_over(which: torch.Tensor) -> torch.Tensor:  # (B, D): each clip's mean target over `which`
+        return (targets * which.unsqueeze(-1)).sum(1) / which.sum(1, keepdim=True).clamp(min=1)
+
+    def loss_of(per_clip: torch.Tensor) -> float:  # every hidden tubelet predicted as its clip's (D,) constant
+        return float((hidden - per_clip.unsqueeze(1).expand_as(targets)[mask]).square().mean())
+
     return {"zero": float(hidden.square().mean()),
             "position_mean": float((hidden - position_mean.expand_as(targets)[mask]).square().mean()),
-            "visible_mean": float((hidden - clip_mean.unsqueeze(1).expand_as(targets)[mask]).square().mean())}
+            "visible_mean": loss_of(clip_mean_over(~mask)),
+            "oracle_constant": loss_of(clip_mean_over(mask))}
+
+
+def best_reference(baselines: dict[str, float]) -> tuple[str, float] | None:
+    """(key, loss) of the lower of the position-mean and visible-mean losses; None when neither was scored."""
+    scored = [(key, baselines[key]) for key in REFERENCE_BASELINES
+              if baselines.get(key) is not None and math.isfinite(baselines[key])]
+    return min(scored, key=lambda kv: kv[1]) if scored else None
+
+
+def margin_below(loss: float, reference: float) -> float:
+    """How far `loss` lies below `reference`, in % of `reference` (negative: above it)."""
+    return 100.0 * (reference - loss) / reference if reference else math.nan

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..eval.reconstruction import best_reference, margin_below
+
 
 class RunLog:
     def __init__(self, run_dir: Path, resume_step: int, tensorboard: bool):
@@ -47,31 +49,42 @@ def read_log(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
+# summary.json's baseline key -> its column in `loss_table`
+TRIVIAL_COLUMNS = {"zero": "zero", "position_mean": "lookup", "visible_mean": "copy", "oracle_constant": "oracle"}
+
+
 def loss_table(summaries: dict[str, dict]) -> str:
-    """Per-stage first -> last logged training loss and held-out loss, one row per run and stage, with the
-    trivial predictors' held-out losses on the same clips and masks (predict 0, each position's mean, the
-    clip's visible mean) and a warning for every run whose top stage does not beat the position mean."""
+    """Per-stage first -> last logged training loss and held-out loss, one row per run and stage, with how far the
+    held-out loss lies below the better of the lookup table and the copy (in % of it), the four trivial predictors'
+    held-out losses on the same clips and masks, and a warning for every run whose top stage beats neither."""
     def fmt(v, width=8):
         return f"{v:{width}.4f}" if v is not None else f"{'-':>{width}}"
-    lines = [f"{'run':<22} {'stage':>5} {'first':>8} {'last':>8} {'held-out':>9}   "
-             f"{'zero':>7} {'pos-mean':>8} {'vis-mean':>8}"]
+
+    lines = [f"{'run':<22} {'stage':>5} {'first':>8} {'last':>8} {'held-out':>9} {'below%':>7}   "
+             + " ".join(f"{name:>7}" for name in TRIVIAL_COLUMNS.values())]
     for name, s in summaries.items():
         base = s["held_out"].get("baselines", {})
+        best = best_reference(base)
         for k, (a, b, h) in enumerate(zip(s["first_losses"], s["last_losses"], s["held_out"]["losses"]), start=1):
-            trivial = " ".join(fmt(base.get(key), w) for key, w in
-                               (("zero", 7), ("position_mean", 8), ("visible_mean", 8))) if k == 1 else ""
-            lines.append(f"{name:<22} {k:>5} {fmt(a)} {fmt(b)} {h:9.4f}   {trivial}".rstrip())
+            below = f"{margin_below(h, best[1]):+7.1f}" if best else f"{'-':>7}"
+            trivial = " ".join(fmt(base.get(key), 7) for key in TRIVIAL_COLUMNS) if k == 1 else ""
+            lines.append(f"{name:<22} {k:>5} {fmt(a)} {fmt(b)} {h:9.4f} {below}   {trivial}".rstrip())
+    lines += ["below%: the held-out loss below the better of lookup (each position's mean target) and copy (the",
+              "clip's visible mean), in % of it; oracle: the best constant per clip (it peeks at the hidden targets)"]
     lines += [f"warning: {w}" for w in learning_warnings(summaries)]
     return "\n".join(lines)
 
 
 def learning_warnings(summaries: dict[str, dict]) -> list[str]:
-    """A line per run whose top-stage held-out loss is not below predicting each position's mean target."""
+    """A line per run whose top-stage held-out loss is not below the lookup table (each position's mean target)
+    or the copy (the clip's visible mean), whichever is lower."""
     out = []
     for name, s in summaries.items():
-        lookup = s["held_out"].get("baselines", {}).get("position_mean")
+        best = best_reference(s["held_out"].get("baselines", {}))
         top = s["held_out"]["losses"][-1]
-        if lookup is not None and not top < lookup:
-            out.append(f"{name}: held-out loss {top:.4f} is not below the position-mean predictor's {lookup:.4f}; "
-                       "the model has learned nothing a lookup table could not (train longer, or see docs/preset_sweep.md)")
+        if best is not None and not top < best[1]:
+            what = ("position-mean predictor's", "a lookup table") if best[0] == "position_mean" else \
+                ("visible-mean predictor's", "a copy of the clip's visible mean")
+            out.append(f"{name}: held-out loss {top:.4f} is not below the {what[0]} {best[1]:.4f}; the model has "
+                       f"learned nothing {what[1]} could not (train longer, or see docs/preset_sweep.md)")
     return out

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..rows import consecutive_pairs, datasets_of, final_rows, select, series
-from .style import METRICS, Styler, draw_pair_panel, draw_series, legend, new_figure, save, styled
+from ..rows import consecutive_pairs, datasets_of, final_rows, select
+from .style import METRICS, Styler, draw_pair_panel, draw_unit_series, legend, new_figure, save, styled
 
 # panel title -> the pair metric it draws between blocks k and k+1
 PAIR_PANELS = {"(a) plain linear CKA(k, k+1)": "cka_linear",
@@ -36,8 +36,9 @@ def _shared_cka_axis(plain, debiased) -> None:
 @styled
 def fig_saturation(rows: list[dict], out_dir: Path) -> list[Path]:
     """Per dataset (rows): (a) plain and (b) debiased linear CKA between consecutive blocks on one y-range,
-    (c) mutual kNN between consecutive blocks, (d) the TwoNN intrinsic dimension vs layer (vs block without
-    layer rows); a line per (regime, K) with 95% CI bands over seeds, random init dashed."""
+    (c) mutual kNN between consecutive blocks (a pair k->k+1 at relative depth (k+1)/K), (d) the TwoNN intrinsic
+    dimension vs layer (vs relative depth without layer rows); a line per (regime, K) with 95% CI bands over seeds,
+    random init dashed."""
     rows = final_rows(rows)
     styler = Styler(rows)
     datasets = [d for d in datasets_of(rows)
@@ -60,8 +61,7 @@ def fig_saturation(rows: list[dict], out_dir: Path) -> list[Path]:
         unit, dims = _dimension_rows(rows, dataset)
         ax = axes[i, 3]
         if dims:
-            groups |= draw_series(ax, series(dims, unit), styler, "twonn_id")
-            ax.set_xlabel(f"{unit.capitalize()} (1 = first)")
+            groups |= draw_unit_series(ax, dims, unit, styler, "twonn_id")
             ax.set_ylabel(METRICS["twonn_id"][0])
             ax.set_title(f"(d) intrinsic dimension · {dataset}")
         else:

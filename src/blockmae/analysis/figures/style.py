@@ -21,7 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from ...regimes import color_of, display_name, display_order
-from ..rows import Group, group_of, group_sort_key, mean_and_half_width, series
+from ..rows import Group, group_of, group_sort_key, mean_and_half_width, series, with_depth
 
 DPI = 150
 # Colours for regimes `blockmae.regimes` does not know (Okabe-Ito's remaining ones, then Tol's).
@@ -35,6 +35,7 @@ FLOOR_COLOR = color_of("random")  # the random-init floor and the lookup-table l
 # fractions and shown in %; CI bands are clipped to the bounds.
 METRICS = {
     "probe_acc": ("Linear-probe accuracy (%)", 100.0, (0.0, 1.0)),
+    "attentive_probe_acc": ("Attentive-probe accuracy (%)", 100.0, (0.0, 1.0)),
     "knn_acc": ("kNN accuracy (%)", 100.0, (0.0, 1.0)),
     "retrieval_map": ("Retrieval mAP (0-1)", 1.0, (0.0, 1.0)),
     "recon_loss": ("Masked reconstruction MSE", 1.0, (0.0, math.inf)),
@@ -133,12 +134,37 @@ def grid(fig: Figure, n: int, ncols: int):
     return axes[:n]
 
 
+DEPTH_LABEL = "Depth (fraction of the encoder;\nblock k of K at k/K)"
+PAIR_DEPTH_LABEL = "Depth (fraction of the encoder;\npair k→k+1 at (k+1)/K)"
+
+
+def depth_axis(ax, label: str = DEPTH_LABEL) -> None:
+    """x = where a block ends as a fraction of the encoder (`rows.with_depth`), so runs of any K share the axis."""
+    ax.set_xlim(0.0, 1.05)
+    ax.set_xticks([0.0, 0.25, 0.5, 0.75, 1.0], ["0", "0.25", "0.5", "0.75", "1"])
+    ax.set_xlabel(label)
+
+
+def draw_depth_series(ax, rows: list[dict], styler: Styler, metric: str | None, pairs: bool = False) -> set[Group]:
+    """Block rows (or consecutive-block pair rows) as lines over relative depth: block K of every run at 1."""
+    groups = draw_series(ax, series(with_depth(rows, pairs), "depth"), styler, metric)
+    depth_axis(ax, PAIR_DEPTH_LABEL if pairs else DEPTH_LABEL)
+    return groups
+
+
+def draw_unit_series(ax, rows: list[dict], unit: str, styler: Styler, metric: str | None) -> set[Group]:
+    """Block rows over relative depth, layer rows over the layer index (1 = first)."""
+    if unit == "block":
+        return draw_depth_series(ax, rows, styler, metric)
+    groups = draw_series(ax, series(rows, unit), styler, metric)
+    ax.set_xlabel(f"{unit.capitalize()} (1 = first)")
+    return groups
+
+
 def draw_pair_panel(ax, rows: list[dict], styler: Styler, metric: str, title: str) -> set[Group]:
-    """A pair metric between consecutive blocks (rows with block k and block2 k+1), one line per group."""
-    ticks = sorted({r["block"] for r in rows})
-    groups = draw_series(ax, series(rows), styler, metric)
-    ax.set_xticks(ticks, [f"{k}→{k + 1}" for k in ticks])
-    ax.set_xlabel("Consecutive blocks k→k+1")
+    """A pair metric between consecutive blocks (rows with block k and block2 k+1) over relative depth, one line
+    per group."""
+    groups = draw_depth_series(ax, rows, styler, metric, pairs=True)
     ax.set_ylabel(METRICS[metric][0])
     ax.set_title(title)
     return groups
