@@ -1,5 +1,6 @@
 """Shared test helpers (a plain module: several test folders have a conftest.py of their own)."""
 
+from blockmae.analysis.rows import make_row
 from blockmae.config import load_config
 
 
@@ -8,3 +9,37 @@ def small_config(*overrides: str):
     base = ["model.frames=4", "model.image_size=32", "model.patch=8", "model.width=64", "model.heads=4",
             "model.depth=4", "model.decoder.width=32", "model.decoder.heads=2", "model.decoder.depth=1"]
     return load_config(None, base + list(overrides))
+
+
+def stitching_rows(penalties: dict[tuple[str, str], float], runs: dict[str, str], blocks=(1, 2),
+                   jitter: float = 0.2) -> list[dict]:
+    """Stitching rows with a given probe penalty (pp) per (regime A, regime B), +-`jitter` pp alternating over
+    pairs, for every ordered pair of `runs`."""
+    rows, sign = [], 1.0
+    for a, regime in runs.items():
+        for b, regime2 in runs.items():
+            if a == b:
+                continue
+            meta = {"run": a, "regime": regime, "model": "vit", "K": 3, "seed": 0}
+            sign = -sign
+            for k in blocks:
+                pp = penalties[(regime, regime2)] + sign * jitter
+                for metric, value in (("stitch_loss", 1.1), ("stitch_loss_own", 1.0), ("stitch_probe_own", 0.8),
+                                      ("stitch_probe", 0.8 - pp / 100)):
+                    rows.append(make_row(meta, "digits", "test", metric, value, block=k, run2=b, regime2=regime2))
+    return rows
+
+
+def continuation_rows(e2e: list[float], sim: list[float], continued: dict[int, list[float]]) -> list[dict]:
+    """Continuation rows: E2E and simultaneous as trained, and simultaneous continued with k stages frozen (per
+    seed, probe accuracies in %)."""
+    rows = []
+    for regime, values in (("e2e", e2e), ("simultaneous", sim)):
+        for seed, v in enumerate(values):
+            meta = {"run": f"{regime}-s{seed}", "regime": regime, "model": "vit", "K": 4, "seed": seed}
+            rows.append(make_row(meta, "scenes", "test", "continue_start_probe", v / 100))
+    for k, values in continued.items():
+        for seed, v in enumerate(values):
+            meta = {"run": f"simultaneous-s{seed}", "regime": "simultaneous", "model": "vit", "K": 4, "seed": seed}
+            rows.append(make_row(meta, "scenes", "test", "continued_probe", v / 100, block=k, continue_steps=10))
+    return rows

@@ -9,8 +9,11 @@ A study file (YAML) names a base config, its overrides, the grid and the evaluat
       model.partition: [4, 6]
       train.seed: [0, 1]
     data: [digits, gratings, gratings2]
-    random_floor: true         # also analyse a randomly initialised encoder of the same shape
+    random_floor: true         # also analyse 3 randomly initialised encoders of the same shape (an int: that many)
     jobs: 2                    # runs trained at once, each on cores // jobs threads
+    attentive: false           # also the attentive probe (per block, and per layer when layers: true)
+    sequential_budget: total   # total: sequential shares max_steps over its K phases (E2E's total compute);
+                               # per-stage: each phase gets the full max_steps (the budget finding 6 needs)
     interfaces:                # optional: `blockmae interfaces` on the runs of these regimes (findings 8, 9)
       data: scenes,n=384
       regimes: [e2e, simultaneous]
@@ -47,11 +50,13 @@ class Study:
     grid: dict[str, list]
     data: list[str]
     overrides: list[str] = field(default_factory=list)
-    random_floor: bool = True
+    random_floor: bool | int = True  # random-init encoders analysed beside the runs: True = 3, or how many
     layers: bool = True  # probes and CKA per layer as well as per block
     occlusion: bool = True
+    attentive: bool = False  # also the attentive probe on every block (and layer): attentive_probe_acc rows
     jobs: int = 1
     interfaces: dict | None = None  # {data, regimes, stitch_steps, continue_steps}: see the module docstring
+    sequential_budget: str = "total"  # total: sequential shares max_steps over its K phases; per-stage: K x max_steps
 
     def runs(self) -> list[tuple[str, list[str]]]:
         """(name, overrides) for every combination of the grid, in the order written."""
@@ -59,8 +64,20 @@ class Study:
         out = []
         for values in itertools.product(*(self.grid[k] for k in keys)):
             name = "-".join(_NAME_PARTS.get(k, lambda v, k=k: f"{k.split('.')[-1]}{v}")(v) for k, v in zip(keys, values))
-            out.append((name, list(self.overrides) + [f"{k}={v}" for k, v in zip(keys, values)]))
+            overrides = list(self.overrides) + [f"{k}={v}" for k, v in zip(keys, values)]
+            out.append((name, overrides + self._budget(overrides)))
         return out
+
+    def _budget(self, overrides: list[str]) -> list[str]:
+        """With the per-stage budget, a sequential run trains each of its K phases for the full max_steps."""
+        if self.sequential_budget == "total":
+            return []
+        cfg = load_config(self.config, overrides)
+        if cfg.train.regime != "sequential":
+            return []
+        if cfg.train.max_steps is None:
+            raise ConfigError("sequential_budget: per-stage needs train.max_steps in the study's config or overrides")
+        return [f"train.max_steps={cfg.train.max_steps * len(cfg.model.partition)}"]
 
 
 def load_study(path: str | Path) -> Study:
@@ -80,6 +97,7 @@ def load_study(path: str | Path) -> Study:
     return validate(Study(**raw), str(path))
 
 
+SEQUENTIAL_BUDGETS = ("total", "per-stage")
 INTERFACE_KEYS = {"data": None, "regimes": ["e2e", "simultaneous"], "stitch_steps": 100, "continue_steps": 0}
 
 
@@ -87,12 +105,18 @@ def validate(study: Study, origin: str = "study") -> Study:
     """Check every run's config before anything trains; resolve the base config to a file path."""
     if not isinstance(study.jobs, int) or study.jobs < 1:
         raise ConfigError(f"{origin}: jobs={study.jobs!r}, expected a positive integer")
+    if study.sequential_budget not in SEQUENTIAL_BUDGETS:
+        raise ConfigError(f"{origin}: sequential_budget={study.sequential_budget!r}, expected one of "
+                          f"{', '.join(SEQUENTIAL_BUDGETS)}")
+    if not isinstance(study.random_floor, int) or study.random_floor < 0:  # a bool is an int: true, false, 0, 3
+        raise ConfigError(f"{origin}: random_floor={study.random_floor!r}, expected true, false or a number of "
+                          "random encoders")
     if study.interfaces is not None:
         study.interfaces = check_interfaces(study.interfaces, study.grid.get("train.regime", []), origin)
     base = Path(study.config) if Path(study.config).is_file() else config_path(study.config)
+    study.config = str(base)
     for _, overrides in study.runs():
         load_config(base, overrides)
-    study.config = str(base)
     return study
 
 
@@ -203,12 +227,13 @@ def run_study(study: Study | str | Path, out: str | Path, jobs: int | None = Non
         extra = study_interfaces(study, out)
         timings["interfaces_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    options = Options(layers=study.layers, occlusion=study.occlusion)
+    options = Options(layers=study.layers, occlusion=study.occlusion, attentive=study.attentive)
     report = analyze([str(out / "runs" / name) for name, _ in study.runs()], study.data, out / "analysis", options,
                      with_random_floor=study.random_floor, extra_rows=extra)
     timings["analysis_s"] = time.perf_counter() - t
 
-    rows, findings = write_findings(out, summaries, note)
+    rows = [json.loads(line) for line in (out / "analysis" / "metrics.jsonl").read_text().splitlines()]
+    findings = write_findings(out, rows, summaries, note)
     (out / "timings.json").write_text(json.dumps(timings, indent=1))
     if publish:
         publish_outputs(out, Path(publish))
@@ -250,16 +275,15 @@ def decoder_masking_note(study: Study) -> str | None:
             "compare them under one objective.")
 
 
-def write_findings(out: Path, summaries: dict, note: str | None = None) -> tuple[list[dict], dict]:
-    """The findings measured on a study's analysis rows (`out/analysis/metrics.jsonl`) and run summaries, written
-    to findings.json and findings.md (after `note`, if any). Returns (rows, findings)."""
+def write_findings(dest: Path, rows: list[dict], summaries: dict, note: str | None = None) -> dict:
+    """The findings measured on a study's rows and run summaries, written to dest/findings.json and
+    dest/findings.md (after `note`, if any)."""
     from .analysis.findings import findings_markdown, measure_findings
 
-    rows = [json.loads(line) for line in (out / "analysis" / "metrics.jsonl").read_text().splitlines()]
     findings = measure_findings(rows, summaries)
-    (out / "findings.json").write_text(json.dumps(findings, indent=1))
-    (out / "findings.md").write_text((f"> {note}\n\n" if note else "") + findings_markdown(findings))
-    return rows, findings
+    (dest / "findings.json").write_text(json.dumps(findings, indent=1))
+    (dest / "findings.md").write_text((f"> {note}\n\n" if note else "") + findings_markdown(findings))
+    return findings
 
 
 def publish_outputs(out: Path, dest: Path) -> None:

@@ -9,11 +9,11 @@ import torch
 import blockmae
 from blockmae.analysis.interfaces import (boundary_verdicts, interfaces_markdown, overall_verdict, stitching_finding,
                                          welch_interval)
-from blockmae.analysis.rows import ROW_KEYS, make_row
+from blockmae.analysis.rows import ROW_KEYS
 from blockmae.analysis.stitching import Stitched, stitch_rows, train_stitch
 from blockmae.cli import main
 from blockmae.train.engine import pretrain
-from helpers import small_config
+from helpers import small_config, stitching_rows
 
 COMMON = ["model.partition=[1,1,2]", "data.train=digits,n=8", "train.batch_size=4", "train.max_steps=2",
           "train.checkpoint_every=2", "train.progress=false", "train.device=cpu", "train.lr=1e-2"]
@@ -100,41 +100,22 @@ def test_rows_cover_both_directions_and_every_boundary(runs):
         stitch_rows([str(runs / "e2e"), str(runs / "sim")], DATA, steps=1, boundaries=[3])
 
 
-def synthetic(penalties: dict[tuple[str, str], float], runs: dict[str, str], blocks=(1, 2),
-              jitter: float = 0.2) -> list[dict]:
-    """Stitching rows with a given probe penalty (pp) per (regime A, regime B), +-`jitter` pp alternating over
-    pairs, for every ordered pair of `runs`."""
-    rows, sign = [], 1.0
-    for a, regime in runs.items():
-        for b, regime2 in runs.items():
-            if a == b:
-                continue
-            meta = {"run": a, "regime": regime, "model": "vit", "K": 3, "seed": 0}
-            sign = -sign
-            for k in blocks:
-                pp = penalties[(regime, regime2)] + sign * jitter
-                for metric, value in (("stitch_loss", 1.1), ("stitch_loss_own", 1.0), ("stitch_probe_own", 0.8),
-                                      ("stitch_probe", 0.8 - pp / 100)):
-                    rows.append(make_row(meta, "digits", "test", metric, value, block=k, run2=b, regime2=regime2))
-    return rows
-
-
 SIX = {"e0": "e2e", "e1": "e2e", "e2": "e2e", "s0": "simultaneous", "s1": "simultaneous", "s2": "simultaneous"}
 
 
 def test_the_verdict_gives_each_outcome():
     same_seed = {("e2e", "e2e"): 1.0, ("simultaneous", "simultaneous"): 3.0}
-    differ = synthetic(same_seed | {("e2e", "simultaneous"): 5.0, ("simultaneous", "e2e"): 2.0}, SIX)
+    differ = stitching_rows(same_seed | {("e2e", "simultaneous"): 5.0, ("simultaneous", "e2e"): 2.0}, SIX)
     verdicts = boundary_verdicts(differ)  # baseline 2 pp; E2E -> Sim exceeds it by 3 pp
     assert [v.verdict for v in verdicts] == ["differ", "differ"] and overall_verdict(verdicts) == "differ"
-    same = synthetic(same_seed | {("e2e", "simultaneous"): 3.0, ("simultaneous", "e2e"): -4.0}, SIX)
+    same = stitching_rows(same_seed | {("e2e", "simultaneous"): 3.0, ("simultaneous", "e2e"): -4.0}, SIX)
     verdicts = boundary_verdicts(same)
     assert [v.verdict for v in verdicts] == ["same", "same"] and overall_verdict(verdicts) == "same"
     # the same means with pairs that scatter: the interval straddles the margin, so no verdict
-    noisy = synthetic(same_seed | {("e2e", "simultaneous"): 3.0, ("simultaneous", "e2e"): -4.0}, SIX, jitter=6.0)
+    noisy = stitching_rows(same_seed | {("e2e", "simultaneous"): 3.0, ("simultaneous", "e2e"): -4.0}, SIX, jitter=6.0)
     verdicts = boundary_verdicts(noisy)
     assert [v.verdict for v in verdicts] == ["inconclusive"] * 2 and "[" in verdicts[0].reason
-    one_sim = synthetic(same_seed | {("e2e", "simultaneous"): 3.0, ("simultaneous", "e2e"): 3.0},
+    one_sim = stitching_rows(same_seed | {("e2e", "simultaneous"): 3.0, ("simultaneous", "e2e"): 3.0},
                         {"e0": "e2e", "e1": "e2e", "e2": "e2e", "s0": "simultaneous"})
     verdicts = boundary_verdicts(one_sim)
     assert [v.verdict for v in verdicts] == ["inconclusive"] * 2 and "fewer than two runs" in verdicts[0].reason

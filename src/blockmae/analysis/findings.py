@@ -1,12 +1,19 @@
-"""The paper's six findings (docs/paper.md), and tests of its explanations beyond it (7: does late-block
-saturation survive a debiased CKA? 8: do blocks form interfaces, `analysis.interfaces`; 9: where does the
-blockwise gap live, `analysis.gap_split`), measured on a study's tidy rows.
+"""The paper's six findings (docs/paper.md) and three beyond it (7: does late-block saturation survive a debiased
+CKA, `analysis.saturation_finding`; 8: do blocks form interfaces, `analysis.interfaces`; 9: where does the
+blockwise gap live, `analysis.gap_split`), each a rule over a study's tidy rows with four outcomes
+(`analysis.verdicts`; docs/verdicts.md).
 
-Every number is a mean over seeds with a 95% t-interval (`eval.stats.mean_ci`); per-seed values are kept.
-"Blockwise" (BW) means the regimes `blockmae.regimes` marks blockwise (simultaneous, sequential). A run's K is
-the one its rows carry; run summaries are matched to it by run name. Probe accuracies are the mean over a
-dataset's targets. A finding gets a verdict by the explicit rule written next to it, and "inconclusive"
-where the intervals overlap in the way that matters.
+A finding is cut into parts (claims); each part compares cells (regime x K [x dataset]) by per-seed differences
+with 95% t-intervals, paired by seed (runs of one seed share their initial weights and data order), or by
+Welch's t against the random-init encoders (which have seeds of their own). "Larger", "earlier" and "grows" need
+an interval clear of zero, "close" an equivalence (TOST) at a stated margin; counts of cells count only clear
+cells; p-values are Holm-corrected over the cells of a part. The finding's verdict combines its parts
+(`verdicts.combine`).
+
+Probe accuracies are a dataset's mean over its targets, then the mean over datasets. Losses are the analysis's
+held-out reconstruction rows on the pretraining data, so that every run is scored on the same clips and masks.
+Findings that read probes are measured under the linear probe (the paper's) and, where its rows exist, again
+under the attentive probe; a verdict that changes under it says so.
 """
 
 from __future__ import annotations
@@ -15,318 +22,270 @@ from collections import defaultdict
 
 import numpy as np
 
-from ..eval.stats import mean_ci, seeds_to_exclude
+from ..eval.stats import seeds_to_exclude
 from ..regimes import blockwise_regimes
 from .gap_split import gap_split_finding
 from .interfaces import stitching_finding
-from .rows import datasets_of, is_pair
+from .saturation_finding import saturation_debiased
+from .study_index import StudyIndex, paired_by_seed
+from .verdicts import (CORRECTION, INCONCLUSIVE, NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, RHO_MARGIN, Difference,
+                       combine, correlation, equivalence_vote, paired, vote, welch)
+
+PROBE_MARGIN_PP = 2.0  # probe accuracy differences below this are "the same"
+CKA_MARGIN = 0.01
+OCCLUSION_MARGIN = 0.02
+LOSS_MARGIN = 0.01  # of the copy predictor's loss (relative)
+NO_ROOM_CKA = 0.98  # a random encoder's late CKA at or above this leaves CKA no room to tell regimes apart
 
 
-def _ci(values) -> dict:
-    values = [float(v) for v in values]
-    mean, low, high = mean_ci(values)
-    return {"mean": mean, "low": low, "high": high, "n": len(values), "values": values}
-
-
-def _settle(values) -> int | str | None:
-    """Seeds at which the interval of these per-seed values would exclude 0 (None: excluded already)."""
-    values = list(values)
-    if len(values) < 2:
-        return None  # no spread measured: nothing to extrapolate from
-    _, low, high = mean_ci(values)
-    if low > 0 or high < 0:
+def _settle(d: Difference) -> int | str | None:
+    """Seeds at which the interval of these per-seed differences would exclude 0 (None: excluded already)."""
+    if d.n < 2 or not d.values or d.low > 0 or d.high < 0:
         return None
-    return seeds_to_exclude(values) or "more than 1000 (no measurable difference)"
+    return seeds_to_exclude(d.values) or "more than 1000 (no measurable difference)"
 
 
-def _paired(a: dict, b: dict) -> list[float]:
-    """Per-seed differences a - b over the seeds both have ({seed: value} dicts)."""
-    return [a[s] - b[s] for s in sorted(set(a) & set(b))]
+def _pp(d: Difference) -> str:
+    return f"{d.mean:+.1f} [{d.low:+.1f}, {d.high:+.1f}] pp" if d.n >= 2 else f"{d.mean:+.1f} pp (no interval)"
 
 
-def _separated(a: dict, b: dict) -> bool:
-    """True when the intervals do not overlap (a clear difference at this number of seeds)."""
-    return a["low"] > b["high"] or b["low"] > a["high"]
+def _num(d: Difference, digits: int = 3) -> str:
+    return (f"{d.mean:+.{digits}f} [{d.low:+.{digits}f}, {d.high:+.{digits}f}]" if d.n >= 2
+            else f"{d.mean:+.{digits}f} (no interval)")
 
 
-class StudyIndex:
-    """The trained runs' final-model block rows: (regime, K, dataset, metric, target, block) -> {seed: value}, and
-    each run's K (the one its rows carry, which the run summaries are matched by)."""
-
-    def __init__(self, rows: list[dict]):
-        self.values = defaultdict(dict)
-        self.pairs = defaultdict(dict)  # consecutive-block CKA: (regime, K, dataset, block) -> {seed: value}
-        self.consecutive = defaultdict(dict)  # any pair metric: (metric, regime, K, dataset, block) -> {seed: value}
-        self.K_of_run = {r["run"]: r["K"] for r in rows}
-        kept = [r for r in rows if r.get("step") is None and r["block"] is not None and r["regime"] != "random"]
-        self.datasets = datasets_of(kept)
-        self.Ks = sorted({r["K"] for r in kept})
-        for r in kept:
-            if is_pair(r):
-                if r.get("block2") == r["block"] + 1 and r.get("run2") is None:
-                    key = (r["regime"], r["K"], r["dataset"], r["block"])
-                    self.consecutive[(r["metric"], *key)][r["seed"]] = r["value"]
-                    if r["metric"] == "cka_linear":
-                        self.pairs[key][r["seed"]] = r["value"]
-                continue
-            self.values[(r["regime"], r["K"], r["dataset"], r["metric"], r["target"], r["block"])][r["seed"]] = r["value"]
-
-    def get(self, regime, K, dataset, metric, block, target="mean") -> dict:
-        return self.values.get((regime, K, dataset, metric, target, block), {})
-
-    def summaries_of(self, summaries: dict, regime: str, K: int) -> dict[str, dict]:
-        """The run summaries (summary.json by run name) of the runs of (regime, K)."""
-        return {name: s for name, s in summaries.items() if s["regime"] == regime and self.K_of_run.get(name) == K}
+def _finding(parts: dict, rule: str, key: str, cells: dict, optional: tuple[str, ...] = (), **extra) -> dict:
+    return {"verdict": combine(parts, optional),
+            "parts": {name: {"verdict": o, "reason": r} for name, (o, r) in parts.items()},
+            "rule": rule + f" Multiple comparisons: {CORRECTION}.", "key_numbers": key,
+            "cells": {name: {k: d.as_dict() for k, d in c.items()} for name, c in cells.items()}, **extra}
 
 
-def _final_probe(idx: StudyIndex, regime, K, dataset) -> dict:
-    return idx.get(regime, K, dataset, "probe_acc", K)
-
-
-def final_block(idx: StudyIndex, summaries: dict) -> dict:
-    """Finding 1: BW converges and lands close to E2E; the gap grows with K."""
-    blockwise = blockwise_regimes()
-    table, gaps = {}, {}
+def final_block(idx: StudyIndex, metric: str = "probe_acc") -> dict:
+    """Finding 1: BW learns (beats the trivial predictors), lands close to E2E, and the gap grows with K."""
+    datasets = idx.probe_datasets(metric)
+    learned, gaps, settle = {}, {}, {}
+    copy = idx.copy_loss()
     for K in idx.Ks:
-        for regime in ("e2e",) + blockwise:
-            for dataset in idx.datasets:
-                seeds = _final_probe(idx, regime, K, dataset)
-                if seeds:
-                    table[f"{regime}-K{K}/{dataset}"] = _ci(seeds.values())
-            losses = [s["held_out"]["losses"][-1] for s in idx.summaries_of(summaries, regime, K).values()]
-            if losses:
-                table[f"{regime}-K{K}/held_out_loss_top"] = _ci(losses)
-        for regime in blockwise:
-            per_seed = defaultdict(list)  # seed -> gap per dataset, averaged over datasets
-            for dataset in idx.datasets:
-                e2e, bw = _final_probe(idx, "e2e", K, dataset), _final_probe(idx, regime, K, dataset)
-                for seed in set(e2e) & set(bw):
-                    per_seed[seed].append(e2e[seed] - bw[seed])
-            if per_seed:
-                gaps[f"{regime}-K{K}"] = _ci([np.mean(v) for v in per_seed.values()])
-    converged = all(s["first_losses"][-1] > s["last_losses"][-1] for s in summaries.values()
-                    if s["regime"] in blockwise)
+        for regime in blockwise_regimes():
+            if not idx.has(regime, K):
+                continue
+            loss = idx.loss(regime, K, K)
+            if copy is not None and loss:
+                learned[f"{regime}-K{K}"] = paired([copy - v for v in loss.values()], LOSS_MARGIN * copy)
+            e2e, bw = (idx.over_datasets(r, K, metric, K, datasets) for r in ("e2e", regime))
+            if e2e and bw:
+                gaps[f"{regime}-K{K}"] = gap = paired([100 * d for d in paired_by_seed(e2e, bw)], PROBE_MARGIN_PP)
+                if _settle(gap):
+                    settle[f"gap {regime}-K{K} excludes 0"] = _settle(gap)
+    floor = _random_floor(idx, metric, datasets)
+    parts = {"learns": vote(learned, "above") if copy is not None else (NOT_MEASURED, "no trivial-predictor rows "
+                                                                        "on the pretraining data")}
+    parts["close to E2E"] = equivalence_vote(gaps)
+    if gaps and floor[0] != REPRODUCED:
+        parts["close to E2E"] = (INCONCLUSIVE, f"E2E is not shown to clear the random-init floor ({floor[1]}), "
+                                               "so being close to it says nothing")
     grows = {}
     if len(idx.Ks) >= 2:
         lo, hi = idx.Ks[0], idx.Ks[-1]
-        for regime in blockwise:
+        for regime in blockwise_regimes():
             if f"{regime}-K{lo}" in gaps and f"{regime}-K{hi}" in gaps:
-                grows[regime] = gaps[f"{regime}-K{hi}"]["mean"] > gaps[f"{regime}-K{lo}"]["mean"]
-    settle = {k: _settle(v["values"]) for k, v in gaps.items()}
-    return {"final_probe": table, "gap_e2e_minus_bw_pp": {k: _scale(v, 100) for k, v in gaps.items()},
-            "seeds_to_settle": {f"gap {k} excludes 0": n for k, n in settle.items() if n is not None},
-            "blockwise_losses_went_down": converged, "gap_grows_with_K": grows,
-            "rule": "reproduced if every blockwise run's top loss went down, every gap is under 5 pp, and the gap "
-                    "is larger at the larger K for both regimes; not reproduced if a gap is negative beyond its "
-                    "interval or shrinks with K for both regimes; else inconclusive",
-            "verdict": _verdict_1(converged, gaps, grows)}
+                grows[regime] = welch(gaps[f"{regime}-K{hi}"].values, gaps[f"{regime}-K{lo}"].values, PROBE_MARGIN_PP)
+    parts["grows with K"] = vote(grows, "above") if grows else (NOT_MEASURED, "needs two K")
+    key = "; ".join(f"gap {k}: {_pp(v)}" for k, v in gaps.items()) + f"; E2E minus random floor: {floor[1]}"
+    rule = (f"learns: the top stage's held-out loss is below the best trivial predictor's (margin {LOSS_MARGIN:.0%} "
+            f"of it); close to E2E: E2E minus BW final-block probe equivalent to 0 within +-{PROBE_MARGIN_PP:g} pp "
+            "(TOST), and only if E2E clears the random-init floor (Welch interval above 0); grows with K (optional: "
+            "needs two K): the gap at the larger K minus the smaller, interval above 0.")
+    return _finding(parts, rule, key, {"learns": learned, "gap_e2e_minus_bw_pp": gaps, "grows": grows},
+                    optional=("grows with K",), seeds_to_settle=settle)
 
 
-def _scale(ci: dict, k: float) -> dict:
-    return {**{key: ci[key] * k for key in ("mean", "low", "high")}, "n": ci["n"], "values": [v * k for v in ci["values"]]}
+def _random_floor(idx: StudyIndex, metric: str, datasets: list[str]) -> tuple[str, str]:
+    """Does E2E's final-block probe (at every K) clear the random-init encoders'? (outcome, numbers)"""
+    per_dataset = [idx.random.get((d, metric, "mean"), {}) for d in datasets]
+    runs = set.intersection(*(set(p) for p in per_dataset)) if per_dataset and all(per_dataset) else set()
+    if not runs:
+        return NOT_MEASURED, "no random-init rows"
+    floor = [100 * float(np.mean([p[r] for p in per_dataset])) for r in runs]
+    cells = {f"K{K}": welch([100 * v for v in idx.over_datasets("e2e", K, metric, K, datasets).values()], floor,
+                            PROBE_MARGIN_PP) for K in idx.Ks if idx.has("e2e", K)}
+    text = "; ".join(f"{k} {_pp(d)} ({len(floor)} random encoders)" for k, d in cells.items())
+    return vote(cells, "above")[0] if cells else NOT_MEASURED, text or "no E2E runs"
 
 
-def _verdict_1(converged, gaps, grows) -> str:
-    if not converged or not gaps:
-        return "not reproduced"
-    close = all(abs(g["mean"]) < 0.05 for g in gaps.values())
-    if close and grows and all(grows.values()):
-        return "reproduced"
-    if any(g["high"] < 0 for g in gaps.values()) or (grows and not any(grows.values())):
-        return "not reproduced"
-    return "inconclusive"
-
-
-def early_decodability(idx: StudyIndex) -> dict:
-    """Finding 2: higher-level structure is decodable earlier under BW, then E2E overtakes."""
-    out = {}
+def early_decodability(idx: StudyIndex, metric: str = "probe_acc") -> dict:
+    """Finding 2: higher-level structure is decodable earlier under BW (block 1), then E2E overtakes at the top."""
+    earlier, later = {}, {}
     for K in idx.Ks:
-        for dataset in idx.datasets:
-            e2e = [_ci(idx.get("e2e", K, dataset, "probe_acc", b).values()) for b in range(1, K + 1)]
+        for dataset in idx.probe_datasets(metric):
             for regime in blockwise_regimes():
-                bw = [_ci(idx.get(regime, K, dataset, "probe_acc", b).values()) for b in range(1, K + 1)]
-                if not e2e[0]["n"] or not bw[0]["n"]:
-                    continue
-                overtakes = next((b for b in range(1, K + 1) if e2e[b - 1]["mean"] > bw[b - 1]["mean"]), None)
-                out[f"{regime}-K{K}/{dataset}"] = {
-                    "block1_bw": bw[0]["mean"], "block1_e2e": e2e[0]["mean"],
-                    "block1_bw_minus_e2e_pp": 100 * (bw[0]["mean"] - e2e[0]["mean"]),
-                    "block1_clear": _separated(bw[0], e2e[0]),
-                    "e2e_first_ahead_at_block": overtakes,
-                    "bw_by_block": [c["mean"] for c in bw], "e2e_by_block": [c["mean"] for c in e2e]}
-    earlier = [v["block1_bw_minus_e2e_pp"] > 0 for v in out.values()]
-    overtaken = [v["e2e_first_ahead_at_block"] is not None and v["e2e_first_ahead_at_block"] > 1 for v in out.values()]
-    share_earlier = float(np.mean(earlier)) if earlier else 0.0
-    share_overtaken = float(np.mean(overtaken)) if overtaken else 0.0
-    verdict = ("reproduced" if share_earlier >= 0.75 and share_overtaken >= 0.5 else
-               "not reproduced" if share_earlier <= 0.25 else "inconclusive")
-    return {"by_run": out, "share_bw_ahead_at_block1": share_earlier, "share_e2e_overtakes_later": share_overtaken,
-            "rule": "reproduced if BW is ahead at block 1 in >= 75% of (regime, K, dataset) cells and E2E then "
-                    "overtakes at a later block in >= 50%; not reproduced if BW is ahead at block 1 in <= 25%",
-            "verdict": verdict}
+                e2e1, bw1 = idx.get("e2e", K, dataset, metric, 1), idx.get(regime, K, dataset, metric, 1)
+                if e2e1 and bw1:
+                    cell = f"{regime}-K{K}/{dataset}"
+                    earlier[cell] = paired([100 * d for d in paired_by_seed(bw1, e2e1)], PROBE_MARGIN_PP)
+                    later[cell] = paired([100 * d for d in paired_by_seed(idx.get("e2e", K, dataset, metric, K),
+                                                                   idx.get(regime, K, dataset, metric, K))],
+                                         PROBE_MARGIN_PP)
+    parts = {"earlier under BW": vote(earlier, "above")}
+    ahead = {c: later[c] for c, d in earlier.items() if d.kind == "above"}
+    parts["E2E overtakes at the top"] = (vote(ahead, "above") if ahead else
+                                         (NOT_MEASURED, "no cell where BW is clearly ahead at block 1"))
+    key = (f"block 1, BW minus E2E: {parts['earlier under BW'][1]}; top block, E2E minus BW where BW led: "
+           f"{parts['E2E overtakes at the top'][1]}")
+    rule = ("earlier: per (regime, K, dataset) cell, BW minus E2E at block 1, interval above 0 in at least half of "
+            "the cells and below in none (not reproduced: at least half below or equivalent within "
+            f"+-{PROBE_MARGIN_PP:g} pp, none above); overtakes: in the cells where BW led, E2E minus BW at the top "
+            "block by the same rule.")
+    # overtaking is measured wherever BW leads; without a lead there is nothing to overtake
+    return _finding(parts, rule, key, {"earlier": earlier, "overtaken": ahead}, optional=("E2E overtakes at the top",))
 
 
-def late_saturation(idx: StudyIndex, summaries: dict) -> dict:
-    """Finding 3: BW per-block losses are flat across depth; late consecutive-block CKA is higher for BW."""
-    blockwise = blockwise_regimes()
-    out = {}
+def late_saturation(idx: StudyIndex) -> dict:
+    """Finding 3: BW's late consecutive-block CKA is above E2E's, and its per-block losses flatter."""
+    cka, flat = {}, {}
     for K in idx.Ks:
         late = range(K // 2 + 1, K)  # pairs (b, b+1) in the second half
-        for regime in ("e2e",) + blockwise:
-            losses = [s["held_out"]["losses"] for s in idx.summaries_of(summaries, regime, K).values()]
-            cka_seeds = defaultdict(list)
-            for dataset in idx.datasets:
-                for b in late:
-                    for seed, v in idx.pairs.get((regime, K, dataset, b), {}).items():
-                        cka_seeds[seed].append(v)
-            if not losses:
-                continue
-            per_block = np.array(losses).mean(axis=0)
-            # Flatness: how much the loss still falls from block 2 to the last block, relative to block 1 -> 2.
-            drop_late = per_block[1] - per_block[-1]
-            out[f"{regime}-K{K}"] = {"held_out_loss_by_block": per_block.tolist(),
-                                     "late_drop": float(drop_late),
-                                     "late_cka_by_seed": {seed: float(np.mean(v)) for seed, v in cka_seeds.items()},
-                                     "late_consecutive_cka": _ci([np.mean(v) for v in cka_seeds.values()])
-                                     if cka_seeds else None}
-    wins, settle = [], {}
-    for K in idx.Ks:
-        e2e = out.get(f"e2e-K{K}", {}).get("late_consecutive_cka")
-        for regime in blockwise:
-            bw = out.get(f"{regime}-K{K}", {}).get("late_consecutive_cka")
-            if e2e and bw:
-                wins.append(bw["mean"] > e2e["mean"])
-                n = _settle(_paired(out[f"{regime}-K{K}"]["late_cka_by_seed"], out[f"e2e-K{K}"]["late_cka_by_seed"]))
-                if n is not None:
-                    settle[f"late CKA {regime}-K{K} vs e2e"] = n
-    verdict = "reproduced" if wins and all(wins) else "not reproduced" if wins and not any(wins) else "inconclusive"
-    return {"by_run": out, "bw_late_cka_higher": wins, "seeds_to_settle": settle,
-            "rule": "reproduced if the late consecutive-block linear CKA of every BW (regime, K) is above E2E's at "
-                    "the same K; not reproduced if it is below in every case",
-            "verdict": verdict}
+        e2e_cka = _late_cka(idx, "e2e", K, late)
+        for regime in blockwise_regimes():
+            bw_cka = _late_cka(idx, regime, K, late)
+            if e2e_cka and bw_cka:
+                cka[f"{regime}-K{K}"] = paired(paired_by_seed(bw_cka, e2e_cka), CKA_MARGIN)
+            drops = [_late_drop(idx, r, K) for r in ("e2e", regime)]
+            if all(drops):
+                flat[f"{regime}-K{K}"] = paired(paired_by_seed(*drops), LOSS_MARGIN)
+    random = [v for d in idx.datasets for v in idx.random_cka.get(d, {}).values()]
+    parts = {"late CKA higher under BW": vote(cka, "above")}
+    if cka and random and float(np.mean(random)) >= NO_ROOM_CKA:
+        parts["late CKA higher under BW"] = (INCONCLUSIVE, f"no room: a random-init encoder's last-pair CKA is "
+                                                           f"already {np.mean(random):.3f}")
+    parts["flatter BW losses"] = vote(flat, "above") if flat else (NOT_MEASURED, "no per-stage held-out losses on "
+                                                                                 "the pretraining data")
+    key = "; ".join(f"late CKA {k} minus E2E {_num(d)}" for k, d in cka.items())
+    if random:
+        key += f"; random-init last-pair CKA {np.mean(random):.3f}"
+    rule = ("late CKA: the mean linear CKA of consecutive pairs in the second half of the blocks, BW minus E2E per "
+            f"(regime, K), interval above 0 (equivalence margin {CKA_MARGIN:g}), inconclusive when a random-init "
+            f"encoder already scores >= {NO_ROOM_CKA:g}; flatter losses: E2E's relative loss drop from the middle "
+            f"block to the top minus BW's, interval above 0 (margin {LOSS_MARGIN:g}).")
+    return _finding(parts, rule, key, {"late_cka": cka, "flatter": flat})
 
 
-def cka_vs_gain(idx: StudyIndex) -> dict:
-    """Finding 4: lower CKA between consecutive blocks goes with larger retrieval-mAP gains."""
-    xs, ys = [], []
-    for (regime, K, dataset, b), seeds in idx.pairs.items():
-        before = idx.get(regime, K, dataset, "retrieval_map", b)
-        after = idx.get(regime, K, dataset, "retrieval_map", b + 1)
-        for seed, cka in seeds.items():
-            if seed in before and seed in after:
-                xs.append(cka)
-                ys.append(after[seed] - before[seed])
-    if len(xs) < 3:
-        return {"points": len(xs), "verdict": "inconclusive", "rule": "needs at least 3 block pairs"}
-    from scipy.stats import spearmanr
-
-    rho, p = spearmanr(xs, ys)
-    verdict = "reproduced" if rho < 0 and p < 0.05 else "not reproduced" if rho > 0 and p < 0.05 else "inconclusive"
-    return {"points": len(xs), "spearman_rho": float(rho), "p_value": float(p),
-            "rule": "Spearman correlation over every (run, dataset, consecutive block pair) of linear CKA against "
-                    "the retrieval-mAP gain: reproduced if negative with p < 0.05, not reproduced if positive with "
-                    "p < 0.05, else inconclusive",
-            "verdict": verdict}
-
-
-def token_shifts(idx: StudyIndex) -> dict:
-    """Finding 5: higher early token similarity under BW; occlusion drop grows with depth."""
-    out, early_higher, grows = {}, [], []
-    for K in idx.Ks:
-        for dataset in idx.datasets:
-            e2e = _ci(idx.get("e2e", K, dataset, "token_similarity", 1).values())
-            for regime in ("e2e",) + blockwise_regimes():
-                occ = [_ci(idx.get(regime, K, dataset, "occlusion_drop", b).values())["mean"] if
-                       idx.get(regime, K, dataset, "occlusion_drop", b) else None for b in range(1, K + 1)]
-                cell = {"occlusion_drop_by_block": occ}
-                if regime != "e2e":
-                    bw = _ci(idx.get(regime, K, dataset, "token_similarity", 1).values())
-                    if bw["n"] and e2e["n"]:
-                        cell |= {"token_similarity_block1": bw["mean"], "e2e_token_similarity_block1": e2e["mean"]}
-                        early_higher.append(bw["mean"] > e2e["mean"])
-                if occ[0] is not None and occ[-1] is not None:
-                    grows.append(occ[-1] > occ[0])
-                out[f"{regime}-K{K}/{dataset}"] = cell
-    share_sim = float(np.mean(early_higher)) if early_higher else 0.0
-    share_occ = float(np.mean(grows)) if grows else 0.0
-    verdict = ("reproduced" if share_sim >= 0.75 and share_occ >= 0.75 else
-               "not reproduced" if share_sim <= 0.25 and share_occ <= 0.25 else "inconclusive")
-    return {"by_run": out, "share_bw_block1_token_similarity_higher": share_sim,
-            "share_occlusion_drop_grows_with_depth": share_occ,
-            "rule": "reproduced if BW block-1 token similarity is above E2E's in >= 75% of cells and the occlusion "
-                    "drop at the last block exceeds block 1's in >= 75% of cells; not reproduced if both <= 25%",
-            "verdict": verdict}
-
-
-def recon_vs_representation(idx: StudyIndex, summaries: dict) -> dict:
-    """Finding 6: sequential BW reaches a lower reconstruction loss than E2E but probes worse."""
-    out, settle = {}, {}
-    for K in idx.Ks:
-        by_seed = {r: {s.get("seed", name): s["held_out"]["losses"][-1]
-                       for name, s in idx.summaries_of(summaries, r, K).items()} for r in ("e2e", "sequential")}
-        loss = {r: _ci(by_seed[r].values()) for r in ("e2e", "sequential")}
-        if not loss["e2e"]["n"] or not loss["sequential"]["n"]:
-            continue
-        probe = {}
-        for r in ("e2e", "sequential"):
-            per_seed = defaultdict(list)
-            for dataset in idx.datasets:
-                for seed, v in _final_probe(idx, r, K, dataset).items():
-                    per_seed[seed].append(v)
-            probe[r] = _ci([np.mean(v) for v in per_seed.values()]) | {"seeds": list(per_seed)}
-        for what, n in (("loss", _settle(_paired(by_seed["sequential"], by_seed["e2e"]))),
-                        ("probe", _settle(_paired(*(dict(zip(probe[r]["seeds"], probe[r]["values"]))
-                                                    for r in ("sequential", "e2e")))))):
-            if n is not None:
-                settle[f"K{K} sequential vs e2e {what}"] = n
-        out[f"K{K}"] = {"held_out_loss_top": loss, "final_probe_mean_over_datasets": probe,
-                        "seq_lower_loss": loss["sequential"]["mean"] < loss["e2e"]["mean"],
-                        "seq_worse_probe": probe["sequential"]["mean"] < probe["e2e"]["mean"]}
-    cells = list(out.values())
-    both = [c["seq_lower_loss"] and c["seq_worse_probe"] for c in cells]
-    verdict = ("reproduced" if cells and all(both) else
-               "not reproduced" if cells and not any(c["seq_lower_loss"] for c in cells) else "inconclusive")
-    return {"by_K": out, "seeds_to_settle": settle,
-            "rule": "reproduced if, at every K, sequential's top held-out loss is below E2E's while its final-block "
-                    "probe (mean over datasets) is below E2E's; not reproduced if sequential never reaches the "
-                    "lower loss",
-            "verdict": verdict}
-
-
-SATURATED, ARTEFACT = 0.95, 0.90  # plain late CKA that counts as a plateau; debiased CKA that says it was bias
-
-
-def _last_pair(idx: StudyIndex, metric: str, regime, K) -> dict:
-    """{seed: the metric between blocks K-1 and K, mean over datasets}."""
+def _late_cka(idx: StudyIndex, regime, K, late) -> dict:
     per_seed = defaultdict(list)
     for dataset in idx.datasets:
-        for seed, v in idx.consecutive.get((metric, regime, K, dataset, K - 1), {}).items():
-            per_seed[seed].append(v)
+        for b in late:
+            for seed, v in idx.consecutive.get(("cka_linear", regime, K, dataset, b), {}).items():
+                per_seed[seed].append(v)
     return {seed: float(np.mean(v)) for seed, v in per_seed.items()}
 
 
-def saturation_debiased(idx: StudyIndex) -> dict:
-    """Finding 7 (beyond the paper): late-block saturation is not the plain CKA estimator's small-sample bias."""
-    out = {}
-    for K in (K for K in idx.Ks if K >= 2):
-        for regime in ("e2e",) + blockwise_regimes():
-            plain, debiased = (_last_pair(idx, m, regime, K) for m in ("cka_linear", "cka_linear_debiased"))
-            if plain and debiased:
-                out[f"{regime}-K{K}"] = {"plain": _ci(plain.values()), "debiased": _ci(debiased.values()),
-                                         "plain_minus_debiased": _ci(_paired(plain, debiased))}
-    saturated = [v for v in out.values() if v["plain"]["mean"] >= SATURATED]
-    if saturated and any(v["debiased"]["mean"] < ARTEFACT for v in saturated):
-        verdict = "artefact"
-    elif saturated and all(v["debiased"]["mean"] >= SATURATED for v in saturated):
-        verdict = "survives"
+def _late_drop(idx: StudyIndex, regime, K) -> dict:
+    """{seed: (loss at the middle block - loss at the top) / loss at the middle block}."""
+    mid, top = idx.loss(regime, K, max(1, K // 2)), idx.loss(regime, K, K)
+    return {s: (mid[s] - top[s]) / mid[s] for s in set(mid) & set(top)}
+
+
+def cka_vs_gain(idx: StudyIndex) -> dict:
+    """Finding 4: lower CKA between consecutive blocks goes with larger retrieval-mAP gains, per dataset."""
+    from scipy.stats import spearmanr
+
+    cells, numbers = {}, []
+    for dataset in idx.datasets:
+        xs, ys = [], []
+        for (metric, regime, K, d, b), seeds in idx.consecutive.items():
+            if metric != "cka_linear" or d != dataset:
+                continue
+            before, after = idx.get(regime, K, d, "retrieval_map", b), idx.get(regime, K, d, "retrieval_map", b + 1)
+            for seed, cka in seeds.items():
+                if seed in before and seed in after:
+                    xs.append(cka)
+                    ys.append(after[seed] - before[seed])
+        if len(xs) >= 4 and np.ptp(xs) > 0 and np.ptp(ys) > 0:
+            rho = float(spearmanr(xs, ys)[0])
+            cells[dataset] = correlation(rho, len(xs))
+            numbers.append(f"{dataset} rho {rho:+.2f} ({len(xs)} pairs)")
+    parts = {"negative within each dataset": vote(cells, "below")}
+    signs = {np.sign(d.mean) for d in cells.values() if d.kind in ("above", "below")}
+    key = "; ".join(numbers) + ("; the datasets' signs disagree" if len(signs) > 1 else "")
+    rule = ("per dataset, Spearman's rho between a consecutive pair's linear CKA and the retrieval-mAP gain over "
+            "every (run, pair); rho on Fisher's z scale (standard error 1.06/sqrt(n-3)); reproduced if rho is "
+            f"clearly negative in at least half of the datasets and positive in none; not reproduced if clearly "
+            f"positive or equivalent to 0 (|rho| < {RHO_MARGIN:g}) in at least half and negative in none. Pairs "
+            "within a dataset share runs, so the intervals are approximate.")
+    return _finding(parts, rule, key, {"rho_z": cells})
+
+
+def token_shifts(idx: StudyIndex) -> dict:
+    """Finding 5: BW's block-1 token similarity is above E2E's, and BW's occlusion drop grows with depth."""
+    similar, grows = {}, {}
+    for K in idx.Ks:
+        for dataset in idx.datasets:
+            e2e = idx.get("e2e", K, dataset, "token_similarity", 1)
+            for regime in blockwise_regimes():
+                cell = f"{regime}-K{K}/{dataset}"
+                bw = idx.get(regime, K, dataset, "token_similarity", 1)
+                if e2e and bw:
+                    similar[cell] = paired(paired_by_seed(bw, e2e), CKA_MARGIN)
+                first, last = (idx.get(regime, K, dataset, "occlusion_drop", b) for b in (1, K))
+                if first and last:
+                    grows[cell] = paired(paired_by_seed(last, first), OCCLUSION_MARGIN)
+    parts = {"higher block-1 token similarity": vote(similar, "above"),
+             "occlusion drop grows with depth": vote(grows, "above")}
+    key = "; ".join(f"{name}: {reason}" for name, (_, reason) in parts.items())
+    rule = ("token similarity: BW minus E2E at block 1 per (regime, K, dataset), interval above 0 in at least half "
+            f"of the cells and below in none (margin {CKA_MARGIN:g}); occlusion: BW's occlusion drop at the top "
+            f"block minus block 1, by the same rule (margin {OCCLUSION_MARGIN:g}).")
+    return _finding(parts, rule, key, {"token_similarity": similar, "occlusion_growth": grows})
+
+
+
+def recon_vs_representation(idx: StudyIndex, summaries: dict, metric: str = "probe_acc") -> dict:
+    """Finding 6: sequential BW, given the full schedule per stage, reaches a lower loss than E2E but probes worse."""
+    lower, worse, untested = {}, {}, []
+    copy = idx.copy_loss()
+    datasets = idx.probe_datasets(metric)
+    for K in idx.Ks:
+        if not (idx.has("e2e", K) and idx.has("sequential", K)):
+            continue
+        if not _per_stage_budget(summaries, idx, K):
+            untested.append(f"K{K}")
+            continue
+        seq, e2e = idx.loss("sequential", K, K), idx.loss("e2e", K, K)
+        if seq and e2e and copy is not None:
+            lower[f"K{K}"] = paired(paired_by_seed(seq, e2e), LOSS_MARGIN * copy)
+        probes = [idx.over_datasets(r, K, metric, K, datasets) for r in ("sequential", "e2e")]
+        if all(probes):
+            worse[f"K{K}"] = paired([100 * d for d in paired_by_seed(*probes)], PROBE_MARGIN_PP)
+    if untested and not (lower or worse):
+        why = (f"not tested at {', '.join(untested)}: sequential had E2E's total steps (each stage 1/K of them); "
+               "set the study's sequential_budget to per-stage")
+        parts = {"lower loss": (NOT_MEASURED, why), "worse probe": (NOT_MEASURED, why)}
     else:
-        verdict = "inconclusive"
-    return {"by_run": out, "saturated": [k for k, v in out.items() if v["plain"]["mean"] >= SATURATED],
-            "rule": f"per (regime, K), the linear CKA between blocks K-1 and K (mean over datasets, then over seeds), "
-                    f"plain and debiased (unbiased HSIC); among the cells whose plain CKA is >= {SATURATED}: survives "
-                    f"if every debiased CKA is still >= {SATURATED}, artefact if any falls below {ARTEFACT}, else "
-                    f"inconclusive (also when no cell is saturated or debiased rows are missing)",
-            "verdict": verdict}
+        parts = {"lower loss": vote(lower, "below"), "worse probe": vote(worse, "below")}
+    key = "; ".join([f"loss seq minus E2E {k}: {_num(d, 4)}" for k, d in lower.items()] +
+                    [f"probe seq minus E2E {k}: {_pp(d)}" for k, d in worse.items()]) or parts["lower loss"][1]
+    rule = ("only where sequential gave each stage E2E's whole schedule (its steps >= K x E2E's; 'not measured' "
+            "otherwise): lower loss: sequential minus E2E top-stage held-out loss per K, interval below 0 "
+            f"(margin {LOSS_MARGIN:.0%} of the copy's loss); worse probe: sequential minus E2E final-block probe, "
+            f"interval below 0 (margin {PROBE_MARGIN_PP:g} pp).")
+    settle = {f"{k} sequential vs e2e {what}": n for what, cells in (("loss", lower), ("probe", worse))
+              for k, d in cells.items() if (n := _settle(d))}
+    return _finding(parts, rule, key, {"lower_loss": lower, "worse_probe": worse}, seeds_to_settle=settle)
+
+
+def _per_stage_budget(summaries: dict, idx: StudyIndex, K: int) -> bool:
+    """Did every sequential run at K train each stage for as many steps as E2E trained in all?"""
+    steps = {r: [s.get("steps", 0) for name, s in summaries.items()
+                 if s.get("regime") == r and idx.K_of_run.get(name) == K] for r in ("sequential", "e2e")}
+    return bool(steps["sequential"] and steps["e2e"]) and min(steps["sequential"]) >= K * max(steps["e2e"])
+
+
+def _outcome_of(finding: dict, mapping: dict[str, str]) -> dict:
+    """A finding measured in its own module, its verdict mapped onto the four outcomes (its own word kept)."""
+    detail = finding["verdict"]
+    verdict = next((o for word, o in mapping.items() if detail.startswith(word)), INCONCLUSIVE)
+    return {**finding, "verdict": verdict, "parts": {"outcome": {"verdict": verdict, "reason": detail}}}
 
 
 FINDINGS = [
@@ -338,59 +297,52 @@ FINDINGS = [
     ("6", "Lower reconstruction loss does not imply better representations", "recon_vs_representation"),
     ("7", "Beyond the paper: late-block saturation survives debiasing", "saturation_debiased"),
     ("8", "Beyond the paper: blockwise and E2E blocks form different interfaces (stitching)", "interfaces"),
-    ("9", "Beyond the paper: where the blockwise gap lives (frozen-base continuation)", "gap_split"),
+    ("9", "Beyond the paper: the blockwise gap lives in the upper blocks (frozen-base continuation)", "gap_split"),
 ]
+PROBE_FINDINGS = {"final_block", "early_decodability", "recon_vs_representation"}
 
 
 def measure_findings(rows: list[dict], summaries: dict) -> dict:
-    """{finding number: {title, verdict, rule, numbers...}} from a study's rows and run summaries."""
-    idx = StudyIndex(rows)
-    measured = {
-        "final_block": final_block(idx, summaries), "early_decodability": early_decodability(idx),
-        "late_saturation": late_saturation(idx, summaries), "cka_vs_gain": cka_vs_gain(idx),
-        "token_shifts": token_shifts(idx), "recon_vs_representation": recon_vs_representation(idx, summaries),
-        "saturation_debiased": saturation_debiased(idx), "interfaces": stitching_finding(rows),
-        "gap_split": gap_split_finding(rows)}
-    return {number: {"title": title, **measured[key]} for number, title, key in FINDINGS}
+    """{finding number: {title, verdict, parts, rule, key_numbers, ...}} from a study's rows and run summaries."""
+    idx = StudyIndex(rows, summaries)
+
+    def measure(key: str, metric: str = "probe_acc") -> dict:
+        return {"final_block": lambda: final_block(idx, metric),
+                "early_decodability": lambda: early_decodability(idx, metric),
+                "late_saturation": lambda: late_saturation(idx), "cka_vs_gain": lambda: cka_vs_gain(idx),
+                "token_shifts": lambda: token_shifts(idx),
+                "recon_vs_representation": lambda: recon_vs_representation(idx, summaries, metric),
+                "saturation_debiased": lambda: saturation_debiased(idx),
+                "interfaces": lambda: _outcome_of(stitching_finding(rows), {
+                    "differ": REPRODUCED, "same": NOT_REPRODUCED, "not measured": NOT_MEASURED}),
+                "gap_split": lambda: _outcome_of(gap_split_finding(rows), {
+                    "upper blocks": REPRODUCED, "lower blocks": NOT_REPRODUCED, "extra steps": NOT_REPRODUCED,
+                    "not measured": NOT_MEASURED})}[key]()
+
+    attentive = any(r.get("metric") == "attentive_probe_acc" for r in rows)
+    out = {}
+    for number, title, key in FINDINGS:
+        out[number] = {"title": title, **measure(key)}
+        if attentive and key in PROBE_FINDINGS:
+            other = measure(key, "attentive_probe_acc")
+            out[number]["attentive"] = {"verdict": other["verdict"], "parts": other["parts"],
+                                        "key_numbers": other["key_numbers"]}
+    return out
 
 
 def findings_markdown(findings: dict) -> str:
-    lines = ["| # | finding | verdict | key numbers | seeds that would settle an open comparison |",
-             "|---|---|---|---|---|"]
+    lines = ["| # | finding | verdict | parts | key numbers | seeds that would settle an open comparison |",
+             "|---|---|---|---|---|---|"]
     for number, f in findings.items():
+        verdict = f["verdict"]
+        if "attentive" in f and f["attentive"]["verdict"] != verdict:
+            verdict += f" (attentive probe: {f['attentive']['verdict']})"
+        parts = "; ".join(f"{name}: {p['verdict']} ({p['reason']})" for name, p in f["parts"].items())
         settle = "; ".join(f"{k}: {n}" for k, n in f.get("seeds_to_settle", {}).items()) or "-"
-        lines.append(f"| {number} | {f['title']} | {f['verdict']} | {_key_numbers(number, f)} | {settle} |")
+        lines.append(f"| {number} | {f['title']} | {verdict} | {parts} | {f['key_numbers'] or '-'} | {settle} |")
+    lines += ["", "Rules (95% t-intervals over seeds; the outcomes: reproduced, not reproduced, inconclusive, not "
+                  "measured). A finding is not reproduced if one of its parts is; not measured if a part it needs has "
+                  "no data; reproduced if every part is; else inconclusive.", ""]
+    lines += [f"- **{number}**: {f['rule']}" for number, f in findings.items()]
     return "\n".join(lines) + "\n\nSeeds that would settle: the number of seeds at which the 95% t-interval of " \
         "the per-seed difference would exclude zero, if its mean and spread stayed as measured.\n"
-
-
-def format_ci(ci: dict, scale: float = 1.0, digits: int = 3) -> str:
-    if ci["n"] < 2:  # no interval from one run: say so rather than print [nan, nan]
-        return f"{ci['mean'] * scale:.{digits}f} ({ci['n']} seed{'s' if ci['n'] != 1 else ''}, no interval)"
-    return f"{ci['mean'] * scale:.{digits}f} [{ci['low'] * scale:.{digits}f}, {ci['high'] * scale:.{digits}f}]"
-
-
-def _key_numbers(number: str, f: dict) -> str:
-    if "key_numbers" in f:  # findings measured in their own modules say their numbers themselves
-        return f["key_numbers"] or "-"
-    if number == "1":
-        return "; ".join(f"gap {k}: {format_ci(v, digits=1)} pp" for k, v in f["gap_e2e_minus_bw_pp"].items())
-    if number == "2":
-        return (f"BW ahead at block 1 in {f['share_bw_ahead_at_block1']:.0%} of cells; E2E overtakes later in "
-                f"{f['share_e2e_overtakes_later']:.0%}")
-    if number == "3":
-        return "; ".join(f"{k} late CKA {format_ci(v['late_consecutive_cka'])}" for k, v in f["by_run"].items()
-                         if v["late_consecutive_cka"])
-    if number == "4":
-        return (f"Spearman rho {f['spearman_rho']:.2f} (p={f['p_value']:.2g}, {f['points']} pairs)"
-                if "spearman_rho" in f else f"{f['points']} pairs")
-    if number == "5":
-        return (f"BW block-1 token similarity higher in {f['share_bw_block1_token_similarity_higher']:.0%}; "
-                f"occlusion drop grows with depth in {f['share_occlusion_drop_grows_with_depth']:.0%}")
-    if number == "7":
-        return "; ".join(f"{k} late CKA plain {format_ci(v['plain'])} vs debiased {format_ci(v['debiased'])}"
-                         for k, v in f["by_run"].items()) or "no debiased CKA rows"
-    return "; ".join(f"{k}: loss seq {format_ci(v['held_out_loss_top']['sequential'], digits=4)} vs e2e "
-                     f"{format_ci(v['held_out_loss_top']['e2e'], digits=4)}, probe seq "
-                     f"{format_ci(v['final_probe_mean_over_datasets']['sequential'])} vs e2e "
-                     f"{format_ci(v['final_probe_mean_over_datasets']['e2e'])}" for k, v in f["by_K"].items())

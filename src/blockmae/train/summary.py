@@ -15,6 +15,8 @@ from ..eval.reconstruction import held_out_losses as score_held_out
 from ..model import BlockMAE
 from .logging import read_log
 
+EVAL_SEED = 0
+
 
 def write_summary(out: Path, cfg: Config, model: BlockMAE, steps: int, skipped_files: list, device: torch.device,
                   **extra) -> dict:
@@ -44,8 +46,10 @@ def held_out_losses(model: BlockMAE, cfg: Config, device: torch.device, max_clip
     trivial predictors' losses (`baselines`) on the same clips and masks."""
     m = cfg.model
     spec = cfg.data.test or cfg.data.train
+    # One data seed for every run (the analysis's too): runs of different seeds are scored on the same clips and
+    # masks, so their spread is training's, not the evaluation set's. The test split never overlaps training's.
     dataset = SkipCorrupt(build_dataset(spec, "test", frames=m.frames, image_size=m.image_size, channels=m.channels,
-                                        seed=cfg.train.seed + 1), strict=cfg.data.strict, replace=False)
+                                        seed=EVAL_SEED), strict=cfg.data.strict, replace=False)
     n = min(len(dataset), max_clips)
     batch = min(cfg.train.batch_size, n)
 
