@@ -20,7 +20,7 @@ def analysed(tmp_path_factory):
     for regime in ("e2e", "simultaneous"):
         main(["pretrain", "tiny", f"train.regime={regime}", *TINY, "--out", str(root / regime)])
     out = root / "analysis"
-    main(["analyze", str(root / "e2e"), str(root / "simultaneous"), *DATA, "--random-floor", "3", "--dynamics",
+    main(["analyze", str(root / "e2e"), str(root / "simultaneous"), *DATA, "--random-floor", "2", "--dynamics",
           "--save-features", "--out", str(out), "--batch-size", "8"])
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     return root, out, rows
@@ -52,14 +52,14 @@ def test_rows_are_tidy_and_cover_every_metric_family(analysed):
     assert any(r["step"] == 2 for r in rows)  # learning dynamics from the snapshots
 
 
-def test_three_random_encoders_chance_and_the_oracle(analysed):
+def test_several_random_encoders_chance_and_the_oracle(analysed):
     _, _, rows = analysed
     floor = {(r["run"], r["seed"]) for r in rows if r["regime"] == "random"}
-    assert {seed for _, seed in floor} == {0, 1, 2} and len({run for run, _ in floor}) == 3
+    assert {seed for _, seed in floor} == {0, 1} and len({run for run, _ in floor}) == 2  # --random-floor 2
     assert all(run.endswith(f"-K2-s{seed}") for run, seed in floor)
     probes = {r["run"]: r["value"] for r in rows if r["regime"] == "random" and r["metric"] == "probe_acc"
               and r["dataset"] == "gratings2" and r["block"] == 2 and r["target"] == "mean"}
-    assert len(set(probes.values())) > 1  # different encoders, not one copied thrice
+    assert len(set(probes.values())) > 1  # different encoders, not one copied twice
     chance = {(r["run"], r["target"]): r["value"] for r in rows if r["metric"] == "chance_acc"
               and r["dataset"] == "digits"}
     assert {run for run, _ in chance} == {r["run"] for r in rows if r.get("run2") is None}  # one set per source
