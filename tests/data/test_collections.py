@@ -52,6 +52,10 @@ def test_ucf101_spec(ucf):
     assert _build(f"ucf101:{ucf},split=2")[0][1].tolist() == [1]
     with pytest.raises(ListFileError, match="testlist03.txt"):
         _build(f"ucf101:{ucf},split=3", "test")
+    # n= keeps a stratified subset of the official list: one of the two test videos (two classes, one each)
+    subset = _build(f"ucf101:{ucf},n=1", "test")
+    assert len(subset) == 1 and subset.entries == _build(f"ucf101:{ucf},n=1", "test").entries
+    assert subset.entries[0] in _build(f"ucf101:{ucf}", "test").entries
 
 
 def test_ucf101_bad_files(ucf):

@@ -128,3 +128,20 @@ def test_gallery_recall_is_not_reported_for_k_beyond_the_gallery():
     xq, yq = features(10, 8, 3, seed=1)
     xg, yg = features(12, 8, 3, seed=2)
     assert set(gallery_retrieval(xq, yq, xg, yg)) == {"r@1", "r@5", "r@10"}  # no R@20/50 from 12 clips
+
+
+def test_loo_retrieval_with_groups_leaves_the_query_group_out():
+    rng = np.random.default_rng(0)
+    base, labels = rng.normal(size=(12, 8)), rng.integers(0, 3, 12)
+    x = np.repeat(base, 2, axis=0) + 1e-3 * rng.normal(size=(24, 8))  # near twins, one pair per group
+    y, groups = np.repeat(labels, 2), np.repeat(np.arange(12), 2)
+    assert loo_retrieval_targets(x, y)["mean"]["r@1"] == 1.0  # every twin is its query's nearest hit
+    grouped = loo_retrieval_targets(x, y, groups=groups)["mean"]
+    # by hand: each query ranks only the clips outside its group
+    z = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sims = z @ z.T
+    sims[groups[:, None] == groups[None, :]] = -np.inf
+    nearest = sims.argmax(1)
+    assert grouped["r@1"] == pytest.approx(np.mean(y[nearest] == y))
+    singletons = loo_retrieval_targets(x, y, groups=np.arange(24))["mean"]
+    assert singletons == pytest.approx(loo_retrieval_targets(x, y)["mean"])  # groups of one: plain leave-one-out

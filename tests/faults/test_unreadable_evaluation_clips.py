@@ -54,9 +54,9 @@ def test_unreadable_clip_is_left_out_not_replaced(collection, tmp_path, capsys):
     root, run = collection
     clean = analyse(root, run, "readable.txt", tmp_path / "clean")
     broken = analyse(root, run, "with_broken.txt", tmp_path / "broken")
-    assert "left out 1 unreadable clip(s) of list (train)" in capsys.readouterr().out
+    assert "left out 1 unreadable clip(s) of list (test)" in capsys.readouterr().out
     rows = [r for r in broken if r["metric"] == "clips_left_out"]
-    assert {r["split"] for r in rows} == {"train", "test"}  # a list file serves both; each split says so
+    assert {r["split"] for r in rows} == {"test"}  # a single list is one set, read through its evaluation pass
     assert all(r["value"] == 1 and "broken.avi: empty" in r["files"][0] for r in rows)
 
     def numbers(rows):

@@ -7,6 +7,10 @@ kept too, capped at `eval.features.MAX_TOKENS` per clip, and cached beside the p
 
 Under torchrun (`suite.extraction_workers`) every rank extracts a shard of each feature set, a run of whole
 batches, and rank 0 gathers them in order: the result equals one pass (docs/distributed.md).
+
+Where clips of one source video may share a group (`VideoDataset.groups`), each clip's entry index travels with its
+labels through the loader, so the features know every clip's group (`Features.groups`) even when unreadable clips
+are left out or an item holds several views.
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..data import SkipCorrupt, available_datasets, build_dataset, collate, parse_spec
+from ..data import SkipCorrupt, build_dataset, collate, parse_spec, spec_splits
 from ..data.transforms import to_model_input
 from ..devices import resolve_device
 from ..eval import occlude, occlusion_mask
@@ -34,12 +38,47 @@ def dataset_name(spec: str) -> str:
 
 
 def dataset_splits(spec: str) -> list[str] | None:
-    """The splits a dataset has (None: a single set, evaluated by cross-validation)."""
-    name = dataset_name(spec)
-    for info in available_datasets():
-        if info["name"].split(":")[0] == name:
-            return info.get("splits")
-    return None
+    """The splits this spec's data has as separate clips (None: a single set, evaluated by cross-validation; a list
+    spec without a held-out list is a single set read as its "test" pass): `data.spec_splits`."""
+    splits = spec_splits(spec)
+    return list(splits) if splits is not None else None
+
+
+class WithIndex(Dataset):
+    """Items (clip, labels + [index]): the entry index rides in the labels' last column through `collate`, which
+    repeats labels for every view, so each extracted clip knows its entry."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name):
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __getitem__(self, index):
+        clip, labels = self.dataset[index]
+        return clip, torch.cat([labels, torch.tensor([index], dtype=torch.int64)])
+
+
+def indexed_batches(loader, left_out: list[str], indices: list[np.ndarray]):
+    """(clips, labels) of the readable clips of a loader over `WithIndex` items; the left-out clips' reasons go to
+    `left_out` and each batch's entry indices to `indices`."""
+    for clips, y, skipped in loader:
+        left_out.extend(skipped)
+        if clips is not None:
+            indices.append(y[:, -1].numpy())
+            yield clips, y[:, :-1]
+
+
+def clip_groups(dataset, indices: list[np.ndarray]) -> np.ndarray | None:
+    """The source-video group of every extracted clip (`VideoDataset.groups` at the entry indices that
+    `indexed_batches` saw), or None when the data has no groups."""
+    groups = dataset.groups() if hasattr(dataset, "groups") else None
+    return groups[np.concatenate(indices)] if groups is not None else None
 
 
 def cache_key(source: Source, spec: str, split: str, occluded: bool, cfg) -> str:
@@ -47,8 +86,11 @@ def cache_key(source: Source, spec: str, split: str, occluded: bool, cfg) -> str
     weights = Path(source.path)
     stamp = "random" if source.regime == "random" else str(sorted(
         (str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in weights.rglob("*.safetensors")))
-    text = json.dumps([source.path, source.seed, stamp, spec, split, occluded, cfg.frames, cfg.image_size,
-                       list(cfg.pixel_mean), list(cfg.pixel_std)])
+    parts = [source.path, source.seed, stamp, spec, split, occluded, cfg.frames, cfg.image_size,
+             list(cfg.pixel_mean), list(cfg.pixel_std)]
+    if ":" in parse_spec(spec)[0]:  # video collections' features carry clip groups: not the caches made before them
+        parts.append("groups")
+    text = json.dumps(parts)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -102,7 +144,7 @@ class FeatureStore:
         """Features of shard `rank` of `world`: a run of whole batches, so every clip sees the batch (and occlusion
         mask) it would see in one pass. None for an empty shard."""
         cfg = model.cfg
-        dataset = self.clips(spec, split, cfg)
+        dataset = self.clips(spec, split, cfg, with_index=True)
         size = self.opt.batch_size
         n_batches = -(-len(dataset) // size)
         first, end = rank * n_batches // world, (rank + 1) * n_batches // world
@@ -111,13 +153,8 @@ class FeatureStore:
             return None
         loader = DataLoader(shard, batch_size=size, num_workers=self.opt.num_workers, collate_fn=collate)
         left_out: list[str] = []
-
-        def readable():
-            for clips, y, skipped in loader:
-                left_out.extend(skipped)
-                if clips is not None:
-                    yield clips, y
-        batches = readable()
+        indices: list[np.ndarray] = []
+        batches = indexed_batches(loader, left_out, indices)
         if occluded:
             regions = 2 if dataset_name(spec) == "gratings2" else 1
             gen = torch.Generator().manual_seed(0)
@@ -128,7 +165,7 @@ class FeatureStore:
                                                      regions=regions, generator=gen))
             for _ in range(first):  # the masks of the batches before this shard
                 occlusion_mask(size, cfg.image_size, cfg.image_size, patch=patch, regions=regions, generator=gen)
-            batches = ((hide(clips), y) for clips, y in readable())
+            batches = ((hide(clips), y) for clips, y in batches)
 
         def prepare(clips):
             return to_model_input(clips.to(self.device), cfg.pixel_mean, cfg.pixel_std)
@@ -138,6 +175,7 @@ class FeatureStore:
                                  desc=f"{source.run} {spec} {split}{' occluded' if occluded else ''}",
                                  keep_tokens=token_layers)
         feats.left_out = left_out
+        feats.groups = clip_groups(dataset, indices)
         return feats
 
     def serve(self) -> None:
@@ -156,8 +194,10 @@ class FeatureStore:
             feats = self.extract(source, models[key], spec, split, occluded, rank, world, token_layers)
             dist.gather_object(feats, None, dst=0)
 
-    def clips(self, spec: str, split: str, cfg):
+    def clips(self, spec: str, split: str, cfg, with_index: bool = False):
         """Evaluation clips at the model's shape; an unreadable video is left out (never replaced by another clip:
-        that would change the numbers), counted and named, or with `strict` an error."""
-        return SkipCorrupt(build_dataset(spec, split, frames=cfg.frames, image_size=cfg.image_size,
-                                         channels=cfg.channels, seed=0), strict=self.opt.strict, replace=False)
+        that would change the numbers), counted and named, or with `strict` an error. `with_index`: items carry
+        their entry index (`WithIndex`)."""
+        dataset = build_dataset(spec, split, frames=cfg.frames, image_size=cfg.image_size, channels=cfg.channels,
+                                seed=0)
+        return SkipCorrupt(WithIndex(dataset) if with_index else dataset, strict=self.opt.strict, replace=False)

@@ -18,8 +18,9 @@ from ..eval.features import Features
 def per_target(fit, test: Features, train: Features | None, units) -> dict[tuple[str, int], dict[str, float]]:
     """{unit: {target: accuracy, "mean": ...}} from `fit(train_units, train_y, test_units, test_y) -> {unit: acc}`
     run once per target: fitted on `train` and scored on `test`, or averaged over the probe folds of single-set
-    data (`eval.probe_folds`, stratified on the first target). `units(features, rows)` -> {unit: array}."""
-    folds = probe_folds(test.labels[:, 0]) if train is None else []
+    data (`eval.probe_folds`, stratified on the first target, grouped by `test.groups` when known).
+    `units(features, rows)` -> {unit: array}."""
+    folds = probe_folds(test.labels[:, 0], groups=test.groups) if train is None else []
     accs: dict[tuple, list[float]] = defaultdict(list)
     for t in range(test.labels.shape[1]):
         if train is not None:
@@ -56,7 +57,8 @@ class Probes:
             x = (lambda f: f.blocks(partition)[index - 1]) if kind == "block" else (lambda f: f.layers[index - 1])
             self.memo[key] = (probe_targets(x(train), train.labels, test.target_names, test_x=x(test),
                                             test_y=test.labels)
-                              if train is not None else probe_targets(x(test), test.labels, test.target_names))
+                              if train is not None else probe_targets(x(test), test.labels, test.target_names,
+                                                                      groups=test.groups))
         if key not in self.memo:
             (self._torch if self.backend == "torch" else self._sklearn)(test, train, partition)
             if self.layers:  # a block's features are its last layer's: share the probe
@@ -81,7 +83,7 @@ class Probes:
             if train is not None:
                 return probe_targets(train_units[unit], train.labels, test.target_names,
                                      test_x=units[unit], test_y=test.labels)
-            return probe_targets(units[unit], test.labels, test.target_names)
+            return probe_targets(units[unit], test.labels, test.target_names, groups=test.groups)
 
         results = Parallel(n_jobs=min(len(units), os.cpu_count() or 1), prefer="processes")(
             delayed(one)(unit) for unit in units)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable, Iterable
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -27,7 +28,7 @@ from ..eval import probe_targets, split_plan
 from ..eval.features import Features, extract_features
 from ..eval.reconstruction import MASK_SEED, held_out_losses
 from ..model.objective import reconstruction_loss
-from .extraction import dataset_name, dataset_splits
+from .extraction import WithIndex, clip_groups, dataset_name, dataset_splits, indexed_batches
 from .rows import make_row
 from .sources import describe
 
@@ -156,8 +157,8 @@ class Clips:
     out, never replaced)."""
 
     def __init__(self, spec: str, split: str, cfg, batch_size: int, device: torch.device):
-        self.dataset = SkipCorrupt(build_dataset(spec, split, frames=cfg.frames, image_size=cfg.image_size,
-                                                 channels=cfg.channels, seed=0), replace=False)
+        self.dataset = SkipCorrupt(WithIndex(build_dataset(spec, split, frames=cfg.frames, image_size=cfg.image_size,
+                                                           channels=cfg.channels, seed=0)), replace=False)
         self.cfg, self.device = cfg, device
         self.batch = max(1, min(batch_size, len(self.dataset)))
 
@@ -176,9 +177,11 @@ class Clips:
     def features(self, model) -> Features:
         """Pooled features of every layer (eval mode, no gradient; `eval.features`)."""
         loader = DataLoader(self.dataset, batch_size=self.batch, collate_fn=collate)
-        batches = ((clips, y) for clips, y, _ in loader if clips is not None)
-        return extract_features(model, batches, self.prepare, self.dataset.target_names, token_stats=False,
-                                progress=False)
+        indices: list[np.ndarray] = []
+        feats = extract_features(model, indexed_batches(loader, [], indices), self.prepare,
+                                 self.dataset.target_names, token_stats=False, progress=False)
+        feats.groups = clip_groups(self.dataset, indices)  # single-set probes keep a video on one side of a fold
+        return feats
 
 
 def final_probe(test: Features, train: Features | None) -> float | None:
@@ -187,7 +190,7 @@ def final_probe(test: Features, train: Features | None) -> float | None:
         return None
     names = test.target_names
     if train is None:
-        return probe_targets(test.layers[-1], test.labels, names)["mean"]
+        return probe_targets(test.layers[-1], test.labels, names, groups=test.groups)["mean"]
     return probe_targets(train.layers[-1], train.labels, names, test_x=test.layers[-1], test_y=test.labels)["mean"]
 
 

@@ -40,8 +40,12 @@ PROTOCOL = {
     "features": "Mean over all tokens of the unmasked clip at every layer output (blocks = the layers at stage ends), "
                 "model in eval mode, no gradient.",
     "probe_acc": "Linear probe: standardise, multinomial logistic regression (L-BFGS, 1000 iterations), one probe per "
-                 "target; fit on train and score top-1 on test where the data has both splits, else 3-fold stratified "
-                 "CV (shuffled, seed 0, stratified on the first target). 'mean' = mean over targets.",
+                 "target; fit on train and score top-1 on test where the data has separate train and test clips "
+                 "(the official splits of UCF101/HMDB51/Kinetics/SSv2; a list: spec only with a held-out test= or "
+                 "val= list), else 3-fold stratified CV (shuffled, seed 0, stratified on the first target) over the "
+                 "one set: the gratings, or a list of your own videos, whose folds are grouped by source video "
+                 "(StratifiedGroupKFold: UCF101-style v_X_gNN_cMM names share group gNN, views of a video share its "
+                 "group) so no video is on both sides of a fold. 'mean' = mean over targets.",
     "attentive_probe_acc": "Attentive probe (V-JEPA's frozen evaluation), one per target and unit: the unit's output "
                            "tokens, kept as float16 and averaged over time pairs and 2x2 spatial cells in turn until "
                            f"at most {MAX_TOKENS} per clip, are layer-normalised (no affine); one learned query "
@@ -50,10 +54,13 @@ PROTOCOL = {
                            "linear head reads the attended vector. AdamW (lr 5e-3, cosine to 0, weight decay 0.01), "
                            "cross-entropy, batch 32, 20 epochs, seed 0; top-1 on the same splits and folds as "
                            "probe_acc. 'mean' = mean over targets.",
-    "knn_acc": "Weighted kNN classifier on L2-normalised features (k=20, temperature 0.07), train -> test.",
-    "retrieval_map": "Leave-one-out retrieval (paper): cosine similarity among evaluation clips, self excluded; "
-                     "mAP over queries. retrieval_r@k: share of queries with a same-class clip among the k nearest.",
-    "gallery_r@k": "Video-SSL retrieval: test queries against the train gallery, cosine; R@1/5/10/20/50.",
+    "knn_acc": "Weighted kNN classifier on L2-normalised features (k=20, temperature 0.07), train -> test; only "
+               "where the data has separate train and test clips (not for cross-validated data: no kNN rows).",
+    "retrieval_map": "Leave-one-out retrieval (paper): cosine similarity among evaluation clips, self excluded (for "
+                     "cross-validated data with source-video groups, the query's whole group); mAP over queries. "
+                     "retrieval_r@k: share of queries with a same-class clip among the k nearest.",
+    "gallery_r@k": "Video-SSL retrieval: test queries against the train gallery, cosine; R@1/5/10/20/50 (train -> "
+                   "test data only, as knn_acc).",
     "recon_loss": "Per-stage masked-reconstruction MSE on held-out clips under fixed tube masks (E2E: its monitors).",
     "clips_left_out": "Unreadable clips of the split, left out of every metric (each readable clip is used exactly "
                       "once; nothing is substituted); `files` names up to 20.",
@@ -205,7 +212,8 @@ class Analysis:
         """Leave-one-out retrieval on the scored clips; with a train split, kNN and gallery retrieval against it."""
         names = test.target_names
         for k, x in enumerate(test.blocks(partition), 1):
-            for target, result in loo_retrieval_targets(x, test.labels, names).items():
+            groups = test.groups if train is None else None  # single-set data: a clip's own video is no hit
+            for target, result in loo_retrieval_targets(x, test.labels, names, groups=groups).items():
                 for key, value in result.items():
                     self.add(meta, name, split, "retrieval_map" if key == "map" else f"retrieval_{key}", value,
                              block=k, target=target)
@@ -258,7 +266,8 @@ class Analysis:
                 k = model.num_stages
                 accs = self.probes.accuracies(test, train, "block", k, model.partition, all_units=False)
                 self.add(meta, name, plan.row_split, "probe_acc", accs["mean"], block=k, step=step)
-                maps = loo_retrieval_targets(test.blocks(model.partition)[-1], test.labels, test.target_names)
+                maps = loo_retrieval_targets(test.blocks(model.partition)[-1], test.labels, test.target_names,
+                                             groups=test.groups if train is None else None)
                 self.add(meta, name, plan.row_split, "retrieval_map", maps["mean"]["map"], block=k, step=step)
             self._recon(source, model, spec, meta, name, plan, step=step)
 

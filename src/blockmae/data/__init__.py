@@ -10,12 +10,12 @@ from .gratings import DriftingGratings, TwoRegionGratings, render_grating, rende
 from .scenes import TexturedScenes
 from .listfile import Entry, ListFileError, VideoDataset, read_list
 from .robust import SkipCorrupt, TooManyCorrupt, collate
-from .spec import DatasetInfo, Option, available_datasets, build_dataset, parse_spec, register_dataset
+from .spec import DatasetInfo, Option, available_datasets, build_dataset, parse_spec, register_dataset, spec_splits
 from .video import REASONS, VideoDecodeError, available_backends, open_video
 
 __all__ = [
     "DatasetInfo", "DriftingGratings", "Entry", "ListFileError", "MovingDigits", "Option", "REASONS", "SkipCorrupt", "TexturedScenes",
     "TooManyCorrupt", "TwoRegionGratings", "VideoDataset", "VideoDecodeError", "available_backends",
     "available_datasets", "build_dataset", "check_dataset", "collate", "open_video", "parse_spec", "read_list",
-    "register_dataset", "render_grating", "render_two_region",
+    "register_dataset", "render_grating", "render_two_region", "spec_splits",
 ]

@@ -17,6 +17,14 @@ sample is the same in any worker and any order, and differs between epochs once 
 training loop calls `set_epoch(epoch)`; any other split is deterministic (uniform views,
 centre or three crops).
 
+`list:TRAIN.txt,test=TEST.txt` (and/or `val=VAL.txt`) names a separate held-out list: "train" reads the
+main list, "test" the test list (else the val list), "val" the val list (else the test list). Without one,
+every split reads the main list: it is one set, and the analysis cross-validates over its videos.
+
+`n=N` (every video spec) keeps a deterministic subset of N entries, stratified by label (`stratified_subset`).
+Clips of one source video share a group (`entry_groups`: UCF101-style names `v_Class_gNN_cMM` give group
+`gNN`), which the analysis's cross-validation keeps on one side of each fold.
+
 Items are `(clip, labels)`: clip uint8 (T, H, W, C), or (R, T, H, W, C) when `clips=R` > 1
 (one decode, R clips: R random clips in training, MAE-ST style repeated sampling, each with
 its own temporal position and crop; R uniform temporal views x `crops` spatial crops in
@@ -25,6 +33,7 @@ evaluation, view-major). labels int64 (1,) = the class index, or (0,) when unlab
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -38,6 +47,9 @@ from .sampling import clip_indices
 from .video import DEFAULT_PATTERN, VideoDecodeError, check_backend, open_video
 
 SPLITS = ("train", "val", "test")
+SUBSET_SEED = 0  # `n=` subsets do not depend on the run's seed: the same n gives the same clips everywhere
+# UCF101's clip names: clips of one group (gNN) are cut from the same long video or share actor and scene
+_UCF_GROUP = re.compile(r"v_.+_(g\d+)_c\d+")
 
 
 class ListFileError(ValueError):
@@ -78,6 +90,37 @@ def read_list(path, *, root=None, labels: bool = True) -> list[Entry]:
     return entries
 
 
+def stratified_subset(entries: Sequence[Entry], n: int, seed: int = SUBSET_SEED) -> list[Entry]:
+    """A deterministic subset of `n` entries (all when n >= len), in list order, each label kept in proportion.
+
+    Entries are shuffled by `seed`; the k-th of c entries of a label is placed at (k + 0.5) / c, and the n lowest
+    places are kept, so every label gets its share (rounded) whatever n is."""
+    entries = list(entries)
+    if n >= len(entries):
+        return entries
+    order = np.random.default_rng(seed).permutation(len(entries))
+    labels = [entries[i].label for i in order]
+    counts: dict = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    seen: dict = {}
+    places = []
+    for label in labels:
+        places.append((seen.get(label, 0) + 0.5) / counts[label])
+        seen[label] = seen.get(label, 0) + 1
+    kept = order[np.argsort(places, kind="stable")[:n]]
+    return [entries[i] for i in sorted(kept)]
+
+
+def entry_groups(entries: Sequence[Entry]) -> list[str] | None:
+    """The source-video group of each entry: `gNN` for UCF101-style names (`v_Class_gNN_cMM`), else the entry's
+    own path. None when no name gives a group (every entry is then its own video)."""
+    matches = [_UCF_GROUP.fullmatch(Path(e.path).stem) for e in entries]
+    if not any(matches):
+        return None
+    return [m.group(1) if m else e.path for m, e in zip(matches, entries)]
+
+
 class VideoDataset(Dataset):
     """Clips from a list of entries (video files or frame folders); see the module doc for the item format."""
 
@@ -85,8 +128,8 @@ class VideoDataset(Dataset):
                  channels: int = 3, seed: int = 0, name: str = "video", class_names: list[str] | None = None,
                  rate: int = 4, sampling: str = "rate", clips: int = 1, crops: int = 1, flip: bool = True,
                  crop: str = "multiscale", short_side: int | None = None, backend: str = "pyav", threads: int = 1,
-                 pattern: str = DEFAULT_PATTERN, start: int = 1, min_frames: int = 1):
-        entries = list(entries)
+                 pattern: str = DEFAULT_PATTERN, start: int = 1, min_frames: int = 1, n: int | None = None):
+        entries = list(entries) if n is None else stratified_subset(entries, n)
         if not entries:
             raise ValueError(f"{name}: no samples")
         for key, value in (("frames", frames), ("image_size", image_size), ("rate", rate), ("clips", clips),
@@ -211,6 +254,19 @@ class VideoDataset(Dataset):
                     raise
         return length
 
+    def views(self) -> int:
+        """Clips an item holds: `clips` in training, `clips` x `crops` in evaluation."""
+        return self.clips if self.train else self.clips * self.crops
+
+    def groups(self) -> np.ndarray | None:
+        """The source video (int id) of every entry (`entry_groups`, else the entry itself), or None when each item
+        is one clip of a video of its own. Cross-validation keeps a group on one side of each fold."""
+        names = entry_groups(self.entries)
+        if names is None and self.views() == 1:
+            return None
+        names = names if names is not None else [e.path for e in self.entries]
+        return np.unique(names, return_inverse=True)[1].astype(np.int64)
+
     def all_labels(self) -> torch.Tensor:
         """Labels of every sample (len, 1), or (len, 0) when unlabelled, without decoding anything."""
         if not self.labelled:
@@ -223,8 +279,18 @@ class VideoDataset(Dataset):
                 f"backend={self.backend!r})")
 
 
+def split_list(argument: str, split: str, test: str | None = None, val: str | None = None) -> str:
+    """The list file a split reads: the main list for "train" and for a spec without held-out lists; "test" reads
+    `test` (else `val`), "val" reads `val` (else `test`). Held-out paths are relative like the main list."""
+    held_out = (test or val) if split == "test" else (val or test) if split == "val" else None
+    if held_out is None:
+        return argument
+    return str(Path(argument).parent / held_out)
+
+
 def list_dataset(split: str = "train", *, argument: str, root: str | None = None, labels: bool = True,
-                 **options) -> VideoDataset:
-    """The `list:PATH` spec: a VideoMAE-style list file (see the module doc)."""
-    entries = read_list(argument, root=root, labels=labels)
-    return VideoDataset(entries, split, name=f"list:{argument}", **options)
+                 test: str | None = None, val: str | None = None, **options) -> VideoDataset:
+    """The `list:PATH[,test=PATH][,val=PATH]` spec: VideoMAE-style list files (see the module doc)."""
+    path = split_list(argument, split, test, val)
+    entries = read_list(path, root=root if root is not None else Path(argument).parent, labels=labels)
+    return VideoDataset(entries, split, name=f"list:{path}", **options)

@@ -43,6 +43,8 @@ class DatasetInfo:
     example: str = ""
     splits: tuple[str, ...] | None = None  # None: any split is accepted (single-set data)
     takes_argument: bool = False  # spec name is `NAME:ARG`
+    # the splits one spec's options give it, when they differ from `splits` (e.g. `list:` without `test=`: one set)
+    instance_splits: Callable[[dict[str, Any]], tuple[str, ...] | None] | None = None
 
 
 def _positive_int(text: str) -> int:
@@ -146,6 +148,13 @@ def _parse_options(spec: str) -> tuple[DatasetInfo, str | None, dict[str, Any]]:
             raise ValueError(f"dataset {info.name!r}: option {key}={text!r} is not valid; "
                              f"expected {valid[key].expected}") from None
     return info, argument, values
+
+
+def spec_splits(spec: str) -> tuple[str, ...] | None:
+    """The splits this spec's data really has, as separate clips: None for one set (every split, if accepted, reads
+    the same clips), or the splits with the first one being what a single set is read as."""
+    info, _, values = _parse_options(spec)
+    return info.instance_splits(values) if info.instance_splits is not None else info.splits
 
 
 def build_dataset(spec: str, split: str = "train", *, frames: int, image_size: int, channels: int = 3,
@@ -286,10 +295,12 @@ def _nonnegative_int(text: str) -> int:
 
 def video_options(**defaults) -> dict[str, Option]:
     """Options shared by every video collection (`defaults` overrides some defaults, e.g. for SSv2)."""
-    d = dict(rate=4, sampling="rate", clips=1, crops=1, flip=True, crop="multiscale", short_side=None,
+    d = dict(n=None, rate=4, sampling="rate", clips=1, crops=1, flip=True, crop="multiscale", short_side=None,
              backend="pyav", threads=1, min_frames=1, pattern=DEFAULT_PATTERN, start=1)
     d.update(defaults)
     return {
+        "n": Option(_positive_int, "a positive integer", d["n"],
+                    "a deterministic subset of n videos per split, stratified by label (default: all)"),
         "rate": Option(_positive_int, "a positive integer", d["rate"], "frame stride of sampling=rate"),
         "sampling": Option(_word("rate", "segment"), "rate or segment", d["sampling"],
                            "rate: VideoMAE (frames `rate` apart, random start); segment: TSN (one frame per segment)"),
@@ -328,10 +339,16 @@ VIDEO_SPLITS = ("train", "val", "test")
 
 
 def _register_video(name: str, function, description: str, options: dict[str, Option], example: str,
-                    rename: dict[str, str] | None = None) -> None:
+                    rename: dict[str, str] | None = None, instance_splits=None) -> None:
     register_dataset(DatasetInfo(name=name, factory=_factory(function, options, rename), description=description,
                                  targets=["label"], options=options, example=example, splits=VIDEO_SPLITS,
-                                 takes_argument=True))
+                                 takes_argument=True, instance_splits=instance_splits))
+
+
+def _list_splits(values: dict[str, Any]) -> tuple[str, ...] | None:
+    """A list with a held-out list (`test=`/`val=`) has train and test data; a list alone is one set, read
+    through its deterministic evaluation pass ("test"), never the random crops of "train"."""
+    return VIDEO_SPLITS if values.get("test") or values.get("val") else ("test",)
 
 
 _FOLD = Option(_one_of(1, 2, 3), "1, 2 or 3", 1, "official train/test split")
@@ -343,8 +360,11 @@ _register_video(
     "your own videos: a text file of 'PATH LABEL' lines (VideoMAE style; video files or frame folders)",
     {"root": Option(_text, "a folder", None, "prefix of relative paths (default: the list file's folder)"),
      "labels": Option(_flag, "0 or 1", True, "0: lines are bare paths (unlabelled pretraining)"),
+     "test": Option(_text, "a list file", None, "held-out list read as the test split, relative like the main list "
+                    "(without test= or val=, the list is one set: the analysis cross-validates over its videos)"),
+     "val": Option(_text, "a list file", None, "held-out list read as the val split (and as test without test=)"),
      **video_options()},
-    "list:/data/train.txt,root=/data/videos,rate=4")
+    "list:/data/train.txt,test=test.txt,root=/data/videos,rate=4", instance_splits=_list_splits)
 _register_video(
     "ucf101", ucf101_dataset,
     "UCF101 from its official split files (classInd.txt, trainlist0N.txt, testlist0N.txt); 101 classes",

@@ -55,6 +55,9 @@ class Features:
     key: str = ""  # identifies the extraction (model, data, split) for memoising metrics
     left_out: list[str] = field(default_factory=list)  # unreadable clips left out ("PATH: reason (detail)")
     tokens: dict[int, np.ndarray] = field(default_factory=dict)  # layer -> (n, <=MAX_TOKENS, D) float16, if kept
+    # (n,) int64: the source video (group) of each clip when several clips may share one; cross-validation keeps a
+    # group on one side of each fold (eval.protocols.probe_folds). None: every clip is its own video.
+    groups: np.ndarray | None = None
 
     def blocks(self, partition: list[int]) -> list[np.ndarray]:
         ends = np.cumsum(partition)
@@ -66,7 +69,8 @@ class Features:
         arrays |= {f"block_{k}": x for k, x in enumerate(self.blocks(partition), start=1)}
         np.savez(path, **arrays, y=self.labels, target_names=np.array(self.target_names),
                  token_similarity=np.array(self.token_similarity), update_norm=np.array(self.update_norm),
-                 partition=np.array(partition), left_out=np.array(self.left_out, dtype=str))
+                 partition=np.array(partition), left_out=np.array(self.left_out, dtype=str),
+                 **({"groups": self.groups} if self.groups is not None else {}))
 
     @classmethod
     def merge(cls, shards: list["Features"]) -> "Features":
@@ -79,7 +83,8 @@ class Features:
                    np.concatenate([f.labels for f in shards]), shards[0].target_names,
                    mean([f.token_similarity for f in shards]).tolist(), mean([f.update_norm for f in shards]).tolist(),
                    left_out=[s for f in shards for s in f.left_out],
-                   tokens={i: np.concatenate([f.tokens[i] for f in shards]) for i in shards[0].tokens})
+                   tokens={i: np.concatenate([f.tokens[i] for f in shards]) for i in shards[0].tokens},
+                   groups=(np.concatenate([f.groups for f in shards]) if shards[0].groups is not None else None))
 
     @classmethod
     def load(cls, path: Path, key: str = "") -> "Features":
@@ -87,7 +92,8 @@ class Features:
             n = sum(1 for k in z.files if k.startswith("layer_"))
             return cls([z[f"layer_{i}"] for i in range(1, n + 1)], z["y"], [str(t) for t in z["target_names"]],
                        z["token_similarity"].tolist(), z["update_norm"].tolist(), key,
-                       [str(s) for s in z["left_out"]] if "left_out" in z.files else [])
+                       [str(s) for s in z["left_out"]] if "left_out" in z.files else [],
+                       groups=z["groups"] if "groups" in z.files else None)
 
     def save_tokens(self, path: Path) -> None:
         """The kept token sets, apart from the pooled features (whose file format stays as it is)."""

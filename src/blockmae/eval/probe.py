@@ -53,11 +53,12 @@ def linear_probe(train_x, train_y, test_x, test_y, max_iter: int = 1000) -> floa
 
 
 def cv_probe(x, y, folds: int = FOLDS, seed: int = FOLD_SEED, stratify_on=None, max_iter: int = 1000,
-             score_x=None) -> float:
+             score_x=None, groups=None) -> float:
     """Mean top-1 accuracy over the `protocols.probe_folds` (StratifiedKFold, shuffled, `seed`).
 
     Folds are stratified on `stratify_on` (default: `y`; the authors stratify every target on
-    the first target's labels). The scaler is fitted inside each training fold. With `score_x`
+    the first target's labels) and, with `groups` (one per clip), grouped so that no group is on both sides of
+    a fold. The scaler is fitted inside each training fold. With `score_x`
     (same clips as `x`, e.g. occluded), the probe fitted on `x` is scored on `score_x`.
     """
     x, y = np.asarray(x), _labels(y)
@@ -68,19 +69,19 @@ def cv_probe(x, y, folds: int = FOLDS, seed: int = FOLD_SEED, stratify_on=None, 
     if score.shape != x.shape:
         raise ValueError(f"score_x must have the shape of x {x.shape}, got {score.shape}")
     accs = []
-    for train_idx, test_idx in probe_folds(strat, folds, seed):
+    for train_idx, test_idx in probe_folds(strat, folds, seed, groups):
         clf = _probe_pipeline(max_iter).fit(x[train_idx], y[train_idx])
         accs.append(clf.score(score[test_idx], y[test_idx]))
     return float(np.mean(accs))
 
 
 def probe_targets(x, y, target_names: Sequence[str] | None = None, test_x=None, test_y=None, *, folds: int = FOLDS,
-                  seed: int = FOLD_SEED, max_iter: int = 1000, score_x=None) -> dict[str, float]:
+                  seed: int = FOLD_SEED, max_iter: int = 1000, score_x=None, groups=None) -> dict[str, float]:
     """One probe per label column: {target: accuracy, ..., "mean": mean of the per-target accuracies}.
 
     `y` is (n, n_targets) (or (n,) for one target). With `test_x`/`test_y`, fit on (x, y) and
     score on the test set (`score_x` replaces `test_x` for scoring); otherwise `folds`-fold CV
-    stratified on the first target, as the authors did for the gratings.
+    stratified on the first target, as the authors did for the gratings (grouped by `groups` when given).
     """
     y = np.asarray(y)
     y = y[:, None] if y.ndim == 1 else y
@@ -99,7 +100,7 @@ def probe_targets(x, y, target_names: Sequence[str] | None = None, test_x=None, 
     else:
         for j, name in enumerate(names):
             out[name] = cv_probe(x, y[:, j], folds=folds, seed=seed, stratify_on=y[:, 0], max_iter=max_iter,
-                                 score_x=score_x)
+                                 score_x=score_x, groups=groups)
     out["mean"] = float(np.mean([out[n] for n in names]))
     return out
 

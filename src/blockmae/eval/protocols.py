@@ -2,7 +2,9 @@
 
 A dataset with a train and a test split: fit on train, score on test (`log_regr_multi_target`). A dataset
 with a single set (the gratings): 3-fold StratifiedKFold cross-validation, shuffled with seed 0, every
-target's folds stratified on the first target's labels (`log_regr_multi_target_cv`).
+target's folds stratified on the first target's labels (`log_regr_multi_target_cv`). When the clips come in groups
+(several clips or views of one source video), the folds are grouped (StratifiedGroupKFold, same shuffle and seed), so
+no group has clips on both sides of a fold; without groups the folds are exactly the authors'.
 """
 
 from __future__ import annotations
@@ -35,14 +37,26 @@ def split_plan(splits: Sequence[str] | None) -> SplitPlan:
     return SplitPlan(evaluate=splits[0] if splits else "train", fit=None)
 
 
-def probe_folds(stratify_on, folds: int = FOLDS, seed: int = FOLD_SEED) -> list[tuple[np.ndarray, np.ndarray]]:
+def probe_folds(stratify_on, folds: int = FOLDS, seed: int = FOLD_SEED,
+                groups=None) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train indices, test indices) of each fold: StratifiedKFold(folds, shuffle=True, random_state=seed) on
-    these labels (one per clip)."""
+    these labels (one per clip), or with `groups` (one per clip) StratifiedGroupKFold with the same shuffle and
+    seed, which keeps every group on one side of each fold."""
     labels = np.asarray(stratify_on)
-    from sklearn.model_selection import StratifiedKFold  # imported when used (training need not load sklearn)
+    # imported when used (training need not load sklearn)
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros((len(labels), 1)), labels))
+    if groups is None:
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        return list(splitter.split(np.zeros((len(labels), 1)), labels))
+    groups = np.asarray(groups)
+    if len(groups) != len(labels):
+        raise ValueError(f"{len(groups)} groups for {len(labels)} clips")
+    if len(np.unique(groups)) < folds:
+        raise ValueError(f"{folds}-fold cross-validation over source videos needs at least {folds} groups (videos), "
+                         f"got {len(np.unique(groups))}")
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros((len(labels), 1)), labels, groups))
 
 
 def chance_accuracies(labels: np.ndarray, target_names: Sequence[str]) -> dict[str, float]:

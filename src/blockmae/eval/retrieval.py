@@ -86,14 +86,18 @@ def _labels_matrix(y, n: int, device) -> torch.Tensor:
     return torch.as_tensor(y.astype(np.int64), device=device)
 
 
-def _loo(x, y, ks: Sequence[int], chunk_size: int, device, dtype) -> list[dict[str, float]]:
-    """Leave-one-out retrieval for every label column, ranking each query chunk once for all columns."""
+def _loo(x, y, ks: Sequence[int], chunk_size: int, device, dtype, groups=None) -> list[dict[str, float]]:
+    """Leave-one-out retrieval for every label column, ranking each query chunk once for all columns. With `groups`
+    (one per clip) a query's whole group is left out, not just itself: other clips of its video are no hits."""
     dev = resolve_device(device, "device")
     z = _unit(x, dev, dtype)
     n = z.shape[0]
     if n < 2:
         raise ValueError(f"leave-one-out retrieval needs at least 2 clips, got {n}")
     labels = _labels_matrix(y, n, dev)
+    group = torch.as_tensor(np.asarray(groups), device=dev) if groups is not None else None
+    if group is not None and len(group) != n:
+        raise ValueError(f"{len(group)} groups for {n} clips")
     targets = labels.shape[1]
     ap_sum, ap_count = [0.0] * targets, [0] * targets
     hits = [{k: 0 for k in ks} for _ in range(targets)]
@@ -101,12 +105,17 @@ def _loo(x, y, ks: Sequence[int], chunk_size: int, device, dtype) -> list[dict[s
         sims = z[sl] @ z.T
         rows = torch.arange(sims.shape[0], device=dev)
         sims[rows, torch.arange(sl.start, sl.stop, device=dev)] = -torch.inf
+        if group is not None:
+            sims[group[sl][:, None] == group[None, :]] = -torch.inf
         sims, order = torch.sort(sims, dim=1, descending=True, stable=True)
-        sims, order = sims[:, :-1], order[:, :-1]  # the query itself: the only -inf, ranked last
+        sims, order = sims[:, :-1], order[:, :-1]  # the query itself: an -inf, ranked last or among the left out
+        kept = sims > -torch.inf if group is not None else None  # the query's group, ranked last, is no hit
         ends = _tie_group_ends(sims)
         del sims
         for t in range(targets):
             rel = labels[order, t] == labels[sl, t][:, None]
+            if kept is not None:
+                rel &= kept
             for k in ks:
                 hits[t][k] += int(rel[:, :k].any(1).sum())
             ap = _ap_sorted(rel, ends)
@@ -134,13 +143,15 @@ def loo_retrieval(x, y, ks: Sequence[int] = (1, 5, 10), *, chunk_size: int = 256
 
 
 def loo_retrieval_targets(x, y, target_names: Sequence[str] | None = None, ks: Sequence[int] = (1, 5, 10), *,
-                          chunk_size: int = 256, device=None, dtype=torch.float64) -> dict[str, dict[str, float]]:
-    """`loo_retrieval` for every column of y (n, n_targets), sorting the similarities once for all targets.
+                          chunk_size: int = 256, device=None, dtype=torch.float64,
+                          groups=None) -> dict[str, dict[str, float]]:
+    """`loo_retrieval` for every column of y (n, n_targets), sorting the similarities once for all targets; with
+    `groups` (one per clip) each query's whole group is left out (clips of one source video).
 
     Returns {target: {"map", "r@k"...}, ..., "mean": the nan-aware mean over targets of each
     number (the authors average the per-target numbers the same way)}.
     """
-    results = _loo(x, y, ks, chunk_size, device, dtype)
+    results = _loo(x, y, ks, chunk_size, device, dtype, groups)
     names = list(target_names) if target_names is not None else [f"target_{j}" for j in range(len(results))]
     if len(names) != len(results):
         raise ValueError(f"{len(names)} target names for {len(results)} label columns")

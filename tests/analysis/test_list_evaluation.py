@@ -1,0 +1,100 @@
+"""`blockmae analyze` on your own `list:` videos: a single list is one set, cross-validated over source videos
+(grouped: clips of one video never sit on both sides of a fold), so random labels score chance; a list with a
+held-out `test=` list is evaluated train -> test as given."""
+
+import json
+
+import av
+import numpy as np
+import pytest
+
+from blockmae.cli import main
+from blockmae.eval import probe_folds
+
+pytestmark = pytest.mark.slow  # a pretraining run and real videos
+
+FAST = ["train.max_steps=2", "train.batch_size=4", "train.progress=false", "model.partition=2", "model.depth=4",
+        "model.width=32", "model.heads=2", "data.train=digits,n=8", "model.frames=4"]
+CLASSES, GROUPS, CLIPS_PER_GROUP = 4, 20, 2
+
+
+def write_video(path, shade: int, frames: int = 10, size: int = 32):
+    """A clip whose look is set by `shade` alone (never by a label): clips of one group get nearly equal shades."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = size, size, "yuv420p"
+        for i in range(frames):
+            image = np.full((size, size, 3), (shade + 5 * i) % 256, np.uint8)
+            image[: size // 2, : (i + 1) * size // frames] = (3 * shade) % 256  # a bar growing to the right
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    """40 clips, 2 per UCF101-style group (v_X_gNN_cMM, near twins), random labels (one per group, 5 groups per
+    class); a pretrained tiny run."""
+    root = tmp_path_factory.mktemp("own_videos")
+    group_labels = np.random.default_rng(11).permutation(np.repeat(np.arange(CLASSES), GROUPS // CLASSES))
+    lines = []
+    for g, label in enumerate(group_labels, 1):
+        for c in range(1, CLIPS_PER_GROUP + 1):
+            name = f"v_X_g{g:02d}_c{c:02d}.avi"
+            write_video(root / name, shade=11 * g + c)
+            lines.append(f"{name} {label}")
+    (root / "videos.txt").write_text("\n".join(lines) + "\n")
+    (root / "train.txt").write_text("\n".join(lines[:28]) + "\n")
+    (root / "test.txt").write_text("\n".join(lines[28:]) + "\n")
+    run = root / "run"
+    main(["pretrain", "tiny", *FAST, "--out", str(run)])
+    return root, run
+
+
+def analyse(run, spec, out):
+    main(["analyze", str(run), "--data", f"{spec},rate=2", "--blocks-only", "--no-occlusion", "--save-features",
+          "--out", str(out), "--batch-size", "8"])
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["dataset"] == "list"]
+
+
+def saved(out, split):
+    files = sorted((out / "features").glob(f"*_list_{split}.npz"))
+    return np.load(files[0]) if files else None
+
+
+def test_a_single_list_is_cross_validated_over_videos_and_random_labels_score_chance(videos, tmp_path):
+    root, run = videos
+    out = tmp_path / "single"
+    rows = analyse(run, f"list:{root / 'videos.txt'}", out)
+    probes = [r for r in rows if r["metric"] == "probe_acc" and r["target"] == "mean"]
+    assert probes and all(r["split"] is None for r in probes)  # the cross-validation kind of row
+    final = max(r["block"] for r in probes)
+    final_acc = next(r["value"] for r in probes if r["block"] == final)
+    r_at_1 = next(r["value"] for r in rows if r["metric"] == "retrieval_r@1" and r["block"] == final
+                  and r["target"] == "mean")
+    print(f"random labels, chance 0.25: final-block probe {final_acc:.3f}, retrieval R@1 {r_at_1:.3f}")
+    assert all(r["value"] <= 0.5 for r in probes)
+    assert r_at_1 <= 0.5  # a clip's twin in its own group is no hit
+    assert all(r["value"] <= 0.5 for r in rows if r["metric"] == "knn_acc")
+    assert not [r for r in rows if r["metric"].startswith("gallery_")]
+    # features of the evaluation pass only, grouped by video; never the random crops of the train pass
+    assert saved(out, "train") is None and not list((out / "features").glob("*train*"))
+    test = saved(out, "test")
+    groups = test["groups"]
+    assert len(test["y"]) == GROUPS * CLIPS_PER_GROUP and len(np.unique(groups)) == GROUPS
+    for train_idx, test_idx in probe_folds(test["y"][:, 0], groups=groups):
+        assert not set(groups[train_idx]) & set(groups[test_idx])
+
+
+def test_a_held_out_test_list_is_used_as_given(videos, tmp_path):
+    root, run = videos
+    out = tmp_path / "pair"
+    rows = analyse(run, f"list:{root / 'train.txt'},test=test.txt", out)
+    scored = [r for r in rows if r["metric"] in ("probe_acc", "knn_acc", "retrieval_map")]
+    assert {r["metric"] for r in scored} == {"probe_acc", "knn_acc", "retrieval_map"}
+    assert all(r["split"] == "test" for r in scored)
+    n_test = len((root / "test.txt").read_text().split("\n")) - 1
+    assert len(saved(out, "test")["y"]) == n_test == 12
+    assert len(saved(out, "train")["y"]) == 28
