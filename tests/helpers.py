@@ -1,5 +1,8 @@
 """Shared test helpers (a plain module: several test folders have a conftest.py of their own)."""
 
+import av
+import numpy as np
+
 from blockmae.analysis.rows import make_row
 from blockmae.config import load_config
 
@@ -43,3 +46,19 @@ def continuation_rows(e2e: list[float], sim: list[float], continued: dict[int, l
             meta = {"run": f"simultaneous-s{seed}", "regime": "simultaneous", "model": "vit", "K": 4, "seed": seed}
             rows.append(make_row(meta, "scenes", "test", "continued_probe", v / 100, block=k, continue_steps=10))
     return rows
+
+
+def write_video(path, shade: int, frames: int = 10, size: int = 32, step: int = 5, bar: int | None = None) -> None:
+    """A small MPEG-4 clip whose look is set by `shade` alone: a flat frame brightening by `step` per frame and a
+    bar (value `bar`, default 3 x shade) growing to the right."""
+    bar = (3 * shade) % 256 if bar is None else bar
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = size, size, "yuv420p"
+        for i in range(frames):
+            image = np.full((size, size, 3), (shade + step * i) % 256, np.uint8)
+            image[: size // 2, : (i + 1) * size // frames] = bar
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)

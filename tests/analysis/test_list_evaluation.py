@@ -4,32 +4,18 @@ held-out `test=` list is evaluated train -> test as given."""
 
 import json
 
-import av
 import numpy as np
 import pytest
 
 from blockmae.cli import main
 from blockmae.eval import probe_folds
+from helpers import write_video
 
 pytestmark = pytest.mark.slow  # a pretraining run and real videos
 
 FAST = ["train.max_steps=2", "train.batch_size=4", "train.progress=false", "model.partition=2", "model.depth=4",
         "model.width=32", "model.heads=2", "data.train=digits,n=8", "model.frames=4"]
 CLASSES, GROUPS, CLIPS_PER_GROUP = 4, 20, 2
-
-
-def write_video(path, shade: int, frames: int = 10, size: int = 32):
-    """A clip whose look is set by `shade` alone (never by a label): clips of one group get nearly equal shades."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=25)
-        stream.width, stream.height, stream.pix_fmt = size, size, "yuv420p"
-        for i in range(frames):
-            image = np.full((size, size, 3), (shade + 5 * i) % 256, np.uint8)
-            image[: size // 2, : (i + 1) * size // frames] = (3 * shade) % 256  # a bar growing to the right
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +63,8 @@ def test_a_single_list_is_cross_validated_over_videos_and_random_labels_score_ch
     print(f"random labels, chance 0.25: final-block probe {final_acc:.3f}, retrieval R@1 {r_at_1:.3f}")
     assert all(r["value"] <= 0.5 for r in probes)
     assert r_at_1 <= 0.5  # a clip's twin in its own group is no hit
-    assert all(r["value"] <= 0.5 for r in rows if r["metric"] == "knn_acc")
-    assert not [r for r in rows if r["metric"].startswith("gallery_")]
+    # kNN and the retrieval gallery need a separate train set: a single set has none of their rows
+    assert not [r for r in rows if r["metric"] == "knn_acc" or r["metric"].startswith("gallery_")]
     # features of the evaluation pass only, grouped by video; never the random crops of the train pass
     assert saved(out, "train") is None and not list((out / "features").glob("*train*"))
     test = saved(out, "test")

@@ -3,11 +3,10 @@ the numbers are those of the readable clips alone, and --strict makes it an erro
 
 import json
 
-import av
-import numpy as np
 import pytest
 
 from blockmae.cli import main
+from helpers import write_video
 
 pytestmark = pytest.mark.slow  # real processes / trained runs: `make test` runs it, `make test-fast` does not
 
@@ -15,25 +14,12 @@ FAST = ["train.max_steps=2", "train.batch_size=4", "train.progress=false", "mode
         "model.width=32", "model.heads=2", "data.train=digits,n=8"]
 
 
-def write_video(path, shade: int, frames: int = 12, size: int = 32):
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=25)
-        stream.width, stream.height, stream.pix_fmt = size, size, "yuv420p"
-        for i in range(frames):
-            image = np.full((size, size, 3), (shade + 7 * i) % 256, np.uint8)
-            image[: size // 2, : (i + 1) * size // frames] = 255 - shade  # a bar growing to the right
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory):
     root = tmp_path_factory.mktemp("videos")
     lines = []
     for i in range(12):
-        write_video(root / f"v{i}.avi", shade=20 * i)
+        write_video(root / f"v{i}.avi", shade=20 * i, frames=12, step=7, bar=255 - 20 * i)
         lines.append(f"v{i}.avi {i % 2}")
     readable = "\n".join(lines) + "\n"
     (root / "readable.txt").write_text(readable)
