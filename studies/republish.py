@@ -7,7 +7,7 @@ findings.md, metrics.jsonl and figures/ in the published directory from them. Wh
 floor, its random-init encoders are analysed anew (seeds 0..N-1, the study's data and options), since they need
 no training: their rows replace the published ones, and bring the rows that do not depend on the model at all
 (chance per target, the trivial predictors including the per-clip oracle, on the same clips and masks as the
-trained runs'). The reconstruction figure, drawn from a run's samples, is kept as it was.
+trained runs'). A study without a random floor gets those model-free rows from one random encoder. The reconstruction figure, drawn from a run's samples, is kept as it was.
 """
 
 from __future__ import annotations
@@ -27,26 +27,26 @@ from blockmae.study import decoder_masking_note, load_study, write_findings
 
 
 def random_rows(study, work: Path) -> list[dict]:
-    """The rows of the study's random-init encoders, analysed on its data with its options."""
+    """The rows of the study's random-init encoders, analysed on its data with its options. A study without a
+    random floor gets one encoder's rows that do not depend on the model (chance, the trivial predictors) only."""
     count = random_floor_count(study.random_floor)
-    if not count:
-        return []
     cfg = load_config(study.config, study.runs()[0][1])
     like = Source("like", study.config, cfg.train.regime, cfg.model.size, len(cfg.model.partition), None, to_dict(cfg))
     analysis = Analysis(work, Options(layers=study.layers, occlusion=study.occlusion, samples=0))
-    for source in random_floors(like, count):
+    for source in random_floors(like, max(count, 1)):
         for spec in study.data:
             print(f"analysing {source.run} on {dataset_name(spec)}", flush=True)
             analysis.run(source, spec)
-    return analysis.rows
+    if count:
+        return analysis.rows
+    return [r for r in analysis.rows
+            if r["metric"] == "chance_acc" or (r["metric"].startswith("recon_loss_") and r["block"] is None)]
 
 
 def republish(study_path: str, published: Path, work: Path) -> dict:
     study = load_study(study_path)
     rows = [json.loads(line) for line in (published / "metrics.jsonl").read_text().splitlines()]
-    fresh = random_rows(study, work)
-    if fresh:
-        rows = [r for r in rows if r["regime"] != "random"] + fresh
+    rows = [r for r in rows if r["regime"] != "random"] + random_rows(study, work)
     (published / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     figures = published / "figures"
     kept = work / "reconstructions.png"
