@@ -268,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", "Pretrain the tiny preset in three regimes on the built-in scenes, analyse them against three "
                     "random-init encoders, chance and the trivial predictors, and write a report.", cmd_demo)
     p.add_argument("--out", default="runs/demo", help="output directory")
-    p.add_argument("--quick", action="store_true", help="a one-minute smoke run")
+    p.add_argument("--quick", action="store_true",
+                   help="a smoke run of the same path on fewer clips and steps (a few minutes on 2 CPU cores)")
 
     p = add("study", "Train a grid of runs (regimes x K x seeds), analyse them together and measure the paper's "
                      "findings; re-running resumes.", cmd_study)
