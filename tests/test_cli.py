@@ -67,6 +67,21 @@ def test_help_has_an_example_for_every_command(capsys):
         assert "example:" in capsys.readouterr().out
 
 
+def test_analyze_help_gives_every_option_a_sentence_and_a_default():
+    from blockmae.cli import build_parser
+
+    parser = build_parser()
+    analyze = next(a for a in parser._actions if a.dest == "command").choices["analyze"]
+    options = [a for a in analyze._actions if a.option_strings and a.dest != "help"]
+    assert {"--blocks", "--threads", "--batch-size", "--device", "--no-occlusion"} <= {
+        s for a in options for s in a.option_strings}
+    for action in options:
+        assert action.help and len(action.help) > 30, action.option_strings
+        assert "Default" in action.help or "Required" in action.help, action.option_strings
+    occlusion = next(a for a in options if "--no-occlusion" in a.option_strings)
+    assert "doubles" in occlusion.help  # what the default costs
+
+
 def test_datasets_lists_the_built_in_specs(capsys):
     main(["datasets"])
     out = capsys.readouterr().out

@@ -91,9 +91,13 @@ def cmd_analyze(args) -> None:
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise ConfigError(f"--out {args.out} is a file; give a directory for the analysis")
     created = not Path(args.out).exists()  # only a directory this call creates may be removed after a failure
+    if args.batch_size < 1 or args.workers < 0 or (args.threads is not None and args.threads < 1):
+        raise ConfigError(f"--batch-size {args.batch_size}, --workers {args.workers} and --threads {args.threads}: "
+                          "give a batch size >= 1, workers >= 0 and threads >= 1")
     options = Options(batch_size=args.batch_size, num_workers=args.workers, layers=not args.blocks_only,
                       occlusion=not args.no_occlusion, dynamics=args.dynamics, save_features=args.save_features,
-                      device=args.device, probe=args.probe, strict=args.strict, attentive=args.attentive)
+                      device=args.device, probe=args.probe, strict=args.strict, attentive=args.attentive,
+                      blocks=_blocks(args.blocks), threads=args.threads)
     with extraction_workers(options) as main:  # under torchrun: every rank extracts a shard, rank 0 analyses
         if main:
             try:
@@ -103,6 +107,18 @@ def cmd_analyze(args) -> None:
                     _remove_if_empty(Path(args.out))
                 raise
             print(f"metrics: {Path(args.out) / 'metrics.jsonl'}\nreport:  {report}")
+
+
+def _blocks(text: str | None) -> int | list[int] | None:
+    """--blocks: K, or layer counts separated by commas."""
+    if text is None:
+        return None
+    try:
+        counts = [int(n) for n in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--blocks {text!r}: give a number of equal blocks (e.g. 4) or layer counts separated by "
+                          "commas (e.g. 3,3,6)") from None
+    return counts[0] if len(counts) == 1 else counts
 
 
 def _remove_if_empty(out: Path) -> None:
@@ -209,29 +225,56 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("analyze", "Depth-wise analysis of runs, checkpoints or Hugging Face VideoMAE directories: "
                        "metrics.jsonl, figures and report.html.", cmd_analyze)
-    p.add_argument("sources", nargs="+", help="run directories, checkpoint directories or Hugging Face VideoMAE directories")
-    p.add_argument("--data", action="append", required=True, help="data spec (repeatable), e.g. digits or gratings,n=2000")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("sources", nargs="+", help="run directories, checkpoint directories or Hugging Face VideoMAE "
+                                              "directories (every one is analysed on every --data)")
+    p.add_argument("--data", action="append", required=True,
+                   help="data spec (repeatable), e.g. digits, gratings,n=2000, ucf101:/data/UCF101,split=1 or "
+                        "list:train.txt,test=test.txt; n=N on any spec takes a label-stratified subset "
+                        "(`blockmae datasets` lists them). Required")
+    p.add_argument("--out", required=True, help="output directory: metrics.jsonl, figures/, report.html and the "
+                                                "feature cache a re-run reuses. Required")
+    p.add_argument("--blocks", metavar="K|N,N,...",
+                   help="view every model as K equal blocks of its layers (e.g. 4), or blocks of these layer counts "
+                        "(e.g. 3,3,6), so an end-to-end or Hugging Face checkpoint gets the same block figures as a "
+                        "blockwise run; reconstruction rows stay at the blocks that end where a trained stage ends. "
+                        "Default: each model's own stages (a Hugging Face checkpoint is one block)")
     p.add_argument("--random-floor", nargs="?", const=True, default=False, type=int, metavar="N",
                    help="also analyse N randomly initialised encoders (seeds 0..N-1) of the first source's shape, the "
-                        "floor as a mean with a 95%% interval; without N: 3. Put it after the sources, or give N")
-    p.add_argument("--save-features", action="store_true", help="write features/<run>_<dataset>_<split>.npz")
-    p.add_argument("--dynamics", action="store_true", help="also measure every saved checkpoint of run directories")
-    p.add_argument("--blocks-only", action="store_true", help="skip per-layer probes and layer x layer CKA")
-    p.add_argument("--no-occlusion", action="store_true", help="skip the occlusion diagnostic")
-    p.add_argument("--strict", action="store_true", help="an unreadable clip is an error (default: it is left out of "
-                                                          "every metric, counted and named)")
+                        "floor as a mean with a 95%% interval; without N: 3. Put it after the sources, or give N. "
+                        "Default: none. Cost: each is one more source")
+    p.add_argument("--no-occlusion", action="store_true",
+                   help="skip the occlusion diagnostic. Default: on, which encodes every clip twice more (the "
+                        "occluded passes): it doubles the feature extraction")
+    p.add_argument("--blocks-only", action="store_true",
+                   help="probe and compare blocks only, not every layer (skips per-layer probes and layer x layer "
+                        "CKA). Default: every layer too")
     p.add_argument("--probe", choices=["sklearn", "torch"], default="sklearn",
-                   help="sklearn: the authors' probe; torch: every layer in one batched L-BFGS, meant for a GPU (agrees within 0.5 pp; slower than sklearn on a 2-core CPU)")
+                   help="sklearn: the authors' probe; torch: every layer in one batched L-BFGS, meant for a GPU "
+                        "(agrees within 0.5 pp; slower than sklearn on a 2-core CPU). Default: sklearn")
     p.add_argument("--attentive", action="store_true",
                    help="also fit V-JEPA's attentive probe (a learned query cross-attending over each block's tokens, "
                         "every layer's without --blocks-only): attentive_probe_acc rows. Default: off. Cost: the "
                         "token sets are kept (float16, at most 256 tokens per clip) in memory and in the cache, and "
                         "each target (and fold) trains 20 epochs: a minute or more per thousand clips on a CPU core, "
                         "far less on a GPU (--device)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=0, help="DataLoader workers for decoding")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--dynamics", action="store_true",
+                   help="also measure every saved checkpoint of run directories (final block). Default: off. Cost: "
+                        "one more feature pass per checkpoint and split")
+    p.add_argument("--save-features", action="store_true",
+                   help="also write the pooled features as features/<run>_<dataset>_<split>.npz. Default: off")
+    p.add_argument("--strict", action="store_true", help="an unreadable clip is an error. Default: it is left out of "
+                                                          "every metric, counted and named")
+    p.add_argument("--batch-size", type=int, default=64,
+                   help="clips encoded at once; sets the memory (ViT-B at 16x224 on a CPU: docs/analyse-your-own.md "
+                        "gives the measured peak per batch). Default: 64")
+    p.add_argument("--workers", type=int, default=0,
+                   help="DataLoader processes decoding video beside the encoding. Default: 0 (decode in the main "
+                        "process)")
+    p.add_argument("--threads", type=int,
+                   help="CPU threads for the encoder and the probes (torch.set_num_threads; probes run this many "
+                        "at once). Default: torch's choice, usually every core")
+    p.add_argument("--device", default="auto",
+                   help="where the models run: auto (a GPU when there is one), cpu, cuda or cuda:N. Default: auto")
 
     p = add("interfaces", "Test the interfaces blocks form: stitch every ordered pair of runs at every block boundary "
                           "(a trained affine map from run A's first k stages into run B's later ones) and say whether "

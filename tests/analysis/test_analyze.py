@@ -92,7 +92,9 @@ def test_features_are_cached_and_reused(analysed, tmp_path):
     assert second == pytest.approx(first, rel=1e-6)  # recon losses: GEMM rounding may follow buffer placement
 
 
-def test_analyze_a_hugging_face_directory(tmp_path):
+def test_analyze_a_hugging_face_directory_as_blocks(tmp_path, capsys):
+    """A Hugging Face checkpoint is one stage; --blocks 3 views its 3 layers as 3 blocks. The passes are said before
+    any work and the time after the first batch."""
     from transformers import VideoMAEConfig, VideoMAEForPreTraining
 
     hf = VideoMAEForPreTraining(VideoMAEConfig(image_size=32, patch_size=8, num_frames=4, hidden_size=64,
@@ -100,11 +102,24 @@ def test_analyze_a_hugging_face_directory(tmp_path):
                                                decoder_hidden_size=32, decoder_num_hidden_layers=1,
                                                decoder_num_attention_heads=2, decoder_intermediate_size=64))
     hf.save_pretrained(tmp_path / "hf")
-    main(["analyze", str(tmp_path / "hf"), "--data", "digits,n=16", "--no-occlusion", "--out", str(tmp_path / "a"),
-          "--batch-size", "8"])
+    with pytest.raises(SystemExit, match=r"--blocks 2: the encoder has 3 layers.*one of \[1, 3\]"):
+        main(["analyze", str(tmp_path / "hf"), "--data", "digits,n=16", "--blocks", "2", "--out", str(tmp_path / "b")])
+    assert not (tmp_path / "b").exists()
+    main(["analyze", str(tmp_path / "hf"), "--data", "digits,n=16", "--blocks", "3", "--out", str(tmp_path / "a"),
+          "--batch-size", "8", "--threads", "1"])
+    said = capsys.readouterr().out
+    assert "4 feature passes, 64 clip encodings to do" in said  # test and train, each also occluded
+    assert "digits,n=16: test occluded, 16 clips" in said and "--no-occlusion skips them" in said
+    assert said.count("analyze: first batch 8 clips in") == 1 and "clip encodings left take about" in said
     rows = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     layers = {r["layer"] for r in rows if r["metric"] == "probe_acc" and r["layer"]}
     assert layers == {1, 2, 3} and {r["regime"] for r in rows} == {"pretrained"}
+    blocks = {r["block"] for r in rows if r["metric"] == "probe_acc" and r["block"]}
+    assert blocks == {1, 2, 3} and {r["K"] for r in rows} == {3}
+    assert {r["block"] for r in rows if r["metric"] == "occlusion_drop"} == {1, 2, 3}
+    assert [r["block"] for r in rows if r["metric"] == "recon_loss"] == [3]  # the one decoder reads the last layer
+    probe = {(r["block"], r["layer"]): r["value"] for r in rows if r["metric"] == "probe_acc" and r["target"] == "mean"}
+    assert all(probe[(k, None)] == probe[(None, k)] for k in (1, 2, 3))  # a block of one layer is that layer
     assert (tmp_path / "a" / "report.html").exists()
 
 

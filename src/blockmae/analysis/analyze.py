@@ -6,11 +6,16 @@ import json
 import time
 from pathlib import Path
 
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from ..config import config_from_dict
 from ..data.spec import check_spec
+from .cost import CostMeter, planned_passes
 from .figures import make_all_figures
 from .report import write_report
 from .sources import describe, random_floor_count, random_floors
-from .options import Options
+from .options import Options, viewed_partition
 from .suite import PROTOCOL, Analysis
 
 
@@ -25,14 +30,21 @@ def analyze(paths: list[str], data: list[str], out: str | Path, options: Options
         check_spec(spec)
     options = options or Options()
     sources = [describe(p) for p in paths]
+    for s in sources:  # every source viewed as the blocks asked for (a bad --blocks fails before any work)
+        s.K = len(viewed_partition(options.blocks, config_from_dict(s.config).model.partition))
     names = [s.run for s in sources]
     for i, s in enumerate(sources):  # two runs with the same directory name stay distinguishable
         if names.count(s.run) > 1:
             s.run = f"{s.run}-{i + 1}"
     sources += random_floors(sources[0], random_floor_count(with_random_floor))
+    passes = planned_passes(sources, data, options, out / "cache")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     analysis = Analysis(out, options)
+    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    analysis.store.meter = CostMeter(passes, say=tqdm.write if options.progress else (lambda line: None),
+                                     workers=world)
+    analysis.store.meter.announce(options.occlusion)
     for source in sources:
         for spec in data:
             analysis.run(source, spec)

@@ -29,7 +29,7 @@ from ..data.transforms import to_model_input
 from ..devices import resolve_device
 from ..eval import occlude, occlusion_mask
 from ..eval.features import Features, extract_features
-from .options import Options, Timer
+from .options import Options, Timer, viewed_partition
 from .sources import Source
 
 
@@ -100,6 +100,7 @@ class FeatureStore:
     def __init__(self, out: Path, options: Options):
         self.out, self.opt = Path(out), options
         self.device = resolve_device(options.device, "--device")
+        self.meter = None  # a `cost.CostMeter` hears of every batch encoded
 
     def features(self, source: Source, model, spec: str, split: str, occluded: bool = False,
                  tokens: bool = False) -> Features:
@@ -107,7 +108,7 @@ class FeatureStore:
         cfg = model.cfg
         path = self.out / "cache" / f"{cache_key(source, spec, split, occluded, cfg)}.npz"
         tokens_path = path.with_name(f"{path.stem}.tokens.npz")
-        layers = self.token_layers(model.partition) if tokens else []
+        layers = self.token_layers(viewed_partition(self.opt.blocks, model.partition)) if tokens else []
         if path.exists():
             kept = Features.load_tokens(tokens_path, layers) if layers else {}
             if kept is not None:  # else extract again: these token sets were not cached
@@ -124,13 +125,14 @@ class FeatureStore:
                 dist.gather_object(feats, shards, dst=0)
                 feats = Features.merge([f for f in shards if f is not None])
         path.parent.mkdir(parents=True, exist_ok=True)
-        feats.save(path, model.partition)
+        partition = viewed_partition(self.opt.blocks, model.partition)
+        feats.save(path, partition)
         if layers:
             feats.save_tokens(tokens_path)
         if self.opt.save_features and not occluded:
             target = self.out / "features" / f"{source.run}_{dataset_name(spec)}_{split}.npz"
             target.parent.mkdir(parents=True, exist_ok=True)
-            feats.save(target, model.partition)
+            feats.save(target, partition)
         feats.key = path.stem
         return feats
 
@@ -173,7 +175,8 @@ class FeatureStore:
         feats = extract_features(model.to(self.device), batches, prepare, dataset.target_names, total=len(shard),
                                  token_stats=not occluded, progress=self.opt.progress and rank == 0,
                                  desc=f"{source.run} {spec} {split}{' occluded' if occluded else ''}",
-                                 keep_tokens=token_layers)
+                                 keep_tokens=token_layers,
+                                 on_batch=self.meter.batch_done if self.meter is not None and rank == 0 else None)
         feats.left_out = left_out
         feats.groups = clip_groups(dataset, indices)
         return feats

@@ -9,17 +9,19 @@ from collections import defaultdict
 
 import numpy as np
 from joblib import Parallel, delayed
+from tqdm.auto import tqdm
 
 from ..eval import probe_folds, probe_targets, torch_linear_probe
 from ..eval.attentive import attentive_probe
 from ..eval.features import Features
 
 
-def per_target(fit, test: Features, train: Features | None, units) -> dict[tuple[str, int], dict[str, float]]:
+def per_target(fit, test: Features, train: Features | None, units,
+               tick=lambda: None) -> dict[tuple[str, int], dict[str, float]]:
     """{unit: {target: accuracy, "mean": ...}} from `fit(train_units, train_y, test_units, test_y) -> {unit: acc}`
     run once per target: fitted on `train` and scored on `test`, or averaged over the probe folds of single-set
     data (`eval.probe_folds`, stratified on the first target, grouped by `test.groups` when known).
-    `units(features, rows)` -> {unit: array}."""
+    `units(features, rows)` -> {unit: array}. `tick()` after every target (a bar)."""
     folds = probe_folds(test.labels[:, 0], groups=test.groups) if train is None else []
     accs: dict[tuple, list[float]] = defaultdict(list)
     for t in range(test.labels.shape[1]):
@@ -31,17 +33,20 @@ def per_target(fit, test: Features, train: Features | None, units) -> dict[tuple
             result = {unit: float(np.mean([r[unit] for r in per_fold])) for unit in per_fold[0]}
         for unit, acc in result.items():
             accs[unit].append(acc)
+        tick()
     return {unit: dict(zip(test.target_names, values)) | {"mean": float(np.mean(values))}
             for unit, values in accs.items()}
 
 
 class Probes:
-    """backend: "sklearn" (the authors' protocol, units spread over the CPU cores) or "torch" (every unit in one
-    batched L-BFGS, GPU when present). `layers`: probe every layer (a block shares its last layer's probe),
-    else every block only."""
+    """backend: "sklearn" (the authors' protocol, units spread over `jobs` processes, default every core) or "torch"
+    (every unit in one batched L-BFGS, GPU when present). `layers`: probe every layer (a block shares its last
+    layer's probe), else every block only."""
 
-    def __init__(self, backend: str = "sklearn", layers: bool = True):
-        self.backend, self.layers = backend, layers
+    def __init__(self, backend: str = "sklearn", layers: bool = True, jobs: int | None = None,
+                 progress: bool = False):
+        self.backend, self.layers, self.progress = backend, layers, progress
+        self.jobs = jobs or os.cpu_count() or 1  # sklearn probes fitted at once
         self.memo: dict[tuple, dict[str, float]] = {}  # (test key, train key, kind, index) -> accuracies
 
     def accuracies(self, test: Features, train: Features | None, kind: str, index: int, partition,
@@ -85,17 +90,23 @@ class Probes:
                                      test_x=units[unit], test_y=test.labels)
             return probe_targets(units[unit], test.labels, test.target_names, groups=test.groups)
 
-        results = Parallel(n_jobs=min(len(units), os.cpu_count() or 1), prefer="processes")(
+        results = Parallel(n_jobs=min(len(units), self.jobs), prefer="processes", return_as="generator")(
             delayed(one)(unit) for unit in units)
-        for (kind, index), accs in zip(units, results):
-            self.memo[self._key(test, train, kind, index)] = accs
+        with self._bar("linear probes", len(units), "unit") as bar:
+            for (kind, index), accs in zip(units, results):
+                self.memo[self._key(test, train, kind, index)] = accs
+                bar.update()
+
+    def _bar(self, desc: str, total: int, unit: str):
+        return tqdm(total=total, desc=desc, unit=unit, disable=not self.progress, dynamic_ncols=True, leave=False)
 
     def _torch(self, test: Features, train: Features | None, partition) -> None:
         """One batched L-BFGS per target (and fold), same objective as scikit-learn."""
         def units(f: Features, rows=slice(None)):
             return self._units(f, partition, rows)
 
-        results = per_target(torch_linear_probe, test, train, units)
+        with self._bar("linear probes", test.labels.shape[1], "target") as bar:
+            results = per_target(torch_linear_probe, test, train, units, bar.update)
         for (kind, index), accs in results.items():
             self.memo[self._key(test, train, kind, index)] = accs
 
@@ -116,6 +127,7 @@ class Probes:
         if missing:
             raise ValueError(f"the attentive probe needs the token sets of layers {missing}: extract the features "
                              "with tokens=True")
-        results = per_target(lambda *data: attentive_probe(*data, device=device), test, train, units)
+        with self._bar("attentive probes", test.labels.shape[1], "target") as bar:
+            results = per_target(lambda *data: attentive_probe(*data, device=device), test, train, units, bar.update)
         blocks = {("block", k): results[("layer", e)] for k, e in enumerate(ends, 1)} if self.layers else {}
         return blocks | results

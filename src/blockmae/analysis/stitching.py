@@ -14,7 +14,7 @@ never sees labels). What the rows say about interfaces is `analysis.interfaces`.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -85,14 +85,20 @@ class Stitched(nn.Module):
         if at not in ("blocks", "layers"):
             raise ValueError(f"at='{at}' must be 'blocks' or 'layers'")
         ends = {self.B.stage_bounds(j)[1] for j in range(self.num_stages)}
-        x, outs = self.A.embed(video), []
+        states = self.token_states(video)
+        next(states)  # the embedding
+        return [x for i, x in enumerate(states, start=1) if at == "layers" or i in ends]
+
+    def token_states(self, video: torch.Tensor) -> Iterator[torch.Tensor]:
+        """A's embedding, then every layer's output one at a time (before the stitch at the boundary), as
+        `BlockMAE.token_states`."""
+        x = self.A.embed(video)
+        yield x
         for i in range(len(self.B.layers)):
             if i == self.cut:
                 x = self.stitch(x)
             x = (self.A if i < self.cut else self.B).layers[i](x)
-            if at == "layers" or i + 1 in ends:
-                outs.append(x)
-        return outs
+            yield x
 
     def top_loss(self, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """B's top decoder's masked-reconstruction loss (every hidden tubelet) on the stitched encoder's visible

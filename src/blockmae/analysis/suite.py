@@ -23,13 +23,13 @@ from ..data import collate
 from ..data.transforms import to_model_input
 from ..devices import resolve_device
 from ..eval import (SplitPlan, cka_matrix, gallery_retrieval, geometry_metrics, knn_classify, loo_retrieval_targets,
-                    occlusion_drop, split_plan)
+                    occlusion_drop, probe_folds, split_plan)
 from ..eval.features import MAX_TOKENS, Features
 from ..eval.protocols import chance_accuracies
 from ..eval.reconstruction import MASK_SEED, held_out_losses
 from .depth_similarity import DEBIASED_MIN_CLIPS, KNN_K, MAX_CLIPS, cka_entries, neighbour_entries
 from .extraction import FeatureStore, dataset_name, dataset_splits
-from .options import Options, Timer
+from .options import Options, Timer, viewed_partition
 from .probes import Probes
 from .reconstructions import reconstruction_samples
 from .rows import RUN_KEYS, make_row
@@ -37,8 +37,8 @@ from .sources import Source
 
 # metric -> how it is measured: the report's "Protocol of every number"
 PROTOCOL = {
-    "features": "Mean over all tokens of the unmasked clip at every layer output (blocks = the layers at stage ends), "
-                "model in eval mode, no gradient.",
+    "features": "Mean over all tokens of the unmasked clip at every layer output (blocks = the layers at stage ends, or "
+                "at the ends of the blocks --blocks gives), model in eval mode, no gradient.",
     "probe_acc": "Linear probe: standardise, multinomial logistic regression (L-BFGS, 1000 iterations), one probe per "
                  "target; fit on train and score top-1 on test where the data has separate train and test clips "
                  "(the official splits of UCF101/HMDB51/Kinetics/SSv2; a list: spec only with a held-out test= or "
@@ -54,14 +54,16 @@ PROTOCOL = {
                            "linear head reads the attended vector. AdamW (lr 5e-3, cosine to 0, weight decay 0.01), "
                            "cross-entropy, batch 32, 20 epochs, seed 0; top-1 on the same splits and folds as "
                            "probe_acc. 'mean' = mean over targets.",
-    "knn_acc": "Weighted kNN classifier on L2-normalised features (k=20, temperature 0.07), train -> test; only "
-               "where the data has separate train and test clips (not for cross-validated data: no kNN rows).",
+    "knn_acc": "Weighted kNN classifier on L2-normalised features (k=20, temperature 0.07), train -> test where "
+               "the data has separate train and test clips, else the mean over the linear probe's folds (the same "
+               "grouped folds).",
     "retrieval_map": "Leave-one-out retrieval (paper): cosine similarity among evaluation clips, self excluded (for "
                      "cross-validated data with source-video groups, the query's whole group); mAP over queries. "
                      "retrieval_r@k: share of queries with a same-class clip among the k nearest.",
     "gallery_r@k": "Video-SSL retrieval: test queries against the train gallery, cosine; R@1/5/10/20/50 (train -> "
                    "test data only, as knn_acc).",
-    "recon_loss": "Per-stage masked-reconstruction MSE on held-out clips under fixed tube masks (E2E: its monitors).",
+    "recon_loss": "Per-stage masked-reconstruction MSE on held-out clips under fixed tube masks (E2E: its monitors); "
+                  "a model viewed as other blocks (--blocks) has it at the blocks that end where a stage ends.",
     "clips_left_out": "Unreadable clips of the split, left out of every metric (each readable clip is used exactly "
                       "once; nothing is substituted); `files` names up to 20.",
     "recon_loss_zero": "Baseline: the MSE of predicting 0 for every hidden tubelet (same clips and masks as recon_loss).",
@@ -106,9 +108,11 @@ class Analysis:
 
     def __init__(self, out: Path, options: Options):
         self.opt = options
+        if options.threads:
+            torch.set_num_threads(options.threads)
         self.store = FeatureStore(out, options)
         self.device = self.store.device
-        self.probes = Probes(options.probe, options.layers)
+        self.probes = Probes(options.probe, options.layers, jobs=options.threads, progress=options.progress)
         self.rows: list[dict] = []
         self.samples: list[dict] = []
         self.pooled: dict[tuple[str, str], list[np.ndarray]] = {}  # (run, dataset) -> block features, for cross-run CKA
@@ -140,7 +144,7 @@ class Analysis:
                 self.add(meta, name, part, "clips_left_out", len(feats.left_out), files=feats.left_out[:20])
                 self._say_left_out(name, part, feats.left_out)
         labelled = test.labels.shape[1] > 0
-        partition = model.partition
+        partition = viewed_partition(self.opt.blocks, model.partition)
         blocks_test = test.blocks(partition)
         self.pooled[(source.run, spec)] = blocks_test
 
@@ -171,10 +175,10 @@ class Analysis:
 
         layers = test.layers if self.opt.layers else None
         with Timer(self.opt.timings, "cka"):
-            for metric, value, where in cka_entries(blocks_test, layers):
+            for metric, value, where in self._bar(cka_entries(blocks_test, layers), "CKA", "value"):
                 self.add(meta, name, split, metric, value, **where)
         with Timer(self.opt.timings, "neighbours"):
-            for metric, value, where in neighbour_entries(blocks_test, layers):
+            for metric, value, where in self._bar(neighbour_entries(blocks_test, layers), "neighbours", "value"):
                 self.add(meta, name, split, metric, value, **where)
 
         with Timer(self.opt.timings, "tokens+geometry"):
@@ -207,10 +211,17 @@ class Analysis:
             with Timer(self.opt.timings, "dynamics"):
                 self._dynamics(source, spec, meta, name, plan)
 
+    def _bar(self, items, desc: str, unit: str, total: int | None = None):
+        """A stage's own bar (gone when the stage ends)."""
+        return tqdm(items, desc=desc, unit=unit, total=total, disable=not self.opt.progress, dynamic_ncols=True,
+                    leave=False)
+
     def _retrieval(self, meta: dict, name: str, split: str | None, test: Features, train: Features | None,
                    partition) -> None:
-        """Leave-one-out retrieval on the scored clips; with a train split, kNN and gallery retrieval against it."""
+        """Leave-one-out retrieval on the scored clips; with a train split, kNN and gallery retrieval against it,
+        else kNN over the probes' folds."""
         names = test.target_names
+        folds = probe_folds(test.labels[:, 0], groups=test.groups) if train is None else []
         for k, x in enumerate(test.blocks(partition), 1):
             groups = test.groups if train is None else None  # single-set data: a clip's own video is no hit
             for target, result in loo_retrieval_targets(x, test.labels, names, groups=groups).items():
@@ -218,6 +229,10 @@ class Analysis:
                     self.add(meta, name, split, "retrieval_map" if key == "map" else f"retrieval_{key}", value,
                              block=k, target=target)
             if train is None:
+                for t, target in enumerate(names):
+                    acc = np.mean([knn_classify(x[tr], test.labels[tr, t], x[te], test.labels[te, t])
+                                   for tr, te in folds])
+                    self.add(meta, name, split, "knn_acc", acc, block=k, target=target)
                 continue
             xt = train.blocks(partition)[k - 1]
             for t, target in enumerate(names):
@@ -237,15 +252,21 @@ class Analysis:
         config = source.config.get("mask", {})
         kind, ratio = config.get("kind", "tube"), config.get("ratio", 0.9)
 
+        bar = self._bar(None, "reconstruction", "clip", total=2 * (n // batch * batch))  # two walks: means, scores
+
         def videos():
             for start in range(0, n - batch + 1, batch):
                 clips, _, _ = collate([dataset[j] for j in range(start, start + batch)])
                 if clips is not None:  # unreadable clips are left out
                     yield to_model_input(clips.to(self.device), cfg.pixel_mean, cfg.pixel_std)
+                bar.update(batch)
 
-        result = held_out_losses(model, videos, kind, ratio)
-        for k, value in enumerate(result["losses"], 1):
-            self.add(meta, name, plan.row_split, "recon_loss", value, block=k, step=step)
+        with bar:
+            result = held_out_losses(model, videos, kind, ratio)
+        view_ends = [int(e) for e in np.cumsum(viewed_partition(self.opt.blocks, model.partition))]
+        for end, value in zip(np.cumsum(model.partition), result["losses"]):
+            if end in view_ends:  # a stage's decoder reads the block that ends where the stage ends
+                self.add(meta, name, plan.row_split, "recon_loss", value, block=view_ends.index(end) + 1, step=step)
         for key, value in result["baselines"].items():
             self.add(meta, name, plan.row_split, f"recon_loss_{key}", value, step=step)
         if self.opt.samples and step is None:
@@ -263,10 +284,11 @@ class Analysis:
             test = self.store.features(ckpt_source, model, spec, plan.evaluate)
             train = self.store.features(ckpt_source, model, spec, plan.fit) if plan.fit else None
             if test.labels.shape[1]:
-                k = model.num_stages
-                accs = self.probes.accuracies(test, train, "block", k, model.partition, all_units=False)
+                partition = viewed_partition(self.opt.blocks, model.partition)
+                k = len(partition)
+                accs = self.probes.accuracies(test, train, "block", k, partition, all_units=False)
                 self.add(meta, name, plan.row_split, "probe_acc", accs["mean"], block=k, step=step)
-                maps = loo_retrieval_targets(test.blocks(model.partition)[-1], test.labels, test.target_names,
+                maps = loo_retrieval_targets(test.blocks(partition)[-1], test.labels, test.target_names,
                                              groups=test.groups if train is None else None)
                 self.add(meta, name, plan.row_split, "retrieval_map", maps["mean"]["map"], block=k, step=step)
             self._recon(source, model, spec, meta, name, plan, step=step)

@@ -9,6 +9,7 @@ whole token sets, as float16, at most `MAX_TOKENS` per clip (`cap_tokens`).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -115,34 +116,44 @@ class Features:
 @torch.no_grad()
 def extract_features(model, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], prepare: Callable[[torch.Tensor], torch.Tensor],
                      target_names: list[str], *, total: int | None = None, token_stats: bool = True,
-                     progress: bool = True, desc: str = "features", keep_tokens: Iterable[int] = ()) -> Features:
-    """Run `model.encode(at='layers')` on every batch of uint8 clips (after `prepare`) in eval mode; the token sets
-    of the layers (1 = first) in `keep_tokens` are kept too, capped by `cap_tokens` over `model.grid`."""
+                     progress: bool = True, desc: str = "features", keep_tokens: Iterable[int] = (),
+                     on_batch: Callable[[int, float], None] | None = None) -> Features:
+    """Walk `model.token_states` over every batch of uint8 clips (after `prepare`) in eval mode, measuring each
+    layer's tokens and letting them go before the next layer runs, so memory holds one batch's input and two
+    layers' tokens, not every layer's. The token sets of the layers (1 = first) in `keep_tokens` are kept too,
+    capped by `cap_tokens` over `model.grid`.
+
+    The bar counts clips and moves as each layer of a batch finishes (a batch of b clips through L layers moves it
+    b/L clips at a time). `on_batch(clips, seconds)` hears of every batch encoded (the cost estimate)."""
     was_training = model.training
     model.eval()
-    pooled: list[list[np.ndarray]] = []
-    labels, sims, updates, seen = [], None, None, 0
+    depth = sum(model.partition)
+    pooled: list[list[np.ndarray]] = [[] for _ in range(depth)]
+    sims, updates = np.zeros(depth), np.zeros(depth)
+    labels, seen = [], 0
     kept: dict[int, list[np.ndarray]] = {i: [] for i in keep_tokens}
     bar = tqdm(total=total, desc=desc, disable=not progress, unit="clip", dynamic_ncols=True)
     for clips, y in batches:
+        started = time.perf_counter()
         video = prepare(clips)
-        layers = model.encode(video, at="layers")
-        if not pooled:
-            pooled = [[] for _ in layers]
-            sims, updates = np.zeros(len(layers)), np.zeros(len(layers))
         b = video.shape[0]
-        previous = model.embed(video) if token_stats else None
-        for i, tokens in enumerate(layers):
-            pooled[i].append(tokens.float().mean(dim=1).cpu().numpy())
+        states = model.token_states(video)
+        previous = next(states).float()  # the embedding: layer 1's update norm is measured against it
+        for i, tokens in enumerate(states):
+            tokens = tokens.float()
+            pooled[i].append(tokens.mean(dim=1).cpu().numpy())
             if i + 1 in kept:
-                kept[i + 1].append(cap_tokens(tokens.float(), model.grid).half().cpu().numpy())
+                kept[i + 1].append(cap_tokens(tokens, model.grid).half().cpu().numpy())
             if token_stats:
-                sims[i] += token_similarity(tokens.float()) * b
-                updates[i] += relative_update_norm(previous.float(), tokens.float()) * b
-                previous = tokens
+                sims[i] += token_similarity(tokens) * b
+                updates[i] += relative_update_norm(previous, tokens) * b
+            previous = tokens
+            bar.update(b * (i + 1) // depth - b * i // depth)
+        del video, states, previous, tokens  # this batch's tensors go before the next batch is encoded
         labels.append(y.numpy())
         seen += b
-        bar.update(b)
+        if on_batch is not None:
+            on_batch(b, time.perf_counter() - started)
     bar.close()
     model.train(was_training)
     if not seen:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -156,14 +156,19 @@ class BlockMAE(nn.Module):
         """Unmasked tokens (B, N, D) after every stage (`blocks`) or every layer (`layers`), raw (no extra norm)."""
         if at not in ("blocks", "layers"):
             raise ValueError(f"at='{at}' must be 'blocks' or 'layers'")
-        x = self.embed(video)
-        outs = []
         ends = {self.stage_bounds(k)[1] for k in range(self.num_stages)}
-        for i, layer in enumerate(self.layers, start=1):
+        states = self.token_states(video)
+        next(states)  # the embedding
+        return [x for i, x in enumerate(states, start=1) if at == "layers" or i in ends]
+
+    def token_states(self, video: torch.Tensor) -> Iterator[torch.Tensor]:
+        """The unmasked tokens (B, N, D) after the embedding, then after every layer, one at a time: a caller that
+        measures each and lets it go holds at most two layers' tokens (`eval.features.extract_features`)."""
+        x = self.embed(video)
+        yield x
+        for layer in self.layers:
             x = layer(x)
-            if at == "layers" or i in ends:
-                outs.append(x)
-        return outs
+            yield x
 
     def losses(self, video: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
         """Every stage's masked-reconstruction loss on `video` under `mask` (True = hidden), on all hidden tubelets."""
