@@ -106,7 +106,7 @@ def test_registered_dataset_with_argument(monkeypatch):
 
     info = DatasetInfo("fake", factory, "a test double", ["label"],
                        {"root": Option(str, "a folder", None)}, example="fake:PATH", takes_argument=True)
-    monkeypatch.setitem(spec_module._REGISTRY, "fake", info)
+    monkeypatch.setitem(spec_module.REGISTRY, "fake", info)
     build_dataset("fake:/a b/c.txt,root=/x", "test", frames=4, image_size=16, seed=1)
     assert calls == [("test", dict(frames=4, image_size=16, channels=3, seed=1, root="/x", argument="/a b/c.txt"))]
     assert "needs an argument" in _error("fake")

@@ -12,78 +12,17 @@ image size for that dataset only (e.g. `digits,size=32`).
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from torch.utils.data import Dataset
 
 from .digits import DEFAULT_N, SPLITS, MovingDigits
 from .gratings import DEFAULT_FPS, DriftingGratings, TwoRegionGratings
+from .hierarchy import DEFAULT_N as HIERARCHY_N
+from .hierarchy import HierarchyVideos
 from .scenes import COUNTS, TexturedScenes
+from .registry import COMMON_OPTIONS, REGISTRY, DatasetInfo, Option, one_of, positive_float, positive_int, register_dataset
 from .scenes import DEFAULT_N as SCENES_N
-
-
-@dataclass(frozen=True)
-class Option:
-    """A typed option: `convert` turns the text into a value or raises ValueError."""
-
-    convert: Callable[[str], Any]
-    expected: str  # what a valid value looks like, for the error message
-    default: Any = None
-    help: str = ""
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    name: str
-    factory: Callable[..., Dataset]
-    description: str
-    targets: list[str]
-    options: dict[str, Option] = field(default_factory=dict)
-    example: str = ""
-    splits: tuple[str, ...] | None = None  # None: any split is accepted (single-set data)
-    takes_argument: bool = False  # spec name is `NAME:ARG`
-    # the splits one spec's options give it, when they differ from `splits` (e.g. `list:` without `test=`: one set)
-    instance_splits: Callable[[dict[str, Any]], tuple[str, ...] | None] | None = None
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise ValueError
-    return value
-
-
-def _one_of(*choices: int) -> Callable[[str], int]:
-    def convert(text: str) -> int:
-        value = int(text)
-        if value not in choices:
-            raise ValueError
-        return value
-    return convert
-
-
-COMMON_OPTIONS = {
-    "frames": Option(_positive_int, "a positive integer", None, "frames per clip (default: the model's)"),
-    "size": Option(_positive_int, "a positive integer", None, "frame height and width in pixels (default: the model's)"),
-}
-
-_REGISTRY: dict[str, DatasetInfo] = {}
-
-
-def register_dataset(info: DatasetInfo) -> None:
-    """Add a dataset to the spec registry (built-ins below; adapters add themselves the same way)."""
-    clash = set(info.options) & set(COMMON_OPTIONS)
-    if clash:
-        raise ValueError(f"dataset {info.name!r}: options {sorted(clash)} are reserved for every dataset")
-    _REGISTRY[info.name] = info
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
@@ -114,18 +53,18 @@ def _suggest(word: str, choices) -> str:
 
 
 def _lookup(name: str) -> tuple[DatasetInfo, str | None]:
-    if name in _REGISTRY and not _REGISTRY[name].takes_argument:
-        return _REGISTRY[name], None
+    if name in REGISTRY and not REGISTRY[name].takes_argument:
+        return REGISTRY[name], None
     head, colon, argument = name.partition(":")
-    info = _REGISTRY.get(head)
+    info = REGISTRY.get(head)
     if info is not None and info.takes_argument:
         if not colon or not argument:
             raise ValueError(f"dataset {head!r} needs an argument: {info.example or head + ':ARG'}")
         return info, argument
     if info is not None and colon:
         raise ValueError(f"dataset {head!r} takes no ':' argument; got {name!r}")
-    valid = [i.name + (":..." if i.takes_argument else "") for i in _REGISTRY.values()]
-    raise ValueError(f"unknown dataset {name!r}{_suggest(head, _REGISTRY)} Valid datasets: {', '.join(valid)}")
+    valid = [i.name + (":..." if i.takes_argument else "") for i in REGISTRY.values()]
+    raise ValueError(f"unknown dataset {name!r}{_suggest(head, REGISTRY)} Valid datasets: {', '.join(valid)}")
 
 
 def check_spec(spec: str) -> None:
@@ -175,7 +114,7 @@ def build_dataset(spec: str, split: str = "train", *, frames: int, image_size: i
 def available_datasets() -> list[dict]:
     """What `blockmae datasets` prints: name, description, targets, options with defaults, an example."""
     out = []
-    for info in _REGISTRY.values():
+    for info in REGISTRY.values():
         options = {**info.options, **COMMON_OPTIONS}
         out.append(dict(
             name=info.name + (":ARG" if info.takes_argument else ""),
@@ -194,9 +133,9 @@ register_dataset(DatasetInfo(
     description="moving handwritten digits (scikit-learn's 8x8 set), straight-line motion on black",
     targets=list(MovingDigits.target_names),
     options={
-        "n": Option(_positive_int, "a positive integer", None,
+        "n": Option(positive_int, "a positive integer", None,
                     f"clips in the split (default: {DEFAULT_N['train']} train, {DEFAULT_N['test']} test)"),
-        "digits": Option(_one_of(1, 2), "1 or 2", 1, "moving digits per clip; the 2nd is a distractor"),
+        "digits": Option(one_of(1, 2), "1 or 2", 1, "moving digits per clip; the 2nd is a distractor"),
     },
     example="digits,n=512,digits=2",
     splits=SPLITS,
@@ -207,19 +146,35 @@ register_dataset(DatasetInfo(
     description="a camera panning over a 1/f texture with 1-3 moving, occluding shapes (the CPU pretraining set)",
     targets=list(TexturedScenes.target_names),
     options={
-        "n": Option(_positive_int, "a positive integer", None,
+        "n": Option(positive_int, "a positive integer", None,
                     f"clips in the split (default: {SCENES_N['train']} train, {SCENES_N['test']} test)"),
-        "shapes": Option(_one_of(*COUNTS), "1, 2 or 3", None, "shapes per clip (default: 1 to 3 at random)"),
+        "shapes": Option(one_of(*COUNTS), "1, 2 or 3", None, "shapes per clip (default: 1 to 3 at random)"),
     },
     example="scenes,n=1024",
     splits=SPLITS,
 ))
 
+register_dataset(DatasetInfo(
+    name="hierarchy",
+    factory=HierarchyVideos,
+    description="a random hierarchy of latent symbols drawn as drifting-grating cells: a hidden cell needs its "
+                "ancestors inferred from the visible ones",
+    targets=["root", "level2", "level1", "leaf"],
+    options={
+        "n": Option(positive_int, "a positive integer", None,
+                    f"clips in the split (default: {HIERARCHY_N['train']} train, {HIERARCHY_N['test']} test)"),
+        "symbols": Option(positive_int, "a positive integer", 8, "latent symbols per level (and leaf primitives)"),
+        "rules": Option(positive_int, "a positive integer", 2, "synonymous 2x2 productions per symbol"),
+        "grammar": Option(int, "an integer", 0, "the seed of the grammar (the same in both splits)"),
+    },
+    example="hierarchy,n=1024,rules=3",
+    splits=SPLITS,
+))
 
 def _gratings_options() -> dict[str, Option]:
     return {
-        "n": Option(_positive_int, "a positive integer", None, "a seeded random subset of n clips (default: all)"),
-        "fps": Option(_positive_float, "a positive number", DEFAULT_FPS, "frame rate in frames per second"),
+        "n": Option(positive_int, "a positive integer", None, "a seeded random subset of n clips (default: all)"),
+        "fps": Option(positive_float, "a positive number", DEFAULT_FPS, "frame rate in frames per second"),
     }
 
 
@@ -299,23 +254,23 @@ def video_options(**defaults) -> dict[str, Option]:
              backend="pyav", threads=1, min_frames=1, pattern=DEFAULT_PATTERN, start=1)
     d.update(defaults)
     return {
-        "n": Option(_positive_int, "a positive integer", d["n"],
+        "n": Option(positive_int, "a positive integer", d["n"],
                     "a deterministic subset of n videos per split, stratified by label (default: all)"),
-        "rate": Option(_positive_int, "a positive integer", d["rate"], "frame stride of sampling=rate"),
+        "rate": Option(positive_int, "a positive integer", d["rate"], "frame stride of sampling=rate"),
         "sampling": Option(_word("rate", "segment"), "rate or segment", d["sampling"],
                            "rate: VideoMAE (frames `rate` apart, random start); segment: TSN (one frame per segment)"),
-        "clips": Option(_positive_int, "a positive integer", d["clips"],
+        "clips": Option(positive_int, "a positive integer", d["clips"],
                         "clips per decoded video: repeated sampling in training, uniform views in evaluation"),
-        "crops": Option(_one_of(1, 3), "1 or 3", d["crops"], "evaluation crops: centre (1) or three along the long side"),
+        "crops": Option(one_of(1, 3), "1 or 3", d["crops"], "evaluation crops: centre (1) or three along the long side"),
         "flip": Option(_flag, "0 or 1", d["flip"], "random horizontal flip in training"),
         "crop": Option(_word("multiscale", "resized"), "multiscale or resized", d["crop"],
                        "training crop: VideoMAE multi-scale crop or random resized crop"),
-        "short_side": Option(_positive_int, "a positive integer", d["short_side"],
+        "short_side": Option(positive_int, "a positive integer", d["short_side"],
                              "evaluation: shorter side resized to this before cropping (default: the image size)"),
         "backend": Option(_word(*BACKENDS), " or ".join(BACKENDS), d["backend"], "video decoder"),
         "threads": Option(_nonnegative_int, "a non-negative integer", d["threads"],
                           "decoder threads per video (0: FFmpeg's choice)"),
-        "min_frames": Option(_positive_int, "a positive integer", d["min_frames"],
+        "min_frames": Option(positive_int, "a positive integer", d["min_frames"],
                              "videos with fewer frames are skipped as too short"),
         "pattern": Option(_pattern, "a file name with one {} field, e.g. img_{:05d}.jpg", d["pattern"],
                           "frame file names in frame folders"),
@@ -351,7 +306,7 @@ def _list_splits(values: dict[str, Any]) -> tuple[str, ...] | None:
     return VIDEO_SPLITS if values.get("test") or values.get("val") else ("test",)
 
 
-_FOLD = Option(_one_of(1, 2, 3), "1, 2 or 3", 1, "official train/test split")
+_FOLD = Option(one_of(1, 2, 3), "1, 2 or 3", 1, "official train/test split")
 _EXT = Option(_any_text, "an extension, or empty for frame folders", None,
               "replace the video extension (empty: folders of frames named like the videos)")
 
