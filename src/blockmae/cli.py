@@ -177,6 +177,16 @@ def cmd_study(args) -> None:
     print(f"report: {report}")
 
 
+def cmd_screen(args) -> None:
+    from .screen import run_screen, screen_markdown
+
+    result = run_screen(config_path(args.config), args.overrides, args.out, data=args.data,
+                        seeds=list(range(args.seeds)), snapshots=args.snapshots, random_floor=args.random_floor,
+                        jobs=args.jobs)
+    print(screen_markdown(result))
+    print(f"curves: {Path(args.out) / 'screen.png'}")
+
+
 EXAMPLES = {
     "pretrain": "blockmae pretrain tiny train.regime=sequential model.partition=4 train.max_steps=300 --out runs/seq",
     "convert": "blockmae convert runs/seq hf_dir --to hf    |    blockmae convert hf_dir runs/imported --to blockmae",
@@ -185,6 +195,7 @@ EXAMPLES = {
                   "--out runs/interfaces",
     "datasets": "blockmae datasets    |    blockmae datasets check ucf101:/data/UCF101,split=1 --frames 16",
     "demo": "blockmae demo --out runs/demo",
+    "screen": "blockmae screen tiny data.train=hierarchy mask.ratio=0.75 train.max_steps=1200 --out runs/screen",
     "study": "blockmae study studies/cpu_repro/study.yaml --out runs/cpu_repro --publish docs/results/cpu_repro",
     "bench": "blockmae bench --preset tiny --threads 1 --repeats 3 --json bench-tiny.json    |    "
              "blockmae bench --accuracy --bench bench-tiny.json --json levers-tiny.json",
@@ -313,6 +324,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="output directory")
     p.add_argument("--quick", action="store_true",
                    help="a smoke run of the same path on fewer clips and steps (a few minutes on 2 CPU cores)")
+
+    p = add("screen", "Does depth pay in a setting? Train it end to end deep (K stages with monitors) and shallow "
+                      "(the first stage's layers alone), score every snapshot's held-out loss beside the trivial "
+                      "predictors and probe the final blocks: screen.md, screen.json, screen.png (learning curves).",
+            cmd_screen)
+    p.add_argument("config", help=f"YAML config file or built-in name ({', '.join(builtin_configs())})")
+    p.add_argument("overrides", nargs="*", help="dotted overrides of the setting, e.g. data.train=hierarchy "
+                                                "mask.ratio=0.75 train.max_steps=1200")
+    p.add_argument("--out", required=True, help="work directory (runs, analysis, screen.*); re-running resumes. "
+                                                "Required")
+    p.add_argument("--data", help="evaluation data spec. Default: the setting's test data (or its train data's test "
+                                  "split), 512 clips")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per encoder (0..N-1), for intervals. Default: 1")
+    p.add_argument("--snapshots", type=int, default=5, help="points on each learning curve. Default: 5")
+    p.add_argument("--random-floor", type=int, default=1, help="random-init encoders probed beside. Default: 1")
+    p.add_argument("--jobs", type=int, default=2, help="runs trained at once. Default: 2")
 
     p = add("study", "Train a grid of runs (regimes x K x seeds), analyse them together and measure the paper's "
                      "findings; re-running resumes.", cmd_study)

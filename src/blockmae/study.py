@@ -161,16 +161,18 @@ def _steps_done(run_dir: Path) -> int:
         return 0
 
 
-def train_all(study: Study, out: Path, jobs: int | None = None, progress: bool = True) -> dict[str, dict]:
+def train_all(study: Study, out: Path, jobs: int | None = None, progress: bool = True,
+              runs: list[tuple[str, list[str]]] | None = None) -> dict[str, dict]:
     """Pretrain every run not finished yet, `jobs` at a time; returns each run's summary (summary.json).
 
-    One progress bar counts the logged steps of all runs (the workers themselves stay quiet).
+    `runs`: (name, overrides) of the study's config to train instead of its grid. One progress bar counts the
+    logged steps of all runs (the workers themselves stay quiet).
     """
     from tqdm import tqdm
 
     jobs = jobs or study.jobs
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    runs = study.runs()
+    runs = study.runs() if runs is None else runs
     todo = [(name, o) for name, o in runs if not (out / "runs" / name / "summary.json").is_file()]
     print(f"{len(runs)} runs, {len(runs) - len(todo)} already done; training {len(todo)} "
           f"({jobs} at a time, {threads} thread(s) each) in {out / 'runs'}", flush=True)

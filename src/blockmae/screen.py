@@ -1,0 +1,183 @@
+"""`blockmae screen`: does depth pay in a pretraining setting? A cheap test to run before a study.
+
+A setting (a config and its overrides: data, mask, steps, rate...) is trained end-to-end twice per seed: the deep
+encoder (its K stages, each with a monitor decoder on its detached output) and a shallow one (the first stage's
+layers alone, its own decoder). Every snapshot of both is scored on the same held-out clips and masks beside the
+trivial predictors (predict 0, each position's mean, the clip's visible mean, the per-clip oracle constant); the
+final models are probed per block beside random-init encoders of the deep shape.
+
+Depth pays when, at the end of training, the deep encoder's top stage lies below the best trivial predictor by
+at least `RATIO` times what the better shallow view (the deep encoder's first-stage monitor, or the shallow
+encoder) achieves, and by at least `MIN_MARGIN` of that predictor's loss. The learning curves (margin against
+clips seen) say whether a setting that does not pay yet was still improving when it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from .analysis.rows import mean_and_half_width
+from .config import ConfigError, load_config
+from .study import Study, train_all
+
+RATIO = 1.5  # the top stage's margin over the shallow view's
+MIN_MARGIN = 0.10  # the top stage's margin, as a share of the best trivial predictor's loss
+FLAT = 0.01  # a curve whose last step changed the margin by less than this share of the loss has flattened
+TRIVIAL = ("zero", "position_mean", "visible_mean", "oracle_constant")
+
+
+def screen_runs(config: str, overrides: list[str], seeds: list[int], snapshots: int) -> dict[str, Study]:
+    """The deep and the shallow end-to-end runs of a setting, as two studies with one run per seed (named by
+    depth, e.g. depth12-s0 and depth3-s0), each keeping `snapshots` checkpoints for its learning curve."""
+    cfg = load_config(config, overrides)
+    if not cfg.train.max_steps:
+        raise ConfigError("screen: the setting needs train.max_steps (its curves are read at snapshots of it)")
+    every = max(1, cfg.train.max_steps // snapshots)
+    common = list(overrides) + ["train.regime=e2e", f"train.snapshot_every={every}", f"train.checkpoint_every={every}"]
+    partition, seeds = cfg.model.partition, list(seeds)
+    return {"deep": Study(config, {"model.depth": [sum(partition)], "train.seed": seeds}, [], common,
+                          random_floor=0),
+            "shallow": Study(config, {"model.depth": [partition[0]], "train.seed": seeds}, [],
+                             common + ["model.partition=1"], random_floor=0)}
+
+
+def run_screen(config: str, overrides: list[str], out: str | Path, data: str | None = None, seeds=(0,),
+               snapshots: int = 5, random_floor: int = 1, jobs: int = 2, eval_clips: int = 512) -> dict:
+    """Train the deep and shallow runs, analyse them on `data` (default: the setting's test data, `eval_clips`
+    clips), and write screen.json, screen.md and screen.png in `out`. Re-running resumes."""
+    from .analysis.analyze import analyze
+    from .analysis.options import Options
+
+    out = Path(out)
+    studies = screen_runs(config, overrides, list(seeds), snapshots)
+    cfg = load_config(config, overrides)
+    spec = data or _with_n(cfg.data.test or cfg.data.train, eval_clips)
+    runs = {kind: study.runs() for kind, study in studies.items()}
+    train_all(studies["deep"], out, jobs, runs=runs["deep"] + runs["shallow"])  # one pool: both train at once
+    kinds = {name: kind for kind, named in runs.items() for name, _ in named}
+    options = Options(layers=False, occlusion=False, dynamics=True, samples=0)
+    analyze([str(out / "runs" / name) for name in kinds], [spec], out / "analysis", options,
+            with_random_floor=random_floor)
+    rows = [json.loads(line) for line in (out / "analysis" / "metrics.jsonl").read_text().splitlines()]
+    result = screen_result(rows, kinds, len(cfg.model.partition), cfg.train.batch_size)
+    result.update(config=str(config), overrides=list(overrides), data=spec, seeds=list(seeds))
+    (out / "screen.json").write_text(json.dumps(result, indent=1))
+    (out / "screen.md").write_text(screen_markdown(result))
+    screen_figure(result, out / "screen.png")
+    return result
+
+
+def _with_n(spec: str, n: int) -> str:
+    return spec if ",n=" in spec else f"{spec},n={n}"
+
+
+def screen_result(rows: list[dict], kinds: dict[str, str], K: int, batch: int) -> dict:
+    """Curves, final margins, the verdict and the probe rise from an analysis's rows. `kinds`: each trained run's
+    name -> "deep" or "shallow". A margin is (best trivial loss - loss) / best trivial loss, on the same clips and
+    masks; the best trivial predictor is the lowest of the four."""
+    trivial = {key: _value(rows, f"recon_loss_{key}") for key in TRIVIAL}
+    best_key = min((k for k in TRIVIAL if trivial[k] is not None), key=lambda k: trivial[k])
+    best = trivial[best_key]
+    curves = {"deep": {str(b): [] for b in range(1, K + 1)}, "shallow": {"1": []}}
+    for run, kind in kinds.items():
+        steps = sorted({r["step"] for r in rows if r["run"] == run and r["metric"] == "recon_loss"} - {None})
+        for block in curves[kind]:
+            curves[kind][block].append([
+                (step * batch, (best - loss) / best) for step in steps
+                if (loss := _value(rows, "recon_loss", run=run, block=int(block), step=step)) is not None])
+    final = {kind: {block: list(mean_and_half_width([c[-1][1] for c in runs if c])) for block, runs in d.items()}
+             for kind, d in curves.items()}
+    top, first, shallow = final["deep"][str(K)][0], final["deep"]["1"][0], final["shallow"]["1"][0]
+    best_shallow = max(first, shallow)
+    last_steps = [c[-1][1] - c[-2][1] for c in curves["deep"][str(K)] if len(c) > 1]
+    return {"trivial": trivial, "best_trivial": best_key, "curves": curves, "final_margin": final,
+            "best_shallow_margin": best_shallow, "ratio": top / best_shallow if best_shallow > 0 else None,
+            "pays": top >= MIN_MARGIN and top >= RATIO * max(best_shallow, 0.0),
+            "top_last_change": sum(last_steps) / len(last_steps) if last_steps else None,
+            "probes": _probes(rows, kinds, K), "K": K, "batch": batch}
+
+
+def _value(rows: list[dict], metric: str, run: str | None = None, block: int | None = None, step=None):
+    """The value of the row with this metric and step, target `mean` (a probe's mean over targets), and (when
+    given) run and block; None if there is none."""
+    for r in rows:
+        if (r["metric"] == metric and r.get("step") == step and r.get("target", "mean") == "mean"
+                and (run is None or r["run"] == run) and (block is None or r.get("block") == block)):
+            return r["value"]
+    return None
+
+
+def _probes(rows: list[dict], kinds: dict[str, str], K: int) -> dict[str, list[list[float]]]:
+    """The probe (mean over targets) per block of the final models, [mean, 95% half-width] over seeds, for the deep,
+    shallow and random-init encoders."""
+    runs = {"deep": [], "shallow": [], "random": []}
+    for run in dict.fromkeys(r["run"] for r in rows if r["metric"] == "probe_acc"):
+        runs[kinds.get(run, "random")].append(run)
+    out = {}
+    for kind, names in runs.items():
+        blocks = 1 if kind == "shallow" else K
+        out[kind] = [list(mean_and_half_width([_value(rows, "probe_acc", run=n, block=b) for n in names]))
+                     for b in range(1, blocks + 1)] if names else []
+    return out
+
+
+def screen_markdown(result: dict) -> str:
+    """The screen's verdict, final margins, curves' last change and probe rise, as a short markdown page."""
+    K, pct = result["K"], (lambda v: "n/a" if v is None or not math.isfinite(v) else f"{100 * v:.1f}")
+    trivial = ", ".join(f"{k} {v:.4f}" for k, v in result["trivial"].items() if v is not None)
+    lines = [f"# Depth screen: {result['config']} {' '.join(result['overrides'])}", "",
+             f"Evaluated on `{result['data']}`, seeds {result['seeds']}. Trivial predictors' held-out losses: "
+             f"{trivial}; the best is **{result['best_trivial']}**.", "",
+             "| encoder | margin below the best trivial predictor (% of its loss, final) | probe, mean over targets (%) |",
+             "|---|---|---|"]
+    probes = result["probes"]
+    for block in range(1, K + 1):
+        m, h = result["final_margin"]["deep"][str(block)]
+        p = probes["deep"][block - 1] if probes["deep"] else [math.nan, math.nan]
+        lines.append(f"| deep, stage {block} | {pct(m)} ± {pct(h)} | {pct(p[0])} ± {pct(p[1])} |")
+    m, h = result["final_margin"]["shallow"]["1"]
+    p = probes["shallow"][0] if probes["shallow"] else [math.nan, math.nan]
+    lines.append(f"| shallow (stage 1's layers alone) | {pct(m)} ± {pct(h)} | {pct(p[0])} ± {pct(p[1])} |")
+    if probes["random"]:
+        lines.append(f"| random init, top block | - | {pct(probes['random'][-1][0])} ± {pct(probes['random'][-1][1])} |")
+    top = result["final_margin"]["deep"][str(K)][0]
+    ratio = result["ratio"]
+    verdict = "**Depth pays.**" if result["pays"] else "**Depth does not pay.**"
+    lines += ["", f"{verdict} The top stage's margin is {pct(top)} % (needs at least {pct(MIN_MARGIN)} %) and "
+              + (f"{ratio:.2f}x" if ratio is not None else "unbounded x")
+              + f" the better shallow view's {pct(result['best_shallow_margin'])} % (needs {RATIO}x)."]
+    change = result["top_last_change"]
+    if change is not None:
+        state = "had flattened" if abs(change) < FLAT else "was still moving"
+        lines.append(f"Over the last snapshot interval the top margin changed by {pct(change)} pp of the loss: the "
+                     f"curve {state} (flat: under {pct(FLAT)} pp).")
+    return "\n".join(lines) + "\n"
+
+
+def screen_figure(result: dict, path: Path) -> Path:
+    """Margin below the best trivial predictor against clips seen: each deep stage and the shallow encoder."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for kind, blocks in result["curves"].items():
+        for block, runs in blocks.items():
+            for i, points in enumerate(runs):
+                if points:
+                    x, y = zip(*points)
+                    label = (f"deep stage {block}" if kind == "deep" else "shallow") if i == 0 else None
+                    ax.plot(x, [100 * v for v in y], "-o" if kind == "deep" else "--s", ms=3, label=label,
+                            color=plt.cm.viridis(int(block) / (result["K"] + 1)) if kind == "deep" else "black")
+    ax.axhline(100 * MIN_MARGIN, color="grey", lw=0.8, ls=":")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("clips seen")
+    ax.set_ylabel(f"% below {result['best_trivial']} (held-out)")
+    ax.set_title("Does depth pay? margin below the best trivial predictor")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,96 @@
+"""`blockmae screen`: the depth-pays rule on known rows, and the command end to end on a small model."""
+
+import json
+
+import pytest
+
+from blockmae.analysis.rows import make_row
+from blockmae.cli import main
+from blockmae.config import ConfigError, load_config, save_config
+from blockmae.screen import MIN_MARGIN, RATIO, screen_result, screen_runs
+from helpers import small_config
+
+TRIVIAL = {"zero": 1.0, "position_mean": 0.8, "visible_mean": 0.9, "oracle_constant": 0.95}
+
+
+def _rows(deep: list[float], shallow: float, steps=(100, 200)) -> list[dict]:
+    """Final-step held-out losses per deep stage and for the shallow encoder (earlier steps 0.05 higher), the
+    trivial predictors, and probes rising by 5 pp per block."""
+    meta = {"run": "K4-s0", "regime": "e2e", "model": "vit", "K": 4, "seed": 0}
+    shallow_meta = {**meta, "run": "depth3-s0", "K": 1}
+    random = {**meta, "run": "random-s0", "regime": "random"}
+    rows = [make_row(meta, "d", "test", f"recon_loss_{k}", v) for k, v in TRIVIAL.items()]
+    for step in steps:
+        extra = 0.0 if step == steps[-1] else 0.05
+        rows += [make_row(meta, "d", "test", "recon_loss", loss + extra, block=b + 1, step=step)
+                 for b, loss in enumerate(deep)]
+        rows.append(make_row(shallow_meta, "d", "test", "recon_loss", shallow + extra, block=1, step=step))
+    rows += [make_row(meta, "d", "test", "probe_acc", 0.3 + 0.05 * b, block=b, target="mean") for b in (1, 2, 3, 4)]
+    rows += [make_row(random, "d", "test", "probe_acc", 0.3, block=b, target="mean") for b in (1, 2, 3, 4)]
+    rows.append(make_row(shallow_meta, "d", "test", "probe_acc", 0.33, block=1, target="mean"))
+    return rows
+
+
+KINDS = {"K4-s0": "deep", "depth3-s0": "shallow"}
+
+
+def test_depth_pays_when_the_top_stage_beats_the_best_trivial_predictor_by_more_than_the_shallow_views():
+    # best trivial: position mean 0.8. Top 0.64 -> 20 %; first stage 0.76 -> 5 %; shallow 0.78 -> 2.5 %.
+    result = screen_result(_rows([0.76, 0.72, 0.68, 0.64], 0.78), KINDS, K=4, batch=32)
+    assert result["best_trivial"] == "position_mean" and result["pays"]
+    assert result["final_margin"]["deep"]["4"][0] == pytest.approx(0.2)
+    assert result["ratio"] == pytest.approx(0.2 / 0.05)
+    assert result["curves"]["deep"]["4"][0] == [(3200, pytest.approx(0.11 / 0.8)), (6400, pytest.approx(0.2))]
+    assert result["top_last_change"] == pytest.approx(0.05 / 0.8)
+    assert result["probes"]["deep"][3][0] == pytest.approx(0.5) and result["probes"]["random"][3][0] == 0.3
+
+
+@pytest.mark.parametrize("deep, shallow, why", [
+    ([0.76, 0.74, 0.73, 0.74], 0.78, "top margin 7.5 % < 10 %"),
+    ([0.66, 0.64, 0.63, 0.62], 0.78, "top 22.5 % < 1.5 x first stage's 17.5 %"),
+    ([0.76, 0.72, 0.68, 0.64], 0.66, "top 20 % < 1.5 x the shallow encoder's 17.5 %"),
+])
+def test_depth_does_not_pay_when_either_condition_fails(deep, shallow, why):
+    result = screen_result(_rows(deep, shallow), KINDS, K=4, batch=32)
+    top = result["final_margin"]["deep"]["4"][0]
+    assert not result["pays"], why
+    assert top < MIN_MARGIN or top < RATIO * result["best_shallow_margin"]
+
+
+def test_the_shallow_run_is_the_first_stage_alone_and_both_are_end_to_end(tmp_path):
+    save_config(small_config("model.partition=[1,3]", "train.max_steps=10"), tmp_path / "base.yaml")
+    studies = screen_runs(str(tmp_path / "base.yaml"), ["train.lr=1e-3"], [0, 1], snapshots=5)
+    (deep_name, deep), (shallow_name, shallow) = studies["deep"].runs()[0], studies["shallow"].runs()[1]
+    assert deep_name == "depth4-s0" and shallow_name == "depth1-s1"
+    deep_cfg, shallow_cfg = load_config(str(tmp_path / "base.yaml"), deep), load_config(str(tmp_path / "base.yaml"),
+                                                                                         shallow)
+    assert deep_cfg.train.regime == shallow_cfg.train.regime == "e2e" and deep_cfg.train.snapshot_every == 2
+    assert deep_cfg.model.partition == [1, 3] and shallow_cfg.model.partition == [1] and shallow_cfg.train.lr == 1e-3
+    save_config(small_config(), tmp_path / "epochs.yaml")  # no max_steps: nothing to take snapshots of
+    with pytest.raises(ConfigError, match="train.max_steps"):
+        screen_runs(str(tmp_path / "epochs.yaml"), ["train.max_steps=null", "train.epochs=1"], [0], 5)
+
+
+@pytest.mark.slow
+def test_screen_from_the_cli_writes_its_verdict_curves_and_probes(tmp_path, capsys):
+    cfg = small_config("model.partition=2", "train.batch_size=4", "train.log_every=1", "train.max_steps=4",
+                       "data.train=hierarchy,n=32", "mask.ratio=0.75")
+    save_config(cfg, tmp_path / "base.yaml")
+    out = tmp_path / "screen"
+    args = ["screen", str(tmp_path / "base.yaml"), "train.lr=1e-3", "--data", "hierarchy,n=24", "--snapshots", "2",
+            "--out", str(out)]
+    main(args)  # (re-running resumes: train_all, tested with the study)
+    printed = capsys.readouterr().out
+    assert "Depth pays." in printed or "Depth does not pay." in printed
+    result = json.loads((out / "screen.json").read_text())
+    assert set(result["curves"]["deep"]) == {"1", "2"} and len(result["curves"]["deep"]["2"][0]) == 2
+    assert [x for x, _ in result["curves"]["shallow"]["1"][0]] == [8, 16]  # clips seen at steps 2 and 4
+    rows = [json.loads(line) for line in (out / "analysis" / "metrics.jsonl").read_text().splitlines()]
+    best = min(r["value"] for r in rows if r["metric"].startswith("recon_loss_"))
+    top = next(r["value"] for r in rows if r["run"] == "depth4-s0" and r["metric"] == "recon_loss" and r["block"] == 2
+               and r["step"] == 4)
+    assert result["final_margin"]["deep"]["2"][0] == pytest.approx((best - top) / best)
+    assert len(result["probes"]["deep"]) == 2 and len(result["probes"]["shallow"]) == 1 and result["probes"]["random"]
+    assert (out / "screen.png").stat().st_size > 0 and "| deep, stage 2 |" in (out / "screen.md").read_text()
+    # both encoders trained end to end, the shallow one with the deep one's first stage's layers
+    assert json.loads((out / "runs" / "depth2-s0" / "summary.json").read_text())["partition"] == [2]
