@@ -13,22 +13,21 @@ from helpers import small_config
 TRIVIAL = {"zero": 1.0, "position_mean": 0.8, "visible_mean": 0.9, "oracle_constant": 0.95}
 
 
-def _rows(deep: list[float], shallow: float, steps=(100, 200)) -> list[dict]:
-    """Final-step held-out losses per deep stage and for the shallow encoder (earlier steps 0.05 higher), the
-    trivial predictors, and probes rising by 5 pp per block."""
+def _inputs(deep: list[float], shallow: float, steps=(100, 200)) -> tuple[dict, list[dict]]:
+    """Held-out curves (the final step's losses per deep stage and for the shallow encoder; earlier steps 0.05
+    higher) with the trivial predictors, and probe rows rising by 5 pp per block."""
+    def curve(losses):
+        return [{"step": step, "losses": [v + (0.0 if step == steps[-1] else 0.05) for v in losses],
+                 "baselines": TRIVIAL} for step in steps]
+
     meta = {"run": "K4-s0", "regime": "e2e", "model": "vit", "K": 4, "seed": 0}
     shallow_meta = {**meta, "run": "depth3-s0", "K": 1}
     random = {**meta, "run": "random-s0", "regime": "random"}
-    rows = [make_row(meta, "d", "test", f"recon_loss_{k}", v) for k, v in TRIVIAL.items()]
-    for step in steps:
-        extra = 0.0 if step == steps[-1] else 0.05
-        rows += [make_row(meta, "d", "test", "recon_loss", loss + extra, block=b + 1, step=step)
-                 for b, loss in enumerate(deep)]
-        rows.append(make_row(shallow_meta, "d", "test", "recon_loss", shallow + extra, block=1, step=step))
-    rows += [make_row(meta, "d", "test", "probe_acc", 0.3 + 0.05 * b, block=b, target="mean") for b in (1, 2, 3, 4)]
-    rows += [make_row(random, "d", "test", "probe_acc", 0.3, block=b, target="mean") for b in (1, 2, 3, 4)]
-    rows.append(make_row(shallow_meta, "d", "test", "probe_acc", 0.33, block=1, target="mean"))
-    return rows
+    rows = [make_row(meta, "d", "test", "probe_acc", 0.3 + 0.05 * b, block=b) for b in (1, 2, 3, 4)]
+    rows += [make_row(meta, "d", "test", "probe_acc", 0.9, block=b, target="colour") for b in (1, 2, 3, 4)]
+    rows += [make_row(random, "d", "test", "probe_acc", 0.3, block=b) for b in (1, 2, 3, 4)]
+    rows.append(make_row(shallow_meta, "d", "test", "probe_acc", 0.33, block=1))
+    return {"K4-s0": curve(deep), "depth3-s0": curve([shallow])}, rows
 
 
 KINDS = {"K4-s0": "deep", "depth3-s0": "shallow"}
@@ -36,7 +35,7 @@ KINDS = {"K4-s0": "deep", "depth3-s0": "shallow"}
 
 def test_depth_pays_when_the_top_stage_beats_the_best_trivial_predictor_by_more_than_the_shallow_views():
     # best trivial: position mean 0.8. Top 0.64 -> 20 %; first stage 0.76 -> 5 %; shallow 0.78 -> 2.5 %.
-    result = screen_result(_rows([0.76, 0.72, 0.68, 0.64], 0.78), KINDS, K=4, batch=32)
+    result = screen_result(*_inputs([0.76, 0.72, 0.68, 0.64], 0.78), KINDS, K=4, batch=32)
     assert result["best_trivial"] == "position_mean" and result["pays"]
     assert result["final_margin"]["deep"]["4"][0] == pytest.approx(0.2)
     assert result["ratio"] == pytest.approx(0.2 / 0.05)
@@ -51,7 +50,7 @@ def test_depth_pays_when_the_top_stage_beats_the_best_trivial_predictor_by_more_
     ([0.76, 0.72, 0.68, 0.64], 0.66, "top 20 % < 1.5 x the shallow encoder's 17.5 %"),
 ])
 def test_depth_does_not_pay_when_either_condition_fails(deep, shallow, why):
-    result = screen_result(_rows(deep, shallow), KINDS, K=4, batch=32)
+    result = screen_result(*_inputs(deep, shallow), KINDS, K=4, batch=32)
     top = result["final_margin"]["deep"]["4"][0]
     assert not result["pays"], why
     assert top < MIN_MARGIN or top < RATIO * result["best_shallow_margin"]
@@ -85,11 +84,10 @@ def test_screen_from_the_cli_writes_its_verdict_curves_and_probes(tmp_path, caps
     result = json.loads((out / "screen.json").read_text())
     assert set(result["curves"]["deep"]) == {"1", "2"} and len(result["curves"]["deep"]["2"][0]) == 2
     assert [x for x, _ in result["curves"]["shallow"]["1"][0]] == [8, 16]  # clips seen at steps 2 and 4
-    rows = [json.loads(line) for line in (out / "analysis" / "metrics.jsonl").read_text().splitlines()]
-    best = min(r["value"] for r in rows if r["metric"].startswith("recon_loss_"))
-    top = next(r["value"] for r in rows if r["run"] == "depth4-s0" and r["metric"] == "recon_loss" and r["block"] == 2
-               and r["step"] == 4)
-    assert result["final_margin"]["deep"]["2"][0] == pytest.approx((best - top) / best)
+    # the last point of the curve is the final model's held-out loss, as its training summary scored it
+    summary = json.loads((out / "runs" / "depth4-s0" / "summary.json").read_text())["held_out"]
+    best = min(summary["baselines"].values())
+    assert result["final_margin"]["deep"]["2"][0] == pytest.approx((best - summary["losses"][1]) / best)
     assert len(result["probes"]["deep"]) == 2 and len(result["probes"]["shallow"]) == 1 and result["probes"]["random"]
     assert (out / "screen.png").stat().st_size > 0 and "| deep, stage 2 |" in (out / "screen.md").read_text()
     # both encoders trained end to end, the shallow one with the deep one's first stage's layers

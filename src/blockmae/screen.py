@@ -45,8 +45,9 @@ def screen_runs(config: str, overrides: list[str], seeds: list[int], snapshots: 
 
 def run_screen(config: str, overrides: list[str], out: str | Path, data: str | None = None, seeds=(0,),
                snapshots: int = 5, random_floor: int = 1, jobs: int = 2, eval_clips: int = 512) -> dict:
-    """Train the deep and shallow runs, analyse them on `data` (default: the setting's test data, `eval_clips`
-    clips), and write screen.json, screen.md and screen.png in `out`. Re-running resumes."""
+    """Train the deep and shallow runs, score every snapshot's held-out loss, probe the final models on `data`
+    (default: the setting's test data, `eval_clips` clips), and write screen.json, screen.md and screen.png in
+    `out`. Re-running resumes (finished runs and scored snapshots are kept)."""
     from .analysis.analyze import analyze
     from .analysis.options import Options
 
@@ -57,11 +58,12 @@ def run_screen(config: str, overrides: list[str], out: str | Path, data: str | N
     runs = {kind: study.runs() for kind, study in studies.items()}
     train_all(studies["deep"], out, jobs, runs=runs["deep"] + runs["shallow"])  # one pool: both train at once
     kinds = {name: kind for kind, named in runs.items() for name, _ in named}
-    options = Options(layers=False, occlusion=False, dynamics=True, samples=0)
+    curves = {name: held_out_curve(out / "runs" / name) for name in kinds}
+    options = Options(layers=False, occlusion=False, samples=0)
     analyze([str(out / "runs" / name) for name in kinds], [spec], out / "analysis", options,
             with_random_floor=random_floor)
     rows = [json.loads(line) for line in (out / "analysis" / "metrics.jsonl").read_text().splitlines()]
-    result = screen_result(rows, kinds, len(cfg.model.partition), cfg.train.batch_size)
+    result = screen_result(curves, rows, kinds, len(cfg.model.partition), cfg.train.batch_size)
     result.update(config=str(config), overrides=list(overrides), data=spec, seeds=list(seeds))
     (out / "screen.json").write_text(json.dumps(result, indent=1))
     (out / "screen.md").write_text(screen_markdown(result))
@@ -69,42 +71,66 @@ def run_screen(config: str, overrides: list[str], out: str | Path, data: str | N
     return result
 
 
+def held_out_curve(run_dir: Path) -> list[dict]:
+    """{step, losses, baselines} at every checkpoint the run kept: each stage's held-out loss (E2E: its monitors)
+    and the trivial predictors', on the fixed clips and masks training's summary uses. Kept in the run directory
+    (screen_curve.json), so a re-run scores only new snapshots."""
+    import torch
+    from tqdm import tqdm
+
+    from .checkpoint import checkpoint_steps, load_weights
+    from .model import BlockMAE
+    from .train.summary import held_out_losses
+
+    cache = run_dir / "screen_curve.json"
+    points = {p["step"]: p for p in (json.loads(cache.read_text()) if cache.is_file() else [])}
+    cfg = load_config(run_dir / "config.yaml")
+    model = BlockMAE(cfg.model)
+    todo = [step for step in checkpoint_steps(run_dir) if step not in points]
+    for step in tqdm(todo, desc=f"held-out loss, {run_dir.name}", unit="snapshot", disable=not todo):
+        if step not in points:
+            model.load_state_dict(load_weights(run_dir / "checkpoints" / str(step)))
+            scored = held_out_losses(model, cfg, torch.device("cpu"))
+            points[step] = {"step": step, "losses": scored["losses"], "baselines": scored["baselines"]}
+    curve = [points[step] for step in sorted(points)]
+    cache.write_text(json.dumps(curve, indent=1))
+    return curve
+
+
 def _with_n(spec: str, n: int) -> str:
     return spec if ",n=" in spec else f"{spec},n={n}"
 
 
-def screen_result(rows: list[dict], kinds: dict[str, str], K: int, batch: int) -> dict:
-    """Curves, final margins, the verdict and the probe rise from an analysis's rows. `kinds`: each trained run's
-    name -> "deep" or "shallow". A margin is (best trivial loss - loss) / best trivial loss, on the same clips and
-    masks; the best trivial predictor is the lowest of the four."""
-    trivial = {key: _value(rows, f"recon_loss_{key}") for key in TRIVIAL}
-    best_key = min((k for k in TRIVIAL if trivial[k] is not None), key=lambda k: trivial[k])
+def screen_result(curves: dict[str, list[dict]], rows: list[dict], kinds: dict[str, str], K: int, batch: int) -> dict:
+    """Margins along the curves, the final margins, the verdict and the probe rise. `curves`: each trained run's
+    `held_out_curve`; `rows`: the analysis of the final models (probes); `kinds`: run name -> "deep" or "shallow".
+    A margin is (best trivial loss - loss) / best trivial loss, on the same clips and masks; the best trivial
+    predictor is the lowest of the four at the end of training (they do not depend on the model)."""
+    trivial = next(iter(curves.values()))[-1]["baselines"]
+    best_key = min((k for k in TRIVIAL if trivial.get(k) is not None), key=lambda k: trivial[k])
     best = trivial[best_key]
-    curves = {"deep": {str(b): [] for b in range(1, K + 1)}, "shallow": {"1": []}}
+    margins = {"deep": {str(b): [] for b in range(1, K + 1)}, "shallow": {"1": []}}
     for run, kind in kinds.items():
-        steps = sorted({r["step"] for r in rows if r["run"] == run and r["metric"] == "recon_loss"} - {None})
-        for block in curves[kind]:
-            curves[kind][block].append([
-                (step * batch, (best - loss) / best) for step in steps
-                if (loss := _value(rows, "recon_loss", run=run, block=int(block), step=step)) is not None])
+        for block in margins[kind]:
+            margins[kind][block].append([(p["step"] * batch, (best - p["losses"][int(block) - 1]) / best)
+                                         for p in curves[run]])
     final = {kind: {block: list(mean_and_half_width([c[-1][1] for c in runs if c])) for block, runs in d.items()}
-             for kind, d in curves.items()}
+             for kind, d in margins.items()}
     top, first, shallow = final["deep"][str(K)][0], final["deep"]["1"][0], final["shallow"]["1"][0]
     best_shallow = max(first, shallow)
-    last_steps = [c[-1][1] - c[-2][1] for c in curves["deep"][str(K)] if len(c) > 1]
-    return {"trivial": trivial, "best_trivial": best_key, "curves": curves, "final_margin": final,
+    last_steps = [c[-1][1] - c[-2][1] for c in margins["deep"][str(K)] if len(c) > 1]
+    return {"trivial": trivial, "best_trivial": best_key, "curves": margins, "final_margin": final,
             "best_shallow_margin": best_shallow, "ratio": top / best_shallow if best_shallow > 0 else None,
             "pays": top >= MIN_MARGIN and top >= RATIO * max(best_shallow, 0.0),
             "top_last_change": sum(last_steps) / len(last_steps) if last_steps else None,
             "probes": _probes(rows, kinds, K), "K": K, "batch": batch}
 
 
-def _value(rows: list[dict], metric: str, run: str | None = None, block: int | None = None, step=None):
-    """The value of the row with this metric and step, target `mean` (a probe's mean over targets), and (when
-    given) run and block; None if there is none."""
+def _value(rows: list[dict], metric: str, run: str, block: int) -> float | None:
+    """The final model's value of `metric` (target `mean`: a probe's mean over targets) at `block`."""
     for r in rows:
-        if (r["metric"] == metric and r.get("step") == step and r.get("target", "mean") == "mean"
-                and (run is None or r["run"] == run) and (block is None or r.get("block") == block)):
+        if (r["metric"] == metric and r.get("step") is None and r.get("target", "mean") == "mean"
+                and r["run"] == run and r.get("block") == block and r.get("layer") is None):
             return r["value"]
     return None
 
@@ -145,14 +171,16 @@ def screen_markdown(result: dict) -> str:
     top = result["final_margin"]["deep"][str(K)][0]
     ratio = result["ratio"]
     verdict = "**Depth pays.**" if result["pays"] else "**Depth does not pay.**"
-    lines += ["", f"{verdict} The top stage's margin is {pct(top)} % (needs at least {pct(MIN_MARGIN)} %) and "
-              + (f"{ratio:.2f}x" if ratio is not None else "unbounded x")
-              + f" the better shallow view's {pct(result['best_shallow_margin'])} % (needs {RATIO}x)."]
+    shallow = pct(result["best_shallow_margin"])
+    versus = (f"{ratio:.2f}x the better shallow view's {shallow} %" if ratio is not None else
+              f"the better shallow view's is {shallow} %, not positive")
+    lines += ["", f"{verdict} The top stage's margin is {pct(top)} % (needs at least {pct(MIN_MARGIN)} %); "
+              f"{versus} (needs {RATIO}x)."]
     change = result["top_last_change"]
     if change is not None:
         state = "had flattened" if abs(change) < FLAT else "was still moving"
-        lines.append(f"Over the last snapshot interval the top margin changed by {pct(change)} pp of the loss: the "
-                     f"curve {state} (flat: under {pct(FLAT)} pp).")
+        lines.append(f"Over the last snapshot interval the top margin changed by {pct(change)} points: the curve "
+                     f"{state} (flat: under {pct(FLAT)}).")
     return "\n".join(lines) + "\n"
 
 
