@@ -8,6 +8,15 @@ def _deterministic():
     torch.set_num_threads(2)
 
 
+@pytest.fixture
+def single_thread():
+    """Torch and BLAS on one thread for this test (`helpers.one_thread`): for the slow tests on tiny models."""
+    from helpers import one_thread
+
+    with one_thread():
+        yield
+
+
 def pytest_collection_modifyitems(config, items):
     """CUDA-only tests are deselected (not skipped) on a machine without a GPU: they are counted nowhere rather
     than as passes, and benchmarks/gpu_check.sh runs them where there is one."""

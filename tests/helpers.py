@@ -1,10 +1,30 @@
 """Shared test helpers (a plain module: several test folders have a conftest.py of their own)."""
 
+from contextlib import contextmanager
+
 import av
 import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
 
 from blockmae.analysis.rows import make_row
 from blockmae.config import load_config
+
+
+@contextmanager
+def one_thread():
+    """Torch and BLAS (numpy, scipy: scikit-learn's probes) on one thread inside the block, restored after. The
+    tests' models and probes are tiny: a second thread only waits on each small op (up to 10x slower on a busy 2-core
+    machine; a 24 x 64 probe fit took 0.2-0.4 s on two BLAS threads there, 0.025 s on one)."""
+    import sklearn.linear_model  # noqa: F401 - a limit binds only the libraries loaded: scipy's BLAS, sklearn's OpenMP
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def small_config(*overrides: str):

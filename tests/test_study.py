@@ -72,9 +72,11 @@ def test_a_study_whose_regimes_differ_in_decoder_masking_says_so(tmp_path):
 
 
 @pytest.mark.slow
-def test_study_trains_analyses_publishes_and_reruns_identically(tmp_path):
+def test_study_trains_analyses_publishes_and_reruns_identically(tmp_path, single_thread):
     interfaces = {"data": "digits,n=24", "regimes": ["e2e", "sequential"], "stitch_steps": 1, "continue_steps": 1}
-    path, out, published = write_study(tmp_path, interfaces=interfaces), tmp_path / "out", tmp_path / "published"
+    # one dataset: the study is analysed three times below (analyze on several is tests/analysis/test_analyze.py's)
+    path = write_study(tmp_path, interfaces=interfaces, data=["digits,n=24"])
+    out, published = tmp_path / "out", tmp_path / "published"
     report = run_study(path, out, publish=published)[0]
     assert report.is_file()
     rows = [json.loads(line) for line in (published / "metrics.jsonl").read_text().splitlines()]

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
 from blockmae.analysis.extraction import FeatureStore
@@ -16,13 +15,13 @@ from blockmae.config import to_dict
 from blockmae.study import load_study
 from helpers import small_config
 
+# 4-frame clips in 8x8 patches: 32 tokens per clip where the preset has 256 (the attentive probe attends over them)
 TINY = ["train.max_steps=2", "train.batch_size=4", "data.train=digits,n=8", "train.progress=false",
-        "model.depth=4", "model.partition=2"]
+        "model.depth=4", "model.partition=2", "model.frames=4", "model.patch=8"]
 
 
 @pytest.mark.slow  # a trained run and a whole analysis
-def test_analyze_attentive_writes_rows_for_every_block_layer_and_target(tmp_path):
-    torch.set_num_threads(1)  # a tiny model's small ops: a second thread only waits (10x slower on a busy machine)
+def test_analyze_attentive_writes_rows_for_every_block_layer_and_target(tmp_path, single_thread):
     main(["pretrain", "tiny", "train.regime=simultaneous", *TINY, "--out", str(tmp_path / "run")])
     out = tmp_path / "analysis"
     main(["analyze", str(tmp_path / "run"), "--data", "digits,n=24", "--data", "gratings2,n=30", "--attentive",

@@ -1,6 +1,5 @@
 """`blockmae bench` from the command line: help with an example, and a quick run that writes JSON."""
 
-import json
 import subprocess
 import sys
 
@@ -9,7 +8,6 @@ import pytest
 from blockmae.cli import EXAMPLES, main
 
 pytest.importorskip("transformers")
-SMALL = ["model.frames=4", "model.image_size=16", "model.width=48", "model.decoder.width=32"]
 
 
 def test_bench_help_lists_its_options_and_an_example(capsys):
@@ -31,12 +29,8 @@ def test_top_level_help_lists_bench_without_importing_torch():
 
 
 @pytest.mark.slow
-def test_quick_bench_from_the_cli_writes_json_with_the_loss_check(tmp_path, capsys):
-    path = tmp_path / "bench.json"
-    main(["bench", "--quick", "--configs", "hf,e2e", "--device", "cpu", "--threads", "1", "--steps", "1",
-          "--json", str(path)] + [f"--set={s}" for s in SMALL])
-    out = capsys.readouterr().out
-    results = json.loads(path.read_text())
+def test_quick_bench_from_the_cli_writes_json_with_the_loss_check(quick_cli_bench):
+    out, results, path = quick_cli_bench  # tests/bench/conftest.py: the run test_harness.py reads too
     assert [r["name"] for r in results["rows"]] == ["hf", "e2e"]
     hf, e2e = results["rows"]
     check = results["loss_check"]

@@ -6,7 +6,7 @@ import statistics
 import pytest
 import torch
 
-from blockmae.bench import PRESETS, configurations, first_losses_match, main, run
+from blockmae.bench import PRESETS, configurations, first_losses_match, run
 from blockmae.bench import steps as bench_steps
 from blockmae.bench.steps import hf_loss_check
 from helpers import small_config
@@ -97,9 +97,9 @@ def test_quick_bench_reports_every_configuration_with_ratios(tmp_path):
 
 
 @pytest.mark.slow
-def test_each_configuration_runs_in_its_own_process(tmp_path):
-    results = main(["--quick", "--configs", "hf,e2e", "--device", "cpu", "--threads", "1", "--steps", "1",
-                    "--json", str(tmp_path / "b.json")] + [f"--set={s}" for s in SMALL])
+def test_each_configuration_runs_in_its_own_process(quick_cli_bench):
+    # `blockmae bench --quick --configs hf,e2e` (tests/bench/conftest.py): the run test_cli_bench.py reads too
+    _, results, _ = quick_cli_bench
     rows = {r["name"]: r for r in results["rows"]}
     assert set(rows) == {"hf", "e2e"}
     assert results["loss_check"]["ok"]

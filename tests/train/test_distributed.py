@@ -19,9 +19,11 @@ from blockmae.checkpoint import checkpoint_steps
 from blockmae.train.engine import pretrain
 from helpers import small_config
 
-pytestmark = pytest.mark.slow  # real processes / trained runs: `make test` runs it, `make test-fast` does not
+pytestmark = [pytest.mark.slow,  # real processes / trained runs: `make test` runs it, `make test-fast` does not
+              pytest.mark.usefixtures("single_thread")]  # the one-process runs, on one thread as each rank is
 
-FAST = ["data.train=digits,n=48", "train.batch_size=4", "train.progress=false", "train.log_every=1",
+# scenes, not digits: no scikit-learn import (the digits' source images) in every rank's fresh process
+FAST = ["data.train=scenes,n=48", "train.batch_size=4", "train.progress=false", "train.log_every=1",
         "model.image_size=16", "model.patch=4", "model.width=32", "model.heads=2", "model.decoder.width=16",
         "model.decoder.heads=1", "model.partition=2", "train.lr=1e-2", "train.max_steps=4",
         "train.checkpoint_every=2", "train.accum_steps=2", "train.device=cpu"]
