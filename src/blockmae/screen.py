@@ -20,12 +20,12 @@ from pathlib import Path
 
 from .analysis.rows import mean_and_half_width
 from .config import ConfigError, load_config
+from .eval.reconstruction import BASELINES
 from .study import Study, train_all
 
 RATIO = 1.5  # the top stage's margin over the shallow view's
 MIN_MARGIN = 0.10  # the top stage's margin, as a share of the best trivial predictor's loss
 FLAT = 0.01  # a curve whose last step changed the margin by less than this share of the loss has flattened
-TRIVIAL = ("zero", "position_mean", "visible_mean", "oracle_constant")
 
 
 def screen_runs(config: str, overrides: list[str], seeds: list[int], snapshots: int) -> dict[str, Study]:
@@ -88,10 +88,9 @@ def held_out_curve(run_dir: Path) -> list[dict]:
     model = BlockMAE(cfg.model)
     todo = [step for step in checkpoint_steps(run_dir) if step not in points]
     for step in tqdm(todo, desc=f"held-out loss, {run_dir.name}", unit="snapshot", disable=not todo):
-        if step not in points:
-            model.load_state_dict(load_weights(run_dir / "checkpoints" / str(step)))
-            scored = held_out_losses(model, cfg, torch.device("cpu"))
-            points[step] = {"step": step, "losses": scored["losses"], "baselines": scored["baselines"]}
+        model.load_state_dict(load_weights(run_dir / "checkpoints" / str(step)))
+        scored = held_out_losses(model, cfg, torch.device("cpu"))
+        points[step] = {"step": step, "losses": scored["losses"], "baselines": scored["baselines"]}
     curve = [points[step] for step in sorted(points)]
     cache.write_text(json.dumps(curve, indent=1))
     return curve
@@ -107,7 +106,7 @@ def screen_result(curves: dict[str, list[dict]], rows: list[dict], kinds: dict[s
     A margin is (best trivial loss - loss) / best trivial loss, on the same clips and masks; the best trivial
     predictor is the lowest of the four at the end of training (they do not depend on the model)."""
     trivial = next(iter(curves.values()))[-1]["baselines"]
-    best_key = min((k for k in TRIVIAL if trivial.get(k) is not None), key=lambda k: trivial[k])
+    best_key = min((k for k in BASELINES if trivial.get(k) is not None), key=lambda k: trivial[k])
     best = trivial[best_key]
     margins = {"deep": {str(b): [] for b in range(1, K + 1)}, "shallow": {"1": []}}
     for run, kind in kinds.items():
