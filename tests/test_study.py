@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from blockmae.analysis.findings import measure_findings
+from blockmae.report.findings import measure_findings
 from blockmae.config import ConfigError, save_config
 from blockmae.study import decoder_masking_note, load_study, run_study, write_findings
 from helpers import small_config

@@ -81,7 +81,7 @@ def cmd_datasets_check(args) -> None:
 
 
 def cmd_analyze(args) -> None:
-    from .analysis.analyze import analyze
+    from .report.analyze import analyze
     from .analysis.options import Options
     from .analysis.suite import extraction_workers
     from .data.spec import check_spec
@@ -128,7 +128,7 @@ def _remove_if_empty(out: Path) -> None:
 
 
 def cmd_interfaces(args) -> None:
-    from .analysis.interfaces_run import interfaces
+    from .experiments.interfaces import interfaces
     from .data.spec import check_spec
 
     check_spec(args.data)
@@ -167,7 +167,7 @@ def cmd_demo(args) -> None:
 
 
 def cmd_study(args) -> None:
-    from .analysis.findings import findings_markdown
+    from .report.findings import findings_markdown
     from .study import run_study
 
     report, _, _, findings = run_study(args.study, args.out, jobs=args.jobs, publish=args.publish)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis.learning import learning_verdicts
+from .report.learning import learning_verdicts
 from .analysis.rows import datasets_of, is_pair, last_block, ordered
 from .study import Study, run_study
 from .train.logging import loss_table

@@ -48,7 +48,7 @@ def run_screen(config: str, overrides: list[str], out: str | Path, data: str | N
     """Train the deep and shallow runs, score every snapshot's held-out loss, probe the final models on `data`
     (default: the setting's test data, `eval_clips` clips), and write screen.json, screen.md and screen.png in
     `out`. Re-running resumes (finished runs and scored snapshots are kept)."""
-    from .analysis.analyze import analyze
+    from .report.analyze import analyze
     from .analysis.options import Options
 
     out = Path(out)

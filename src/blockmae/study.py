@@ -209,7 +209,7 @@ def run_study(study: Study | str | Path, out: str | Path, jobs: int | None = Non
     `publish` copies the small outputs (metrics, figures, findings, training summaries; no checkpoints)
     to a directory meant for git.
     """
-    from .analysis.analyze import analyze
+    from .report.analyze import analyze
     from .analysis.options import Options
 
     study = validate(study) if isinstance(study, Study) else load_study(study)
@@ -245,7 +245,7 @@ def run_study(study: Study | str | Path, out: str | Path, jobs: int | None = Non
 def study_interfaces(study: Study, out: Path) -> list[dict]:
     """`blockmae interfaces` on the runs of the study's interfaces regimes, in out/interfaces; rows from an earlier
     run with the same settings are reused (continued runs are reused anyway), its report and figures written anew."""
-    from .analysis.interfaces_run import interface_rows, write_interfaces
+    from .experiments.interfaces import interface_rows, write_interfaces
 
     spec, where = study.interfaces, out / "interfaces"
     runs = [str(out / "runs" / name) for name, o in study.runs()
@@ -280,7 +280,7 @@ def decoder_masking_note(study: Study) -> str | None:
 def write_findings(dest: Path, rows: list[dict], summaries: dict, note: str | None = None) -> dict:
     """The findings measured on a study's rows and run summaries, written to dest/findings.json and
     dest/findings.md (after `note`, if any)."""
-    from .analysis.findings import findings_markdown, measure_findings
+    from .report.findings import findings_markdown, measure_findings
 
     findings = measure_findings(rows, summaries)
     (dest / "findings.json").write_text(json.dumps(findings, indent=1))

@@ -5,9 +5,9 @@ import zlib
 import numpy as np
 import pytest
 
-from blockmae.analysis.findings import findings_markdown, measure_findings
-from blockmae.analysis.saturation_finding import format_ci
-from blockmae.analysis.verdicts import (INCONCLUSIVE, NOT_MEASURED, NOT_REPRODUCED, OUTCOMES, REPRODUCED, combine, holm,
+from blockmae.report.findings import findings_markdown, measure_findings
+from blockmae.report.saturation_finding import format_ci
+from blockmae.report.verdicts import (INCONCLUSIVE, NOT_MEASURED, NOT_REPRODUCED, OUTCOMES, REPRODUCED, combine, holm,
                                        paired, welch)
 from helpers import continuation_rows, stitching_rows
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from blockmae.analysis.gap_split import continuation_markdown, gap_split_finding
+from blockmae.report.gap_split import continuation_markdown, gap_split_finding
 from helpers import continuation_rows
 
 E2E, SIM = [60.0, 61.0, 59.5], [50.0, 50.5, 49.0]  # a 10.3 pp gap, clear of zero

@@ -9,9 +9,9 @@ from html.parser import HTMLParser
 import pytest
 import yaml
 
-from blockmae.analysis.report import write_report
+from blockmae.report.page import write_report
 from blockmae.analysis.rows import Group, final_block_values, final_rows, mean_and_half_width, targets_of
-from blockmae.analysis.tables import format_stat
+from blockmae.report.tables import format_stat
 from test_figures import drawn_once, synthetic_rows
 
 PROTOCOL = {
@@ -183,7 +183,7 @@ def test_report_says_plainly_when_nothing_beats_the_baselines(tmp_path):
 
 
 def test_a_trained_run_beats_the_floor_only_beyond_the_interval_of_the_difference(tmp_path):
-    from blockmae.analysis.learning import learning_verdicts
+    from blockmae.report.learning import learning_verdicts
 
     rows = _rows_where_the_floor_wins()
     for r in rows:  # the trained runs now sit above the floor's mean, but within the floor seeds' spread
@@ -219,7 +219,7 @@ def test_learning_table_shows_the_four_trivial_predictors_and_the_margin_below_t
 
 
 def test_a_run_between_the_copy_and_the_lookup_table_is_named(tmp_path):
-    from blockmae.analysis.learning import learning_verdicts
+    from blockmae.report.learning import learning_verdicts
 
     rows = [r for r in synthetic_rows(datasets=("gratings",), steps=(), regimes=("e2e",)) if r["regime"] != "random"]
     for r in rows:

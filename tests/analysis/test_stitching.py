@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import blockmae
-from blockmae.analysis.interfaces import (boundary_verdicts, interfaces_markdown, overall_verdict, stitching_finding,
+from blockmae.report.stitching_finding import (boundary_verdicts, interfaces_markdown, overall_verdict, stitching_finding,
                                          welch_interval)
 from blockmae.analysis.rows import ROW_KEYS
-from blockmae.analysis.stitching import Stitched, stitch_rows, train_stitch
+from blockmae.experiments.stitching import Stitched, stitch_rows, train_stitch
 from blockmae.cli import main
 from blockmae.train.engine import pretrain
 from helpers import small_config, stitching_rows

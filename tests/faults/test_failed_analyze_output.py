@@ -3,7 +3,7 @@
 import pytest
 
 from blockmae import hub
-from blockmae.analysis.analyze import analyze
+from blockmae.report.analyze import analyze
 from blockmae.cli import main
 from blockmae.config import config_path, load_config
 

@@ -1,9 +1,11 @@
-"""The whole analysis: sources x datasets -> metrics.jsonl, figures/, report.html."""
+"""The measuring half of `blockmae analyze`: sources x datasets -> metrics.jsonl, figures/ (the report over them is
+`report.analyze`)."""
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch.distributed as dist
@@ -13,18 +15,26 @@ from ..config import config_from_dict
 from ..data.spec import check_spec
 from .cost import CostMeter, planned_passes
 from .figures import make_all_figures
-from .report import write_report
-from .sources import describe, random_floor_count, random_floors
 from .options import Options, viewed_partition
-from .suite import PROTOCOL, Analysis
+from .sources import describe, random_floor_count, random_floors
+from .suite import Analysis
 
 
-def analyze(paths: list[str], data: list[str], out: str | Path, options: Options | None = None,
-            with_random_floor: bool | int = False, extra_rows: list[dict] | None = None) -> Path:
-    """Analyse every source on every data spec; returns the report's path. `with_random_floor`: also that many
-    random encoders of the first source's shape (True: `sources.DEFAULT_RANDOM_FLOORS`). `extra_rows` (e.g.
-    `blockmae interfaces` rows on the same runs) join the analysis's rows in metrics.jsonl, the figures and the
-    report."""
+@dataclass
+class Measured:
+    """What a report is written from: the rows, the figures drawn from them, the sources and the timings."""
+    rows: list[dict]
+    figures: dict[str, list[Path]]
+    runs: list[dict]
+    timings: dict[str, float]
+
+
+def measure(paths: list[str], data: list[str], out: str | Path, options: Options | None = None,
+            with_random_floor: bool | int = False, extra_rows: list[dict] | None = None) -> Measured:
+    """Analyse every source on every data spec: out/metrics.jsonl, out/figures/ and out/timings.json.
+    `with_random_floor`: also that many random encoders of the first source's shape (True:
+    `sources.DEFAULT_RANDOM_FLOORS`). `extra_rows` (e.g. `blockmae interfaces` rows on the same runs) join the
+    analysis's rows in metrics.jsonl and the figures."""
     out = Path(out)
     for spec in data:  # a bad spec or source fails before `out` exists, so it leaves no empty directory
         check_spec(spec)
@@ -59,4 +69,4 @@ def analyze(paths: list[str], data: list[str], out: str | Path, options: Options
     runs = [{"run": s.run, "path": s.path, "regime": s.regime, "K": s.K, "seed": s.seed, "model": s.model_name,
              "config": s.config} for s in sources]
     (out / "timings.json").write_text(json.dumps(timings, indent=1))
-    return write_report(out, analysis.rows, figures, runs, PROTOCOL, timings=timings)
+    return Measured(analysis.rows, figures, runs, timings)

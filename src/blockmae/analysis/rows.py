@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -29,6 +30,8 @@ from ..regimes import display_order
 ROW_KEYS = ("run", "regime", "model", "K", "seed", "dataset", "split", "block", "layer", "metric", "target", "value",
             "step")
 RUN_KEYS = ROW_KEYS[:5]  # what identifies the run a row is about
+# a stitching pair's rows (`experiments.stitching`): A in run/regime, B in run2/regime2, the boundary as block
+STITCH_METRICS = ("stitch_loss", "stitch_loss_own", "stitch_probe", "stitch_probe_own")
 
 
 def make_row(run: dict, dataset: str, split: str | None, metric: str, value: float, *, block=None, layer=None,
@@ -222,3 +225,31 @@ def reference_loss(rows: list[dict], dataset: str) -> float | None:
     beat to have learned anything; None without them."""
     best = best_reference(trivial_losses_of(rows, dataset))
     return best[1] if best else None
+
+
+@dataclass
+class Pair:
+    """One ordered pair of runs (A -> B) at one boundary."""
+    run: str
+    run2: str
+    regime: str
+    regime2: str
+    block: int
+    loss: float | None  # stitched minus B's own top-decoder loss (positive: stitching costs)
+    probe_pp: float | None  # B's own minus stitched final-block probe, in pp (positive: stitching costs)
+
+
+def pairs_of(rows: list[dict]) -> list[Pair]:
+    """The stitching pairs in these rows (one dataset), in order of first appearance."""
+    found: dict[tuple, dict] = {}
+    for r in rows:
+        if r.get("metric") in STITCH_METRICS and r.get("run2") is not None:
+            key = (r["run"], r["run2"], r.get("regime"), r.get("regime2"), r.get("block"))
+            found.setdefault(key, {})[r["metric"]] = r["value"]
+    out = []
+    for (run, run2, regime, regime2, block), v in found.items():
+        loss = v["stitch_loss"] - v["stitch_loss_own"] if {"stitch_loss", "stitch_loss_own"} <= v.keys() else None
+        probe = (100 * (v["stitch_probe_own"] - v["stitch_probe"])
+                 if {"stitch_probe", "stitch_probe_own"} <= v.keys() else None)
+        out.append(Pair(run, run2, str(regime), str(regime2), int(block), loss, probe))
+    return out

@@ -11,8 +11,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from ...regimes import color_of, display_name
-from ..interfaces import pairs_of
-from ..rows import datasets_of
+from ..rows import datasets_of, pairs_of
 from .style import EXTRA_COLORS, MARKERS, legend, new_figure, save, styled
 
 # (Pair attribute, axis label, sign that turns the penalty into stitched minus own)

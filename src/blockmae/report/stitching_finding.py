@@ -1,4 +1,4 @@
-"""Do blockwise-trained blocks form interfaces? The verdict over stitching rows (`analysis.stitching`).
+"""Do blockwise-trained blocks form interfaces? The verdict over stitching rows (`experiments.stitching`).
 
 A stitching row pair says, for runs A (run, regime) and B (run2, regime2) at boundary k (block), how much worse
 B's top decoder reconstructs (`stitch_loss` - `stitch_loss_own`) and how much worse the final-block probe reads
@@ -24,27 +24,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..analysis.rows import STITCH_METRICS, Pair, pairs_of
 from ..eval.stats import t_quantile
 from ..regimes import display_name
 
 MARGIN_PP = 2.0
-METRICS = ("stitch_loss", "stitch_loss_own", "stitch_probe", "stitch_probe_own")
 RULE = ("interfaces differ if the cross-regime probe penalty (own minus stitched, pp) exceeds the same-regime "
         f"seed-pair penalty by more than {MARGIN_PP:g} pp, its 95% Welch interval above 0, at some boundary; same "
         f"if the interval of that excess lies below {MARGIN_PP:g} pp everywhere; else inconclusive (also with "
         "fewer than two runs of a regime)")
-
-
-@dataclass
-class Pair:
-    """One ordered pair of runs (A -> B) at one boundary."""
-    run: str
-    run2: str
-    regime: str
-    regime2: str
-    block: int
-    loss: float | None  # stitched minus B's own top-decoder loss (positive: stitching costs)
-    probe_pp: float | None  # B's own minus stitched final-block probe, in pp (positive: stitching costs)
 
 
 @dataclass
@@ -107,22 +95,6 @@ def welch_interval(a: list[float], b: list[float], confidence: float = 0.95) -> 
     return diff - half, diff + half
 
 
-def pairs_of(rows: list[dict]) -> list[Pair]:
-    """The stitching pairs in these rows (one dataset), in order of first appearance."""
-    found: dict[tuple, dict] = {}
-    for r in rows:
-        if r.get("metric") in METRICS and r.get("run2") is not None:
-            key = (r["run"], r["run2"], r.get("regime"), r.get("regime2"), r.get("block"))
-            found.setdefault(key, {})[r["metric"]] = r["value"]
-    out = []
-    for (run, run2, regime, regime2, block), v in found.items():
-        loss = v["stitch_loss"] - v["stitch_loss_own"] if {"stitch_loss", "stitch_loss_own"} <= v.keys() else None
-        probe = (100 * (v["stitch_probe_own"] - v["stitch_probe"])
-                 if {"stitch_probe", "stitch_probe_own"} <= v.keys() else None)
-        out.append(Pair(run, run2, str(regime), str(regime2), int(block), loss, probe))
-    return out
-
-
 def runs_per_regime(pairs: list[Pair]) -> dict[str, int]:
     runs = defaultdict(set)
     for p in pairs:
@@ -133,7 +105,7 @@ def runs_per_regime(pairs: list[Pair]) -> dict[str, int]:
 
 def boundary_verdicts(rows: list[dict], margin: float = MARGIN_PP) -> list[BoundaryVerdict]:
     """The verdict at every boundary of these stitching rows (one dataset; see the module docstring)."""
-    datasets = {r.get("dataset") for r in rows if r.get("metric") in METRICS}
+    datasets = {r.get("dataset") for r in rows if r.get("metric") in STITCH_METRICS}
     if len(datasets) > 1:
         raise ValueError(f"stitching verdicts are per dataset: these rows hold {sorted(map(str, datasets))}")
     pairs = pairs_of(rows)
@@ -225,7 +197,7 @@ def stitching_finding(rows: list[dict]) -> dict:
     the stitching rows among `rows`, per dataset, then over datasets as over boundaries."""
     by_dataset: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
-        if r.get("metric") in METRICS:
+        if r.get("metric") in STITCH_METRICS:
             by_dataset[str(r.get("dataset"))].append(r)
     out, verdicts = {}, []
     for dataset, found in by_dataset.items():

@@ -1,5 +1,5 @@
 """Where a blockwise run's gap to E2E lives: the verdict over frozen-base continuation rows
-(`analysis.continuation`).
+(`experiments.continuation`).
 
 Per blockwise regime R, over seeds (paired with E2E's by seed):
   gap      = E2E's final-block probe - R's, both as trained (`continue_start_probe`), in pp, with its 95% t-interval;

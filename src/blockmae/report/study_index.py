@@ -1,4 +1,4 @@
-"""A study's final-model rows, indexed the way the findings' rules read them (`analysis.findings`)."""
+"""A study's final-model rows, indexed the way the findings' rules read them (`report.findings`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from .rows import datasets_of, is_pair
+from ..analysis.rows import datasets_of, is_pair
 
 TRIVIAL = ("zero", "position_mean", "visible_mean")  # learn nothing about the hidden content; the oracle peeks
 

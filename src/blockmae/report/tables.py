@@ -10,11 +10,11 @@ from collections import defaultdict
 
 import numpy as np
 
+from ..analysis.figures.style import Styler
+from ..analysis.rows import (Group, chance_of, datasets_of, final_block_values, group_sort_key, last_pair_values,
+                             mean_and_half_width, reference_loss, run_values, select, series, targets_of)
 from ..eval.reconstruction import best_reference, margin_below
 from .learning import BASELINES, learning_verdicts
-from .figures.style import Styler
-from .rows import (Group, chance_of, datasets_of, final_block_values, group_sort_key, last_pair_values,
-                   mean_and_half_width, reference_loss, run_values, select, series, targets_of)
 
 # metric -> (column heading, scale, decimals, higher is better)
 SUMMARY_METRICS = {

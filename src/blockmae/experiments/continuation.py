@@ -6,7 +6,7 @@ train end to end with the top decoder (regime `frozen-base`, `train.init_from` t
 steps on the run's own training data and settings. k = 0 retrains the whole encoder end to end (how much of the
 gap the budget can close at all); k = K-1 trains the top stage alone on the top decoder's loss, which is what
 blockwise training already did to it: the extra-steps control. The final-block probe of each continued run,
-against the run's own and E2E's, says how much of the gap disappears at each k; `analysis.gap_split` turns the
+against the run's own and E2E's, says how much of the gap disappears at each k; `report.gap_split` turns the
 rows into the verdict.
 """
 
@@ -15,14 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from ..analysis.extraction import dataset_name, dataset_splits
+from ..analysis.rows import make_row
+from ..analysis.sources import Source, describe
 from ..config import config_from_dict
 from ..devices import resolve_device
 from ..eval import split_plan
 from ..regimes import REGIMES
 from ..train.engine import pretrain
-from .extraction import dataset_name, dataset_splits
-from .rows import make_row
-from .sources import Source, describe
 from .stitching import Clips, own_loss_and_probe
 
 STEPS = 150

@@ -8,7 +8,7 @@ seeded), on B's top decoder's masked-reconstruction loss. It is then scored on h
 masks of `eval.reconstruction` (the stitched top loss beside B's own, `held_out_losses`) and by the final-block
 linear probe on pooled features with the analysis protocol (`eval.protocols.split_plan`, `eval.probe_targets`)
 beside B's own. The stitch is trained on the fit split (train) where the data has one, else on the one set (it
-never sees labels). What the rows say about interfaces is `analysis.interfaces`.
+never sees labels). What the rows say about interfaces is `report.stitching_finding`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..analysis.extraction import WithIndex, clip_groups, dataset_name, dataset_splits, indexed_batches
+from ..analysis.rows import make_row
+from ..analysis.sources import describe
 from ..data import SkipCorrupt, build_dataset, collate
 from ..data.transforms import to_model_input
 from ..devices import resolve_device
@@ -28,9 +31,6 @@ from ..eval import probe_targets, split_plan
 from ..eval.features import Features, extract_features
 from ..eval.reconstruction import MASK_SEED, held_out_losses
 from ..model.objective import reconstruction_loss
-from .extraction import WithIndex, clip_groups, dataset_name, dataset_splits, indexed_batches
-from .rows import make_row
-from .sources import describe
 
 STEPS = 100
 LR = 1e-3

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 from typing import Callable
 
+from ..analysis.figures.continuation import fig_continuation
+from ..analysis.figures.stitching import fig_stitching
+from ..report.gap_split import continuation_markdown
+from ..report.stitching_finding import interfaces_markdown
 from .continuation import continue_rows
-from .figures.continuation import fig_continuation
-from .figures.stitching import fig_stitching
-from .gap_split import continuation_markdown
-from .interfaces import interfaces_markdown
 from .stitching import STEPS, stitch_rows
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import yaml
 
-from .figures import CAPTIONS, FIGURES
-from .figures.style import Styler
+from ..analysis.figures import CAPTIONS, FIGURES
+from ..analysis.figures.style import Styler
+from ..analysis.rows import datasets_of, final_rows, select
 from .gap_split import gap_split_finding
-from .interfaces import stitching_finding
-from .rows import datasets_of, final_rows, select
+from .stitching_finding import stitching_finding
 from .tables import depth_tables, escape, learning_table, saturation_table, summary_table
 
 CSS = """

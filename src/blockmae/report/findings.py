@@ -1,7 +1,7 @@
 """The paper's six findings (docs/paper.md) and three beyond it (7: does late-block saturation survive a debiased
-CKA, `analysis.saturation_finding`; 8: do blocks form interfaces, `analysis.interfaces`; 9: where does the
-blockwise gap live, `analysis.gap_split`), each a rule over a study's tidy rows with four outcomes
-(`analysis.verdicts`; docs/verdicts.md).
+CKA, `report.saturation_finding`; 8: do blocks form interfaces, `report.stitching_finding`; 9: where does the
+blockwise gap live, `report.gap_split`), each a rule over a study's tidy rows with four outcomes
+(`report.verdicts`; docs/verdicts.md).
 
 A finding is cut into parts (claims); each part compares cells (regime x K [x dataset]) by per-seed differences
 with 95% t-intervals, paired by seed (runs of one seed share their initial weights and data order), or by
@@ -25,8 +25,8 @@ import numpy as np
 from ..eval.stats import seeds_to_exclude
 from ..regimes import blockwise_regimes
 from .gap_split import gap_split_finding
-from .interfaces import stitching_finding
 from .saturation_finding import saturation_debiased
+from .stitching_finding import stitching_finding
 from .study_index import StudyIndex, paired_by_seed
 from .verdicts import (CORRECTION, INCONCLUSIVE, NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, RHO_MARGIN, Difference,
                        combine, correlation, equivalence_vote, paired, vote, welch)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 
-from .rows import (Group, datasets_of, difference_and_half_width, final_block_values, final_rows,
-                   mean_and_half_width, run_values)
+from ..analysis.rows import (Group, datasets_of, difference_and_half_width, final_block_values, final_rows,
+                             mean_and_half_width, run_values)
 
 # The trivial predictors `eval.reconstruction.held_out_losses` scores (rows `recon_loss_<key>`) -> table heading.
 BASELINES = {"zero": "predict 0", "position_mean": "position mean (lookup)", "visible_mean": "visible mean (copy)",
