@@ -1,5 +1,6 @@
 """The command line as a user runs it: every regime, convert both ways, errors that say what to do."""
 
+import argparse
 import json
 
 import pytest
@@ -7,7 +8,7 @@ import torch
 from transformers import VideoMAEForPreTraining
 
 import blockmae
-from blockmae.cli import main
+from blockmae.cli import build_parser, main
 
 TINY_FAST = ["train.max_steps=4", "train.batch_size=2", "data.train=digits,n=8", "train.progress=false"]
 
@@ -61,10 +62,14 @@ def test_errors_name_the_problem(tmp_path, capsys):
 
 
 def test_help_has_an_example_for_every_command(capsys):
-    for command in ("pretrain", "convert", "datasets", "demo"):
+    parser = build_parser()
+    commands = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert len(commands) >= 9
+    for command in commands:
         with pytest.raises(SystemExit):
             main([command, "--help"])
-        assert "example:" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert f"example:\n  blockmae {command}" in out, command
 
 
 def test_analyze_help_gives_every_option_a_sentence_and_a_default():

@@ -138,18 +138,21 @@ def cmd_interfaces(args) -> None:
             raise FileNotFoundError(f"run directory {run} does not exist")
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise ConfigError(f"--out {args.out} is a file; give a directory for the stitching results")
-    try:
-        boundaries = [int(k) for k in args.boundaries.split(",")] if args.boundaries else None
-    except ValueError:
-        raise ConfigError(f"--boundaries {args.boundaries!r} must be block numbers separated by commas, "
-                          "e.g. 1,2,3") from None
     if args.steps < 0 or args.continue_steps < 0 or not (args.steps or args.continue_steps):
         raise ConfigError(f"--steps {args.steps} and --continue-steps {args.continue_steps} must be >= 0, and one of "
                           "them positive (stitching, continuation or both)")
     written = interfaces(runs, args.data, args.out, stitch_steps=args.steps, continue_steps=args.continue_steps,
-                         boundaries=boundaries, batch_size=args.batch_size, device=args.device, say=print)
+                         boundaries=args.boundaries, batch_size=args.batch_size, device=args.device, say=print)
     print("\n".join(line for line in Path(written["report"]).read_text().splitlines() if line.startswith("**Verdict")))
     print("\n".join(f"{key + ':':<8} {path}" for key, path in written.items()))
+
+
+def _boundaries(text: str) -> list[int]:
+    """--boundaries: block numbers separated by commas."""
+    try:
+        return [int(k) for k in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} must be block numbers separated by commas, e.g. 1,2,3") from None
 
 
 def cmd_bench(args) -> None:
@@ -298,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="data spec, e.g. scenes,n=512 (the stitch trains on its train split)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--steps", type=int, default=100, help="stitch training steps per pair and boundary (0: no stitching)")
-    p.add_argument("--boundaries", help="boundaries k to stitch at, e.g. 1,2,3 (default: every one, 1..K-1)")
+    p.add_argument("--boundaries", type=_boundaries,
+                   help="boundaries k to stitch at, e.g. 1,2,3 (default: every one, 1..K-1)")
     p.add_argument("--continue-steps", type=int, default=0,
                    help="frozen-base continuation: steps per blockwise run and k = 0..K-1 (default 0: none); the "
                         "continued runs are kept under OUT/continued and reused")

@@ -11,7 +11,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from ..eval import probe_folds, probe_targets, torch_linear_probe
+from ..eval import probe_folds, probe_unit, torch_linear_probe
 from ..eval.attentive import attentive_probe
 from ..eval.features import Features
 
@@ -60,10 +60,7 @@ class Probes:
         key = self._key(test, train, kind, index)
         if key not in self.memo and not all_units:
             x = (lambda f: f.blocks(partition)[index - 1]) if kind == "block" else (lambda f: f.layers[index - 1])
-            self.memo[key] = (probe_targets(x(train), train.labels, test.target_names, test_x=x(test),
-                                            test_y=test.labels)
-                              if train is not None else probe_targets(x(test), test.labels, test.target_names,
-                                                                      groups=test.groups))
+            self.memo[key] = probe_unit(test, train, x)
         if key not in self.memo:
             (self._torch if self.backend == "torch" else self._sklearn)(test, train, partition)
             if self.layers:  # a block's features are its last layer's: share the probe
@@ -85,10 +82,7 @@ class Probes:
         train_units = self._units(train, partition) if train is not None else {}
 
         def one(unit):
-            if train is not None:
-                return probe_targets(train_units[unit], train.labels, test.target_names,
-                                     test_x=units[unit], test_y=test.labels)
-            return probe_targets(units[unit], test.labels, test.target_names, groups=test.groups)
+            return probe_unit(test, train, lambda f: (units if f is test else train_units)[unit])
 
         results = Parallel(n_jobs=min(len(units), self.jobs), prefer="processes", return_as="generator")(
             delayed(one)(unit) for unit in units)

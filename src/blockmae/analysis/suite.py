@@ -19,8 +19,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from ..data import collate
-from ..data.transforms import to_model_input
+from ..data.batches import model_batches
 from ..devices import resolve_device
 from ..eval import (SplitPlan, cka_matrix, gallery_retrieval, geometry_metrics, knn_classify, loo_retrieval_targets,
                     occlusion_drop, probe_folds, split_plan)
@@ -255,11 +254,7 @@ class Analysis:
         bar = self._bar(None, "reconstruction", "clip", total=2 * (n // batch * batch))  # two walks: means, scores
 
         def videos():
-            for start in range(0, n - batch + 1, batch):
-                clips, _, _ = collate([dataset[j] for j in range(start, start + batch)])
-                if clips is not None:  # unreadable clips are left out
-                    yield to_model_input(clips.to(self.device), cfg.pixel_mean, cfg.pixel_std)
-                bar.update(batch)
+            return model_batches(dataset, range(n), batch, self.device, cfg.pixel_mean, cfg.pixel_std, bar.update)
 
         with bar:
             result = held_out_losses(model, videos, kind, ratio)

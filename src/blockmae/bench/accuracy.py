@@ -3,7 +3,7 @@
 For one preset config (default: the demo's, `configs/tiny.yaml`, with its own schedule), pretrain
 simultaneous K=4 once per lever (no lever, decoder masking 0.5 / 0.75, narrower decoders, both) through the
 public engine (`blockmae.train.engine.pretrain`), then fit the analysis suite's linear probe
-(`blockmae.eval.probe_targets` on `analysis.extraction.FeatureStore` features: standardise, multinomial
+(`blockmae.eval.probe_unit` on `analysis.extraction.FeatureStore` features: standardise, multinomial
 logistic regression, fit on train, top-1 on test) on the final block's pooled features, per target. Each
 lever's speed comes from the same pretraining (median clips/s over the logged intervals, the first left out)
 and, with `--bench JSON`, from the benchmark harness's isolated step timings. Same seed, data and masks for every lever.
@@ -64,16 +64,14 @@ def final_block_probe(run_dir: Path, data: str, work: Path, progress: bool = Fal
     from ..analysis.extraction import FeatureStore
     from ..analysis.options import Options
     from ..analysis.sources import describe
-    from ..eval import probe_targets
+    from ..eval import probe_unit
 
     store = FeatureStore(work, Options(layers=False, occlusion=False, progress=progress))
     source = describe(str(run_dir))
     model = source.model()
     test = store.features(source, model, data, "test")
     train = store.features(source, model, data, "train")
-    partition = model.partition
-    return probe_targets(train.blocks(partition)[-1], train.labels, test.target_names,
-                         test_x=test.blocks(partition)[-1], test_y=test.labels)
+    return probe_unit(test, train, lambda f: f.blocks(model.partition)[-1])
 
 
 def run_accuracy(preset_name: str = "tiny", levers: list[str] | None = None, sets: list[str] = (),

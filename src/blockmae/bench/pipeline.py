@@ -58,12 +58,9 @@ def _steady_rate(run: Path) -> float:
 
 
 def _max_weight_diff(a: Path, b: Path) -> float:
-    from safetensors.torch import load_file
+    from ..checkpoint import latest_checkpoint, load_weights
 
-    from ..checkpoint import latest_checkpoint
-
-    x = load_file(str(latest_checkpoint(a) / "model.safetensors"))
-    y = load_file(str(latest_checkpoint(b) / "model.safetensors"))
+    x, y = load_weights(latest_checkpoint(a)), load_weights(latest_checkpoint(b))
     return max((x[k] - y[k]).abs().max().item() for k in x)
 
 

@@ -21,7 +21,7 @@ within 0.5 percentage points (tested).
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -103,6 +103,15 @@ def probe_targets(x, y, target_names: Sequence[str] | None = None, test_x=None, 
                                  score_x=score_x, groups=groups)
     out["mean"] = float(np.mean([out[n] for n in names]))
     return out
+
+
+def probe_unit(test, train, unit: Callable[[object], np.ndarray]) -> dict[str, float]:
+    """`probe_targets` on one unit (`unit(features)`: a block's or layer's pooled features) of a split plan's
+    `eval.features.Features`: fitted on `train` and scored on `test`, or, with `train` None, cross-validated on
+    `test` with its clips' source videos kept on one side of each fold (`test.groups`)."""
+    if train is None:
+        return probe_targets(unit(test), test.labels, test.target_names, groups=test.groups)
+    return probe_targets(unit(train), train.labels, test.target_names, test_x=unit(test), test_y=test.labels)
 
 
 def _standardise(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:

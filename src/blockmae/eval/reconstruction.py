@@ -23,7 +23,8 @@ def held_out_losses(model, videos: Callable[[], Iterable[torch.Tensor]], kind: s
     """Per-stage losses (`losses`) and the trivial predictors' losses (`baselines`), averaged over batches.
 
     `videos()` yields model-input batches (B, C, T, H, W) of one size and is called twice: once for
-    each position's mean target over all the clips, once to score. `model` is a BlockMAE.
+    each position's mean target over all the clips, once to score. `model` is a BlockMAE or anything with its
+    `targets`, `make_mask` and `losses` (one loss per decoder it scores, e.g. a stitched model's top one).
     """
     position_sum, clips = None, 0
     for video in videos():
@@ -33,14 +34,15 @@ def held_out_losses(model, videos: Callable[[], Iterable[torch.Tensor]], kind: s
     if position_sum is None:
         raise ValueError("held-out loss: no clips to score")
     position_mean = (position_sum / clips).float()
-    totals = torch.zeros(model.num_stages, dtype=torch.float64)
+    totals = None
     trivial = dict.fromkeys(BASELINES, 0.0)
     was_training = model.training
     model.eval()
     batches = 0
     for i, video in enumerate(videos()):
         mask = model.make_mask(video.shape[0], torch.Generator().manual_seed(MASK_SEED + i), kind, ratio)
-        totals += torch.tensor([loss.item() for loss in model.losses(video, mask)], dtype=torch.float64)
+        losses = torch.tensor([loss.item() for loss in model.losses(video, mask)], dtype=torch.float64)
+        totals = losses if totals is None else totals + losses
         for key, value in trivial_losses(model.targets(video), mask.to(video.device), position_mean).items():
             trivial[key] += value
         batches += 1

@@ -6,7 +6,7 @@ a trained affine stitch (`nn.Linear(D, D)` on every token, initialised to the id
 Only the stitch is trained, for a fixed budget (AdamW, lr 1e-3; tube or random masks from B's mask settings,
 seeded), on B's top decoder's masked-reconstruction loss. It is then scored on held-out clips under the fixed
 masks of `eval.reconstruction` (the stitched top loss beside B's own, `held_out_losses`) and by the final-block
-linear probe on pooled features with the analysis protocol (`eval.protocols.split_plan`, `eval.probe_targets`)
+linear probe on pooled features with the analysis protocol (`eval.protocols.split_plan`, `eval.probe_unit`)
 beside B's own. The stitch is trained on the fit split (train) where the data has one, else on the one set (it
 never sees labels). What the rows say about interfaces is `report.stitching_finding`.
 """
@@ -25,11 +25,12 @@ from ..analysis.extraction import WithIndex, clip_groups, dataset_name, dataset_
 from ..analysis.rows import make_row
 from ..analysis.sources import describe
 from ..data import SkipCorrupt, build_dataset, collate
+from ..data.batches import model_batches
 from ..data.transforms import to_model_input
 from ..devices import resolve_device
-from ..eval import probe_targets, split_plan
+from ..eval import probe_unit, split_plan
 from ..eval.features import Features, extract_features
-from ..eval.reconstruction import MASK_SEED, held_out_losses
+from ..eval.reconstruction import held_out_losses
 from ..model.objective import reconstruction_loss
 
 STEPS = 100
@@ -99,6 +100,17 @@ class Stitched(nn.Module):
                 x = self.stitch(x)
             x = (self.A if i < self.cut else self.B).layers[i](x)
             yield x
+
+    def targets(self, video: torch.Tensor) -> torch.Tensor:
+        return self.B.targets(video)
+
+    def make_mask(self, batch: int, generator: torch.Generator, kind: str, ratio: float) -> torch.Tensor:
+        return self.B.make_mask(batch, generator, kind, ratio)
+
+    def losses(self, video: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+        """As `BlockMAE.losses`, for the one decoder the stitched model has: B's top one (the held-out scorer,
+        `eval.reconstruction.held_out_losses`, reads it)."""
+        return [self.top_loss(video, mask)]
 
     def top_loss(self, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """B's top decoder's masked-reconstruction loss (every hidden tubelet) on the stitched encoder's visible
@@ -174,11 +186,8 @@ class Clips:
     def videos(self, limit: int | None = None, generator: torch.Generator | None = None) -> Iterable[torch.Tensor]:
         """Full batches of model input: the first `limit` clips in order, or (with `generator`) all, shuffled."""
         n = len(self.dataset) if limit is None else min(limit, len(self.dataset))
-        order = torch.randperm(n, generator=generator).tolist() if generator is not None else list(range(n))
-        for start in range(0, n - self.batch + 1, self.batch):
-            clips, _, _ = collate([self.dataset[j] for j in order[start:start + self.batch]])
-            if clips is not None:
-                yield self.prepare(clips)
+        order = torch.randperm(n, generator=generator).tolist() if generator is not None else range(n)
+        return model_batches(self.dataset, order, self.batch, self.device, self.cfg.pixel_mean, self.cfg.pixel_std)
 
     def features(self, model) -> Features:
         """Pooled features of every layer (eval mode, no gradient; `eval.features`)."""
@@ -194,10 +203,7 @@ def final_probe(test: Features, train: Features | None) -> float | None:
     """Mean over targets of the final-block linear probe, as `analyze` fits it (None: unlabelled data)."""
     if not test.labels.shape[1]:
         return None
-    names = test.target_names
-    if train is None:
-        return probe_targets(test.layers[-1], test.labels, names, groups=test.groups)["mean"]
-    return probe_targets(train.layers[-1], train.labels, names, test_x=test.layers[-1], test_y=test.labels)["mean"]
+    return probe_unit(test, train, lambda f: f.layers[-1])["mean"]
 
 
 def masks_of(source) -> tuple[str, float]:
@@ -206,9 +212,14 @@ def masks_of(source) -> tuple[str, float]:
     return mask.get("kind", "tube"), mask.get("ratio", 0.9)
 
 
+def held_out_top(model, clips: Clips, limit: int, kind: str, ratio: float) -> float:
+    """The top decoder's held-out loss on the first `limit` clips (`held_out_losses`: fixed masks per batch)."""
+    return held_out_losses(model, lambda: clips.videos(limit), kind, ratio)["losses"][-1]
+
+
 def own_loss_and_probe(model, source, test: Clips, train: Clips | None, recon_clips: int) -> tuple[float, float | None]:
-    """A model's held-out top-decoder loss (`held_out_losses` under its run's masks) and final-block probe."""
-    loss = held_out_losses(model, lambda: test.videos(recon_clips), *masks_of(source))["losses"][-1]
+    """A model's held-out top-decoder loss (under its run's masks) and final-block probe."""
+    loss = held_out_top(model, test, recon_clips, *masks_of(source))
     return loss, final_probe(test.features(model), train.features(model) if train else None)
 
 
@@ -237,16 +248,6 @@ def stitch_rows(paths: list[str], spec: str, *, steps: int = STEPS, boundaries: 
     train = Clips(spec, plan.fit, cfg, batch_size, dev) if plan.fit else None
     fit = train or test
 
-    @torch.no_grad()
-    def held_out_top(stitched: Stitched, kind: str, ratio: float) -> float:
-        """As `held_out_losses`: batch i under the mask seeded MASK_SEED + i."""
-        losses = [stitched.top_loss(v, stitched.B.make_mask(v.shape[0], torch.Generator().manual_seed(MASK_SEED + i),
-                                                              kind, ratio)).item()
-                  for i, v in enumerate(test.videos(recon_clips))]
-        if not losses:
-            raise ValueError(f"{spec} ({plan.evaluate}): no full batch of clips to score the loss on")
-        return sum(losses) / len(losses)
-
     def features(model) -> tuple[Features, Features | None]:
         return test.features(model), train.features(model) if train else None
 
@@ -262,7 +263,8 @@ def stitch_rows(paths: list[str], spec: str, *, steps: int = STEPS, boundaries: 
                 order = torch.Generator().manual_seed(seed)  # the same clips in the same order for every pair
                 stitched, _ = train_stitch(a, b, k, lambda: fit.videos(generator=order), steps, seed, kind=kind,
                                            ratio=ratio)
-                values = {"stitch_loss": held_out_top(stitched, kind, ratio), "stitch_loss_own": own[sb.run][0],
+                values = {"stitch_loss": held_out_top(stitched, test, recon_clips, kind, ratio),
+                          "stitch_loss_own": own[sb.run][0],
                           "stitch_probe": final_probe(*features(stitched)), "stitch_probe_own": own[sb.run][1]}
                 rows += [make_row(sa.meta(), name, plan.row_split, metric, value, block=k, run2=sb.run,
                                   regime2=sb.regime) for metric, value in values.items() if value is not None]

@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from ..config import Config
-from ..data import SkipCorrupt, build_dataset, collate
-from ..data.transforms import to_model_input
+from ..data import SkipCorrupt, build_dataset
+from ..data.batches import model_batches
 from ..eval.reconstruction import held_out_losses as score_held_out
 from ..model import BlockMAE
 from .logging import read_log
@@ -53,10 +53,7 @@ def held_out_losses(model: BlockMAE, cfg: Config, device: torch.device, max_clip
     n = min(len(dataset), max_clips)
     batch = min(cfg.train.batch_size, n)
 
-    def videos():  # an unreadable clip is left out, never replaced: evaluation scores each readable clip once
-        for start in range(0, n - batch + 1, batch):
-            clips, _, _ = collate([dataset[j] for j in range(start, start + batch)])
-            if clips is not None:
-                yield to_model_input(clips.to(device), m.pixel_mean, m.pixel_std)
+    def videos():
+        return model_batches(dataset, range(n), batch, device, m.pixel_mean, m.pixel_std)
 
     return {"data": spec, "split": "test", **score_held_out(model, videos, cfg.mask.kind, cfg.mask.ratio)}
