@@ -3,7 +3,7 @@
 import numpy as np
 
 from blockmae.demo import final_block_table
-from test_figures import CHANCE, synthetic_rows
+from helpers import CHANCE, synthetic_rows
 
 
 def test_final_block_table_has_one_floor_line_and_chance():

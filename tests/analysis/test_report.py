@@ -9,10 +9,10 @@ from html.parser import HTMLParser
 import pytest
 import yaml
 
-from blockmae.report.page import write_report
 from blockmae.analysis.rows import Group, final_block_values, final_rows, mean_and_half_width, targets_of
+from blockmae.report.page import write_report
 from blockmae.report.tables import format_stat
-from test_figures import drawn_once, synthetic_rows
+from helpers import TRIVIAL_LOSSES, drawn_once, synthetic_rows
 
 PROTOCOL = {
     "probe_acc": "linear probe: standardise, multinomial logistic regression (L-BFGS, 1000 it.), 3-fold CV <seed 0>",
@@ -199,8 +199,6 @@ def test_a_trained_run_beats_the_floor_only_beyond_the_interval_of_the_differenc
 
 
 def test_learning_table_shows_the_four_trivial_predictors_and_the_margin_below_the_copy(tmp_path):
-    from test_figures import TRIVIAL_LOSSES
-
     rows = synthetic_rows(datasets=("gratings",), steps=())
     text = write_report(tmp_path, rows, {}, [], {}).read_text()
     learning = text.split('id="learning"')[1].split("</table>")[0]

@@ -9,7 +9,7 @@ import pytest
 
 from blockmae.analysis.rows import (ROW_KEYS, Group, final_block_values, final_rows, last_block, make_row,
                                     mean_and_half_width)
-from test_figures import synthetic_rows
+from helpers import CHANCE, TRIVIAL_LOSSES, synthetic_rows
 
 
 def test_mean_and_half_width():
@@ -75,8 +75,6 @@ def test_difference_interval_is_welchs():
 
 def test_chance_and_trivial_losses_are_read_from_their_rows():
     from blockmae.analysis.rows import chance_of, reference_loss, trivial_losses_of
-
-    from test_figures import CHANCE, TRIVIAL_LOSSES
 
     rows = synthetic_rows(datasets=("digits", "gratings"), steps=())
     assert chance_of(rows, "digits", "digit") == pytest.approx(CHANCE["digits"])

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 import blockmae
-from blockmae.report.stitching_finding import (boundary_verdicts, interfaces_markdown, overall_verdict, stitching_finding,
-                                         welch_interval)
 from blockmae.analysis.rows import ROW_KEYS
-from blockmae.experiments.stitching import Stitched, stitch_rows, train_stitch
 from blockmae.cli import main
+from blockmae.experiments.stitching import Stitched, stitch_rows, train_stitch
+from blockmae.report.stitching_finding import (boundary_verdicts, interfaces_markdown, overall_verdict, stitching_finding,
+                                               welch_interval)
 from blockmae.train.engine import pretrain
 from helpers import small_config, stitching_rows
 
