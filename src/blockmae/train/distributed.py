@@ -9,9 +9,10 @@ DistributedDataParallel's reducer does with its buckets, with one bucket per sta
 rule of one reduction per parameter per step even though the memory-lean step runs a backward per
 stage inside the forward (where a DDP wrapper around the whole model would see no backward at all,
 its reducer being armed only after its forward returns). One process is `Replicas()`: every
-method a no-op.
+collective a no-op.
 
-`dist.mode=pipeline` lives in `pipeline.py`.
+`Replicas` is a `run.Layout`: what the run and the loop (`engine.train`) ask of the process layout.
+`dist.mode=pipeline` is the other layout, in `pipeline.py`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch.distributed as dist
 from torch.utils.data import Sampler
 
 from ..config import Config, ConfigError
+from .run import Layout
 
 
 def launched() -> bool:
@@ -86,7 +88,7 @@ class ShardedBatches(Sampler):
 
 
 @dataclass
-class Replicas:
+class Replicas(Layout):
     """This process's place among data-parallel replicas (rank 0 of 1: a single process)."""
     rank: int = 0
     world: int = 1
@@ -103,9 +105,36 @@ class Replicas:
         return replicas
 
     @property
-    def main(self) -> bool:
+    def writer(self) -> bool:
         """The rank that writes the run directory (config, log, checkpoints, summary)."""
         return self.rank == 0
+
+    @property
+    def replicas(self) -> int:
+        return self.world
+
+    @property
+    def description(self) -> str:
+        return f", {self.world} data-parallel ranks" if self.world > 1 else ""
+
+    @property
+    def step_options(self) -> dict:
+        return {"sync": self}
+
+    def ready(self, run) -> None:
+        """Every replica starts from rank 0's weights (as DistributedDataParallel does)."""
+        super().ready(run)
+        if self.world > 1:
+            for tensor in run.model.state_dict().values():
+                dist.broadcast(tensor, 0)
+
+    def gather(self, step: int, values: list[float | None]) -> list[float | None]:
+        """The global batch's losses: each replica's mean over its rows, averaged (an all-reduce of K numbers)."""
+        if self.world == 1:
+            return values
+        t = torch.tensor([v if v is not None else 0.0 for v in values], dtype=torch.float64, device=self.run.device)
+        dist.all_reduce(t)
+        return [mean if v is not None else None for mean, v in zip((t / self.world).tolist(), values)]
 
     def rows(self, global_batch: int) -> slice:
         """This rank's rows of a global batch (and of its masks)."""
@@ -117,12 +146,6 @@ class Replicas:
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()
-
-    def broadcast_(self, module: torch.nn.Module) -> None:
-        """Every replica starts from rank 0's weights (as DistributedDataParallel does)."""
-        if self.world > 1:
-            for tensor in module.state_dict().values():
-                dist.broadcast(tensor, 0)
 
     def start_averaging(self, k: int, params: list[torch.nn.Parameter]) -> None:
         """Launch the all-reduce of stage k's gradients, which are final: it runs while the next stages compute."""
@@ -145,11 +168,3 @@ class Replicas:
             for grad, reduced in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads)):
                 grad.copy_(reduced)
         self._in_flight.clear()
-
-    def mean(self, values: list[float], device: torch.device) -> list[float]:
-        """The mean over replicas of per-stage numbers (the logged losses: those of the global batch)."""
-        if self.world == 1:
-            return values
-        t = torch.tensor(values, dtype=torch.float64, device=device)
-        dist.all_reduce(t)
-        return (t / self.world).tolist()

@@ -1,11 +1,62 @@
-"""RUN_DIR/log.jsonl (one JSON object per logged step) and optional TensorBoard events."""
+"""What training logs: the log rows (`LossWindow`) in RUN_DIR/log.jsonl and optional TensorBoard events, the
+corrupt samples it names (`SkipReport`), and the table of finished runs' losses (`loss_table`)."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from ..eval.reconstruction import best_reference, margin_below
+
+
+class LossWindow:
+    """The numbers between two log rows: each stage's mean loss over the steps it computed one, the clip
+    rate, and the samples skipped; `row` returns the log.jsonl row and starts the next window."""
+
+    def __init__(self, num_stages: int):
+        self.num_stages = num_stages
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums, self.counts = [0.0] * self.num_stages, [0] * self.num_stages
+        self.clips, self.skipped, self.tick = 0, 0, time.perf_counter()
+
+    def add(self, losses: list[float | None]) -> None:
+        """One step's per-stage losses (None: the stage computed none)."""
+        for k, value in enumerate(losses):
+            if value is not None:
+                self.sums[k] += value
+                self.counts[k] += 1
+
+    def count_batch(self, clips: int, skipped: int) -> None:
+        self.clips += clips
+        self.skipped += skipped
+
+    def row(self, step: int, steps_per_epoch: int, phase: int, lr: float) -> dict:
+        elapsed = time.perf_counter() - self.tick
+        row = {"step": step, "epoch": step // steps_per_epoch, "phase": phase + 1,
+               "losses": [s / c if c else None for s, c in zip(self.sums, self.counts)], "lr": lr,
+               "clips_per_s": self.clips / max(elapsed, 1e-9), "skipped": self.skipped}
+        self.reset()
+        return row
+
+
+class SkipReport:
+    """Corrupt samples that were replaced: each named once, the first 20 kept for summary.json."""
+
+    def __init__(self):
+        self.files, self.named = [], set()
+
+    def add(self, skipped: list) -> None:
+        for item in skipped:
+            if item not in self.named:
+                self.named.add(item)
+                tqdm.write(f"skipped {item} (named once; later skips are only counted)")
+            if len(self.files) < 20 and item not in self.files:
+                self.files.append(item)
 
 
 class RunLog:

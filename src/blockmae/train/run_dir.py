@@ -1,13 +1,11 @@
-"""What both trainers (one process or data parallel: `engine`; pipelined: `pipeline`) do with a run
-directory: prepare it (lock, resume from the newest intact checkpoint), restore a checkpoint, refuse a
-non-finite loss, write the log rows, save checkpoints, and leave nothing behind after a failed start.
+"""The run directory: prepare it (lock, resume from the newest intact checkpoint), restore a checkpoint, refuse a
+non-finite loss, save checkpoints, and leave nothing behind after a failed start.
 """
 
 from __future__ import annotations
 
 import math
 import shutil
-import time
 from pathlib import Path
 
 import torch
@@ -103,35 +101,3 @@ def forget_failed_start(out: Path, fresh: bool) -> None:
     if (fresh and lock.holds(out) and out.is_dir() and latest_checkpoint(out) is None
             and not (out / "checkpoints").is_dir()):
         shutil.rmtree(out, ignore_errors=True)
-
-
-class LossWindow:
-    """The numbers between two log rows: each stage's mean loss over the steps it computed one, the clip
-    rate, and the samples skipped; `row` returns the log.jsonl row and starts the next window."""
-
-    def __init__(self, num_stages: int):
-        self.num_stages = num_stages
-        self.reset()
-
-    def reset(self) -> None:
-        self.sums, self.counts = [0.0] * self.num_stages, [0] * self.num_stages
-        self.clips, self.skipped, self.tick = 0, 0, time.perf_counter()
-
-    def add(self, losses: list[float | None]) -> None:
-        """One step's per-stage losses (None: the stage computed none)."""
-        for k, value in enumerate(losses):
-            if value is not None:
-                self.sums[k] += value
-                self.counts[k] += 1
-
-    def count_batch(self, clips: int, skipped: int) -> None:
-        self.clips += clips
-        self.skipped += skipped
-
-    def row(self, step: int, steps_per_epoch: int, phase: int, lr: float) -> dict:
-        elapsed = time.perf_counter() - self.tick
-        row = {"step": step, "epoch": step // steps_per_epoch, "phase": phase + 1,
-               "losses": [s / c if c else None for s, c in zip(self.sums, self.counts)], "lr": lr,
-               "clips_per_s": self.clips / max(elapsed, 1e-9), "skipped": self.skipped}
-        self.reset()
-        return row
