@@ -3,7 +3,7 @@
     python studies/republish.py studies/cpu_repro/study.yaml docs/results/cpu_repro [--work runs/republish]
 
 When the rules or the figures change, the trained runs' rows stay valid: this rewrites findings.json,
-findings.md, metrics.jsonl and figures/ in the published directory from them. Where the study has a random
+findings.md, metrics.jsonl.gz and figures/ in the published directory from them. Where the study has a random
 floor, its random-init encoders are analysed anew (seeds 0..N-1, the study's data and options), since they need
 no training: their rows replace the published ones, and bring the rows that do not depend on the model at all
 (chance per target, the trivial predictors including the per-clip oracle, on the same clips and masks as the
@@ -20,6 +20,7 @@ from pathlib import Path
 from blockmae.analysis.extraction import dataset_name
 from blockmae.analysis.figures import make_all_figures
 from blockmae.analysis.options import Options
+from blockmae.analysis.rows_file import PUBLISHED, ROWS, read_rows, write_rows
 from blockmae.analysis.sources import Source, random_floor_count, random_floors
 from blockmae.analysis.suite import Analysis
 from blockmae.config import load_config, to_dict
@@ -45,9 +46,9 @@ def random_rows(study, work: Path) -> list[dict]:
 
 def republish(study_path: str, published: Path, work: Path) -> dict:
     study = load_study(study_path)
-    rows = [json.loads(line) for line in (published / "metrics.jsonl").read_text().splitlines()]
-    rows = [r for r in rows if r["regime"] != "random"] + random_rows(study, work)
-    (published / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rows = [r for r in read_rows(published) if r["regime"] != "random"] + random_rows(study, work)
+    write_rows(published / PUBLISHED, rows)
+    (published / ROWS).unlink(missing_ok=True)  # replaced by the compressed rows
     figures = published / "figures"
     kept = work / "reconstructions.png"
     if (figures / "reconstructions.png").is_file():
@@ -65,7 +66,7 @@ def republish(study_path: str, published: Path, work: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("study", help="the study file the published outputs came from")
-    parser.add_argument("published", type=Path, help="the published directory (metrics.jsonl, summaries.json, ...)")
+    parser.add_argument("published", type=Path, help="the published directory (metrics.jsonl.gz, summaries.json, ...)")
     parser.add_argument("--work", type=Path, default=Path("runs/republish"),
                         help="where the random encoders' features are cached (default: runs/republish/<name>)")
     args = parser.parse_args()

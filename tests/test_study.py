@@ -1,12 +1,14 @@
 """`blockmae study`: the grid, its validation, resuming and reproducibility, end to end on a small model."""
 
+import gzip
 import json
 
 import pytest
 import yaml
 
-from blockmae.report.findings import measure_findings
+from blockmae.analysis.rows_file import read_rows
 from blockmae.config import ConfigError, save_config
+from blockmae.report.findings import measure_findings
 from blockmae.study import decoder_masking_note, load_study, run_study, write_findings
 from helpers import small_config
 
@@ -79,7 +81,8 @@ def test_study_trains_analyses_publishes_and_reruns_identically(tmp_path, single
     out, published = tmp_path / "out", tmp_path / "published"
     report = run_study(path, out, publish=published)[0]
     assert report.is_file()
-    rows = [json.loads(line) for line in (published / "metrics.jsonl").read_text().splitlines()]
+    assert not (published / "metrics.jsonl").exists()  # published compressed
+    rows = read_rows(published / "metrics.jsonl.gz")
     assert {r["run"] for r in rows} >= {"e2e-s0", "e2e-s1", "sequential-s0", "sequential-s1"}
     assert any(r["regime"] == "random" for r in rows)
     summaries = json.loads((published / "summaries.json").read_text())
@@ -102,7 +105,8 @@ def test_study_trains_analyses_publishes_and_reruns_identically(tmp_path, single
     # A second study in a fresh directory trains again from scratch: same seeds, same numbers.
     again = tmp_path / "again"
     run_study(path, again)
-    assert (again / "analysis" / "metrics.jsonl").read_text() == (published / "metrics.jsonl").read_text()
+    assert (again / "analysis" / "metrics.jsonl").read_bytes() == gzip.decompress(
+        (published / "metrics.jsonl.gz").read_bytes())
     # Re-running in place trains nothing (every run has its summary) and keeps the numbers.
     before = (out / "runs" / "e2e-s0" / "log.jsonl").stat().st_mtime_ns
     run_study(path, out)

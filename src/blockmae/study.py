@@ -38,6 +38,7 @@ from pathlib import Path
 
 import yaml
 
+from .analysis.rows_file import PUBLISHED, ROWS, read_rows, write_rows
 from .config import ConfigError, config_path, load_config
 
 # Short forms of grid keys in run names: e2e-K4-s0.
@@ -234,7 +235,7 @@ def run_study(study: Study | str | Path, out: str | Path, jobs: int | None = Non
                      with_random_floor=study.random_floor, extra_rows=extra)
     timings["analysis_s"] = time.perf_counter() - t
 
-    rows = [json.loads(line) for line in (out / "analysis" / "metrics.jsonl").read_text().splitlines()]
+    rows = read_rows(out / "analysis" / ROWS)
     findings = write_findings(out, rows, summaries, note)
     (out / "timings.json").write_text(json.dumps(timings, indent=1))
     if publish:
@@ -252,8 +253,8 @@ def study_interfaces(study: Study, out: Path) -> list[dict]:
             if any(f"train.regime={r}" in o for r in spec["regimes"])]
     settings = {**spec, "runs": runs}
     done = where / "settings.json"
-    if done.is_file() and json.loads(done.read_text()) == settings and (where / "metrics.jsonl").is_file():
-        rows = [json.loads(line) for line in (where / "metrics.jsonl").read_text().splitlines()]
+    if done.is_file() and json.loads(done.read_text()) == settings and (where / ROWS).is_file():
+        rows = read_rows(where / ROWS)
     else:
         rows = interface_rows(runs, spec["data"], where, stitch_steps=spec["stitch_steps"],
                               continue_steps=spec["continue_steps"], say=lambda m: print(m, flush=True))
@@ -289,13 +290,15 @@ def write_findings(dest: Path, rows: list[dict], summaries: dict, note: str | No
 
 
 def publish_outputs(out: Path, dest: Path) -> None:
-    """Copy what the report is built from (no checkpoints, no feature cache) to `dest`."""
+    """Copy what the report is built from (no checkpoints, no feature cache) to `dest`; the rows as
+    metrics.jsonl.gz."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("summaries.json", "findings.json", "findings.md", "timings.json"):
         shutil.copy2(out / name, dest / name)
     if (out / "interfaces" / "interfaces.md").is_file():  # its rows are in metrics.jsonl, its figures in figures/
         shutil.copy2(out / "interfaces" / "interfaces.md", dest / "interfaces.md")
-    shutil.copy2(out / "analysis" / "metrics.jsonl", dest / "metrics.jsonl")
+    write_rows(dest / PUBLISHED, read_rows(out / "analysis" / ROWS))  # compressed: a clone stays small
+    (dest / ROWS).unlink(missing_ok=True)  # an earlier publication's uncompressed rows
     if (dest / "figures").exists():
         shutil.rmtree(dest / "figures")
     shutil.copytree(out / "analysis" / "figures", dest / "figures")

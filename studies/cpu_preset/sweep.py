@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from blockmae.analysis.rows_file import read_rows
+
 BASE = ["train.regime=e2e", "model.partition=1", "train.progress=false", "model.decoder.mask_ratio=0.0"]
 VARIANTS = {
     # The old preset: moving digits on black.
@@ -56,7 +58,7 @@ def train(name: str, out: Path) -> float:
 
 def layer_probes(metrics: Path) -> dict[str, dict[str, list[float]]]:
     """run -> dataset -> mean probe accuracy at every layer (the last one is the final layer)."""
-    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    rows = read_rows(metrics)
     out: dict[str, dict[str, dict[int, float]]] = {}
     for r in rows:
         if r["metric"] == "probe_acc" and r["target"] == "mean" and r.get("layer") and "layer2" not in r:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from blockmae.analysis.rows import difference_and_half_width
+from blockmae.analysis.rows_file import read_rows
 from blockmae.eval.reconstruction import BASELINES
 from blockmae.eval.stats import mean_ci
 
@@ -129,10 +130,10 @@ def peaks(rows: list[dict], early: range = range(2, 5)) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("published", type=Path, help="a study's --publish directory (summaries.json, metrics.jsonl)")
+    parser.add_argument("published", type=Path, help="a study's --publish directory (summaries.json, metrics.jsonl.gz)")
     parser.add_argument("--data", default="scenes", help="the pretraining data's name in the rows (default: scenes)")
     args = parser.parse_args()
-    rows = [json.loads(line) for line in (args.published / "metrics.jsonl").read_text().splitlines()]
+    rows = read_rows(args.published)
     timings = json.loads((args.published / "timings.json").read_text())
     lines = losses(rows, args.data) + [""] + probes(rows) + [""] + peaks(rows) + [""]
     lines.append("time: " + ", ".join(f"{k[:-2]} {v / 60:.1f} min" for k, v in timings.items()))

@@ -1,17 +1,17 @@
 """Decoder masking's probe cost per target: final-block linear probe of simultaneous K=4 with each decoder
 reconstructing a subset of the hidden tubelets, minus the same runs without (paired by seed).
 
-    python studies/decoder_masking/compare.py docs/results/decoder_masking/metrics.jsonl docs/results/gap/metrics.jsonl
+    python studies/decoder_masking/compare.py docs/results/decoder_masking docs/results/gap
 
 Prints, per decoder mask ratio, probe set and target, the change in pp (mean [95% t-interval] over seeds), and
 whether every target's mean change stays within 1 pp (the lever's bar in docs/performance.md).
 """
 
 import argparse
-import json
 from collections import defaultdict
 from pathlib import Path
 
+from blockmae.analysis.rows_file import read_rows
 from blockmae.eval.stats import mean_ci
 
 BAR_PP = 1.0
@@ -21,8 +21,7 @@ def final_probes(path: Path, regime: str = "simultaneous") -> dict:
     """(decoder mask ratio, dataset, target) -> {seed: final-block probe} for one regime's runs; the ratio is
     read from the run name (`mask_ratio0.5-s0`), 0.0 for runs without one."""
     by_block = defaultdict(dict)
-    for line in path.read_text().splitlines():
-        r = json.loads(line)
+    for r in read_rows(path):
         if (r["metric"] == "probe_acc" and r["regime"] == regime and r.get("block") and r.get("step") is None
                 and r.get("split") in (None, "test")):
             ratio = float(r["run"].split("mask_ratio")[1].split("-")[0]) if "mask_ratio" in r["run"] else 0.0
@@ -35,8 +34,9 @@ def final_probes(path: Path, regime: str = "simultaneous") -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("masked", type=Path, help="metrics.jsonl of the runs with decoder masking")
-    parser.add_argument("reference", type=Path, help="metrics.jsonl holding the same runs without it")
+    parser.add_argument("masked", type=Path,
+                        help="the rows (a published directory, or its metrics.jsonl[.gz]) of the runs with decoder masking")
+    parser.add_argument("reference", type=Path, help="the rows holding the same runs without it")
     args = parser.parse_args()
     masked, reference = final_probes(args.masked), final_probes(args.reference)
     ratios = sorted({ratio for ratio, _, _ in masked if ratio > 0})

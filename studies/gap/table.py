@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from blockmae.analysis.rows_file import read_rows
 from blockmae.eval.stats import mean_ci
 from blockmae.regimes import REGIMES, display_name
 
@@ -72,7 +73,7 @@ def main() -> None:
     parser.add_argument("--bench", type=Path, help="a `blockmae bench` JSON with the rows in BENCH_ROWS")
     parser.add_argument("--finetune-share", type=float, default=60 / 600, help="share of steps trained end to end")
     args = parser.parse_args()
-    rows = [json.loads(line) for line in (args.published / "metrics.jsonl").read_text().splitlines()]
+    rows = read_rows(args.published)
     probes = final_block_probes(rows)
     datasets = sorted(probes["e2e"])
     costs = step_costs(json.loads(args.bench.read_text()), args.finetune_share) if args.bench else {}

@@ -16,6 +16,7 @@ from ..data.spec import check_spec
 from .cost import CostMeter, planned_passes
 from .figures import make_all_figures
 from .options import Options, viewed_partition
+from .rows_file import ROWS, write_rows
 from .sources import describe, random_floor_count, random_floors
 from .suite import Analysis
 
@@ -60,7 +61,7 @@ def measure(paths: list[str], data: list[str], out: str | Path, options: Options
             analysis.run(source, spec)
     analysis.cross_run_cka()
     analysis.rows += extra_rows or []
-    (out / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in analysis.rows))
+    write_rows(out / ROWS, analysis.rows)
     timings = dict(options.timings)
     t = time.perf_counter()
     figures = make_all_figures(analysis.rows, out / "figures", samples=analysis.samples)

@@ -3,12 +3,12 @@ tidy rows (metrics.jsonl), a markdown report with the verdicts (interfaces.md) a
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable
 
 from ..analysis.figures.continuation import fig_continuation
 from ..analysis.figures.stitching import fig_stitching
+from ..analysis.rows_file import ROWS, write_rows
 from ..report.gap_split import continuation_markdown
 from ..report.stitching_finding import interfaces_markdown
 from .continuation import continue_rows
@@ -36,8 +36,8 @@ def write_interfaces(rows: list[dict], out: str | Path, *, spec: str = "", stitc
     """metrics.jsonl, interfaces.md (the stitching and continuation verdicts) and the figures the rows allow."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    written = {"metrics": out / "metrics.jsonl", "report": out / "interfaces.md"}
-    written["metrics"].write_text("".join(json.dumps(row) + "\n" for row in rows))
+    written = {"metrics": out / ROWS, "report": out / "interfaces.md"}
+    write_rows(written["metrics"], rows)
     parts = []
     if any(str(r.get("metric", "")).startswith("stitch_") for r in rows):
         parts.append(interfaces_markdown(rows, spec=spec, steps=stitch_steps))
