@@ -25,7 +25,8 @@ import torch.distributed as dist
 from torch.utils.data import Sampler
 
 from ..config import Config, ConfigError
-from .run import Layout
+from ..model import BlockMAE
+from ..regimes import Plan
 
 
 def launched() -> bool:
@@ -88,11 +89,12 @@ class ShardedBatches(Sampler):
 
 
 @dataclass
-class Replicas(Layout):
-    """This process's place among data-parallel replicas (rank 0 of 1: a single process)."""
+class Replicas:
+    """This process's place among data-parallel replicas (rank 0 of 1: a single process): a `run.Layout`."""
     rank: int = 0
     world: int = 1
     _in_flight: dict = field(default_factory=dict, repr=False, compare=False)  # stage -> (flat, grads, work)
+    run: object = field(default=None, repr=False, compare=False)  # the `run.Run` it takes part in (`ready`)
 
     @classmethod
     def join(cls, cfg: Config) -> "Replicas":
@@ -121,9 +123,12 @@ class Replicas(Layout):
     def step_options(self) -> dict:
         return {"sync": self}
 
+    def place(self, model: BlockMAE, device: torch.device) -> None:
+        model.to(device)
+
     def ready(self, run) -> None:
         """Every replica starts from rank 0's weights (as DistributedDataParallel does)."""
-        super().ready(run)
+        self.run = run
         if self.world > 1:
             for tensor in run.model.state_dict().values():
                 dist.broadcast(tensor, 0)
@@ -135,6 +140,22 @@ class Replicas(Layout):
         t = torch.tensor([v if v is not None else 0.0 for v in values], dtype=torch.float64, device=self.run.device)
         dist.all_reduce(t)
         return [mean if v is not None else None for mean, v in zip((t / self.world).tolist(), values)]
+
+    def plan(self, plan: Plan) -> Plan:
+        return plan
+
+    def begin(self, step: int) -> None:
+        pass
+
+    def stage_input(self, step: int, micro: int) -> dict:
+        return {}
+
+    def save(self, step: int) -> None:
+        if self.writer:
+            self.run.save(step)
+
+    def finish(self, times: dict) -> dict:
+        return {}
 
     def rows(self, global_batch: int) -> slice:
         """This rank's rows of a global batch (and of its masks)."""

@@ -63,8 +63,8 @@ def train(run: Run, layout: Layout) -> dict | None:
     cfg, model, schedule, clock, device = run.cfg, run.model, run.schedule, run.clock, run.device
     t, m = cfg.train, cfg.model
     regime = get_regime(t.regime)
-    stepper = Stepper(model, run.optimizer, weights=t.loss_weights, grad_clip=t.grad_clip, amp=t.amp,
-                      **{"lean": t.memory_lean, **layout.step_options})
+    options = {"lean": t.memory_lean, **layout.step_options}  # the pipeline always backpropagates stage by stage
+    stepper = Stepper(model, run.optimizer, weights=t.loss_weights, grad_clip=t.grad_clip, amp=t.amp, **options)
     loader = train_batches(cfg, run.dataset, run.start, device, layout.shard)
     window, skips = LossWindow(model.num_stages), SkipReport()
 

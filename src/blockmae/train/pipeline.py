@@ -24,12 +24,12 @@ from collections import deque
 
 import torch
 import torch.distributed as dist
+from torch.utils.data import Sampler
 
 from ..config import Config, ConfigError
 from ..model import BlockMAE
 from ..model.masking import num_hidden
 from ..regimes import Plan
-from .run import Layout
 from .step import stage_parameters
 
 SEND_WINDOW = 2  # steps a stage may run ahead of the next one (bounds the activations in flight)
@@ -111,15 +111,17 @@ def _tag(step: int, j: int, micro: int) -> int:
     return (step * (micro + 1) + j) % (1 << 30)
 
 
-class Pipeline(Layout):
-    """Stage `rank` of a pipelined run on this process: the last rank writes the run directory."""
+class Pipeline:
+    """Stage `rank` of a pipelined run on this process, a `run.Layout`: the last rank writes the run directory."""
+
+    replicas = 1  # every rank draws the whole batch and its masks
 
     def __init__(self, rank: int, world: int):
         self.rank, self.world, self.last = rank, world, world - 1
         self.writer = rank == self.last
         self.description = f", pipeline: stage k on rank k of {world}"
         self.control = dist.new_group(backend="gloo")  # checkpoint gathering on CPU, apart from the activations
-        self.inbox, self.outbox = None, None  # (`ready`)
+        self.run, self.inbox, self.outbox = None, None, None  # (`ready`)
 
     @classmethod
     def join(cls, cfg: Config) -> "Pipeline":
@@ -154,6 +156,12 @@ class Pipeline(Layout):
             n_visible = model.embed.num_tokens - num_hidden(run.cfg.mask.kind, run.cfg.mask.ratio, model.grid)
             self.inbox = Inbox(self.rank - 1, (t.batch_size, n_visible, run.cfg.model.width), t.accum_steps,
                                self.world, run.device)
+
+    def shard(self, batches: Sampler) -> Sampler:
+        return batches
+
+    def rows(self, global_batch: int) -> slice:
+        return slice(None)
 
     def plan(self, plan: Plan) -> Plan:
         return dataclasses.replace(plan, active=self.rank + 1)  # the stages below run on the ranks before

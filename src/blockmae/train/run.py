@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch.utils.data import Sampler
@@ -24,59 +25,36 @@ from .optim import build_optimizer, effective_lr
 from .schedule import Schedule, make_schedule
 
 
-class Layout:
+class Layout(Protocol):
     """How a process layout takes part in a run: where the model lives, which rows of each batch this process
-    draws, what its step's input is, how the logged losses are gathered and how a checkpoint is saved. The
-    defaults are one process holding the whole model."""
+    draws, what its step's input is, how the logged losses are gathered and how a checkpoint is saved."""
 
-    writer = True  # this process writes the run directory (config, log, checkpoints, summary)
-    replicas = 1  # processes that share each batch's rows (data parallel); 1: this process draws every row
-    description = ""  # for the banner: how the run is spread over processes
-    step_options: dict = {}  # the `Stepper` options this layout sets (lean, sync, after_stage)
-    run: Run | None = None  # the run it takes part in (`ready`)
+    writer: bool  # this process writes the run directory (config, log, checkpoints, summary)
+    replicas: int  # processes that share each batch's rows (data parallel); 1: this process draws every row
+    description: str  # for the banner: how the run is spread over processes ('' for one process)
+    step_options: dict  # the `Stepper` options this layout sets (lean, sync, after_stage)
 
-    def barrier(self) -> None:
-        """Every process of the run waits here."""
+    def barrier(self) -> None: ...  # every process of the run waits here
 
-    def place(self, model: BlockMAE, device: torch.device) -> None:
-        """Put the parts of the model this process trains on `device`."""
-        model.to(device)
+    def place(self, model: BlockMAE, device: torch.device) -> None: ...  # the model's parts this process trains
 
-    def ready(self, run: Run) -> None:
-        """The run is set up, its starting weights and optimiser state restored."""
-        self.run = run
+    def ready(self, run: Run) -> None: ...  # the run is set up, its starting weights and optimiser state restored
 
-    def shard(self, batches: Sampler) -> Sampler:
-        """This process's rows of every batch of indices."""
-        return batches
+    def shard(self, batches: Sampler) -> Sampler: ...  # this process's rows of every batch of indices
 
-    def rows(self, global_batch: int) -> slice:
-        """This process's rows of a global batch (and of its masks)."""
-        return slice(None)
+    def rows(self, global_batch: int) -> slice: ...  # this process's rows of a global batch (and of its masks)
 
-    def plan(self, plan: Plan) -> Plan:
-        """The part of a step's plan this process computes."""
-        return plan
+    def plan(self, plan: Plan) -> Plan: ...  # the part of a step's plan this process computes
 
-    def begin(self, step: int) -> None:
-        """Before the step's batches are drawn."""
+    def begin(self, step: int) -> None: ...  # before the step's batches are drawn
 
-    def stage_input(self, step: int, micro: int) -> dict:
-        """`Micro`'s `start` and `inputs` when this process's first stage takes another one's output."""
-        return {}
+    def stage_input(self, step: int, micro: int) -> dict: ...  # `Micro`'s start and inputs ({}: from the clip)
 
-    def gather(self, step: int, values: list[float | None]) -> list[float | None] | None:
-        """The step's per-stage losses to log (None: this process logs none)."""
-        return values
+    def gather(self, step: int, values: list[float | None]) -> list[float | None] | None: ...  # to log; None: none
 
-    def save(self, step: int) -> None:
-        """The checkpoint at `step`."""
-        if self.writer:
-            self.run.save(step)
+    def save(self, step: int) -> None: ...  # the checkpoint at `step`
 
-    def finish(self, times: dict) -> dict:
-        """After the last step (`times`: this process's `StageClock` report): summary.json's extra keys."""
-        return {}
+    def finish(self, times: dict) -> dict: ...  # after the last step (`times`: this process's clock): summary keys
 
 
 @dataclass
