@@ -97,7 +97,7 @@ def cmd_analyze(args) -> None:
     options = Options(batch_size=args.batch_size, num_workers=args.workers, layers=not args.blocks_only,
                       occlusion=not args.no_occlusion, dynamics=args.dynamics, save_features=args.save_features,
                       device=args.device, probe=args.probe, strict=args.strict, attentive=args.attentive,
-                      blocks=_blocks(args.blocks), threads=args.threads)
+                      blocks=args.blocks, threads=args.threads)
     with extraction_workers(options) as main:  # under torchrun: every rank extracts a shard, rank 0 analyses
         if main:
             try:
@@ -109,15 +109,13 @@ def cmd_analyze(args) -> None:
             print(f"metrics: {Path(args.out) / 'metrics.jsonl'}\nreport:  {report}")
 
 
-def _blocks(text: str | None) -> int | list[int] | None:
+def _blocks(text: str) -> int | list[int]:
     """--blocks: K, or layer counts separated by commas."""
-    if text is None:
-        return None
     try:
         counts = [int(n) for n in text.split(",")]
     except ValueError:
-        raise ConfigError(f"--blocks {text!r}: give a number of equal blocks (e.g. 4) or layer counts separated by "
-                          "commas (e.g. 3,3,6)") from None
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of equal blocks (e.g. 4) or layer counts "
+                                         "separated by commas (e.g. 3,3,6)") from None
     return counts[0] if len(counts) == 1 else counts
 
 
@@ -247,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(`blockmae datasets` lists them). Required")
     p.add_argument("--out", required=True, help="output directory: metrics.jsonl, figures/, report.html and the "
                                                 "feature cache a re-run reuses. Required")
-    p.add_argument("--blocks", metavar="K|N,N,...",
+    p.add_argument("--blocks", metavar="K|N,N,...", type=_blocks,
                    help="view every model as K equal blocks of its layers (e.g. 4), or blocks of these layer counts "
                         "(e.g. 3,3,6), so an end-to-end or Hugging Face checkpoint gets the same block figures as a "
                         "blockwise run; reconstruction rows stay at the blocks that end where a trained stage ends. "
