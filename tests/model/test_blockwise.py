@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from blockmae.model import BlockMAE
-from blockmae.regimes import Plan, regime_plan
+from blockmae.regimes import Plan, StagePlan, regime_plan
 from blockmae.train.step import Micro, Stepper
 from helpers import small_config
 
@@ -110,7 +110,9 @@ def test_wrong_video_shape_names_the_expected_one():
 
 
 def test_plan_table_matches_the_design():
-    assert regime_plan("e2e", 3) == Plan(False, (False, False, True), (False,) * 3, 3)
-    assert regime_plan("sequential", 3, 2) == Plan(True, (True,) * 3, (True, True, False), 3)
+    monitor, top = StagePlan(detach=False, encoder_loss=False), StagePlan(detach=False)
+    assert regime_plan("e2e", 3) == Plan((monitor, monitor, top), 3)
+    assert regime_plan("sequential", 3, 2) == Plan((StagePlan(frozen=True),) * 2 + (StagePlan(),), 3)
+    assert regime_plan("sequential", 3, 0).active == 1
     with pytest.raises(ValueError):
         regime_plan("greedy", 3)

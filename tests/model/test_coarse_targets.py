@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from blockmae.config import ConfigError
 from blockmae.model import BlockMAE
 from blockmae.model.objective import coarse_targets, patchify, pixel_targets, reconstruction_loss, unnormalise
-from blockmae.regimes import RegimeSettings, regime_plan
+from blockmae.regimes import regime_plan
 from helpers import small_config
 
 MEAN, STD = [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]
@@ -39,8 +39,8 @@ def test_upper_half_of_the_stages_predict_the_coarse_target_and_gradients_stay_i
     model = BlockMAE(small_config("model.depth=8", "model.partition=4", "model.decoder.mask_ratio=0.0").model)
     g = torch.Generator().manual_seed(3)
     video, mask = torch.randn(2, 3, 4, 32, 32, generator=g), model.make_mask(2, g)
-    plan = regime_plan("coarse-targets", 4, settings=RegimeSettings(target_pool=4))
-    assert plan.target_pool == (1, 1, 4, 4) and plan.detach
+    plan = regime_plan("coarse-targets", 4, settings={"target_pool": 4})
+    assert [s.pool for s in plan.stages] == [1, 1, 4, 4] and plan.detached
     coarse = model.run_plan(video, mask, plan)
     plain = model.run_plan(video, mask, regime_plan("simultaneous", 4))
     assert [c.item() for c in coarse[:2]] == [p.item() for p in plain[:2]]
@@ -62,6 +62,7 @@ def test_upper_half_of_the_stages_predict_the_coarse_target_and_gradients_stay_i
 
 @pytest.mark.parametrize("pool", ["3", "1", "8"])
 def test_a_pool_that_does_not_cut_the_patch_into_cells_is_refused(pool):
-    with pytest.raises(ConfigError, match=f"train.target_pool={pool} must be at least 2, divide model.patch=8"):
-        small_config("train.regime=coarse-targets", "model.partition=2", f"train.target_pool={pool}")
-    small_config("train.regime=simultaneous", "model.partition=2", f"train.target_pool={pool}")  # unused: no error
+    key = "train.regime_settings.target_pool"
+    with pytest.raises(ConfigError, match=f"{key}={pool} must be at least 2, divide model.patch=8"):
+        small_config("train.regime=coarse-targets", "model.partition=2", f"{key}={pool}")
+    small_config("train.regime=simultaneous", "model.partition=2", f"{key}={pool}")  # another regime's: dropped

@@ -16,6 +16,7 @@ import statistics
 import time
 from pathlib import Path
 
+from ..regimes import DEFAULT
 from .machine import describe_machine, machine
 from .presets import PRESETS
 from .publish import command_line, publish
@@ -45,7 +46,7 @@ def _lever_config(preset_name: str, lever: str, sets: list[str], seed: int):
     from ..config import config_path, load_config
 
     preset = PRESETS[preset_name]
-    overrides = (list(preset.overrides) + ["train.regime=simultaneous", "model.partition=4", f"train.seed={seed}"]
+    overrides = (list(preset.overrides) + [f"train.regime={DEFAULT}", "model.partition=4", f"train.seed={seed}"]
                  + list(sets) + list(lever_overrides(preset_name)[lever]))
     return load_config(config_path(preset.config) if preset.config else None, overrides)
 
@@ -126,7 +127,7 @@ def run_accuracy(preset_name: str = "tiny", levers: list[str] | None = None, set
     cfg = _lever_config(preset_name, "none", list(sets), seeds[0])
     results = {
         "machine": info, "preset": preset_name, "data": data, "seeds": list(seeds),
-        "settings": {"sets": list(sets), "threads": threads or torch.get_num_threads(), "regime": "simultaneous",
+        "settings": {"sets": list(sets), "threads": threads or torch.get_num_threads(), "regime": DEFAULT,
                      "partition": 4, "max_steps": cfg.train.max_steps, "batch_size": cfg.train.batch_size,
                      "bench_json": bench_json, "runs": str(root), "seconds": time.perf_counter() - started,
                      "command": command_line()},

@@ -3,8 +3,10 @@ the levers that make simultaneous K=4 cheaper, and picking some of them by name.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, replace
 
+from ..regimes import DEFAULT, REFERENCE, REGIMES, Regime
 from .presets import Preset
 
 
@@ -14,7 +16,7 @@ class Configuration:
     name: str
     impl: str = "ours"  # ours | hf
     task: str = "train"  # train | extract
-    regime: str = "e2e"
+    regime: str = REFERENCE
     K: int = 1
     lean: bool = True  # memory-lean step (backward per stage); the engine's default
     overrides: tuple[str, ...] = ()
@@ -28,6 +30,14 @@ class Configuration:
 FULL = "model.decoder.mask_ratio=0.0"  # the paper's decoders (simultaneous regimes default to 0.5)
 
 
+def regime_row(regime: Regime) -> Configuration:
+    """The row of a regime that has one (`Regime.bench`): K=4, memory-lean, its default settings."""
+    settings = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(regime.settings()).items() if v is not None)
+    return Configuration(regime.bench, regime=regime.name, K=4,
+                         about=f"{regime.label}, K=4" + (f" ({settings})" if settings else "")
+                         + (", mean over the 4 phases" if regime.phased else ""))
+
+
 def configurations(preset: Preset) -> list[Configuration]:
     rows = [
         Configuration("hf", impl="hf", about="Hugging Face VideoMAEForPreTraining (baseline)"),
@@ -39,31 +49,27 @@ def configurations(preset: Preset) -> list[Configuration]:
                       overrides=("train.monitor_every=0", "train.monitor_fit_steps=60", "train.max_steps=600"),
                       about="ours, E2E with the monitors fitted after training: 60 fitting steps per 600 training "
                             "steps (train.monitor_every=0, train.monitor_fit_steps=60)"),
-        Configuration("sim-K4", regime="simultaneous", K=4, lean=False,
+        Configuration("sim-K4", regime=DEFAULT, K=4, lean=False,
                       about="simultaneous K=4, all graphs alive (default decoder masking 0.5)"),
-        Configuration("sim-K4-lean", regime="simultaneous", K=4,
+        Configuration("sim-K4-lean", regime=DEFAULT, K=4,
                       about="simultaneous K=4, memory-lean (the defaults: memory-lean, decoder masking 0.5)"),
         # the reference for the default's decoder masking, not a lever
-        Configuration("sim-K4-lean-dmask0", regime="simultaneous", K=4, overrides=(FULL,),
+        Configuration("sim-K4-lean-dmask0", regime=DEFAULT, K=4, overrides=(FULL,),
                       about="no decoder masking: every decoder reconstructs every hidden tubelet (the paper's decoders)"),
-        Configuration("sim-K6", regime="simultaneous", K=6, lean=False, about="simultaneous K=6, all graphs alive"),
-        Configuration("sim-K6-lean", regime="simultaneous", K=6, about="simultaneous K=6, memory-lean (default)"),
-        Configuration("seq-K4", regime="sequential", K=4, about="sequential K=4, mean over the 4 phases"),
-        Configuration("overlap-K4-lean", regime="overlap", K=4, about="overlapping blocks K=4 (train.overlap=1)"),
-        Configuration("noisy-K4-lean", regime="noisy", K=4, about="noisy interfaces K=4 (train.interface_noise=0.1)"),
-        Configuration("coarse-K4-lean", regime="coarse-targets", K=4,
-                      about="coarse targets for the upper 2 of 4 stages (train.target_pool=2)"),
+        Configuration("sim-K6", regime=DEFAULT, K=6, lean=False, about="simultaneous K=6, all graphs alive"),
+        Configuration("sim-K6-lean", regime=DEFAULT, K=6, about="simultaneous K=6, memory-lean (default)"),
+        *(regime_row(r) for r in REGIMES.values() if r.bench),
         Configuration("extract-hf", impl="hf", task="extract", about="Hugging Face hidden states, all layers, no_grad"),
         Configuration("extract", task="extract", about="ours encode(at='layers'), no_grad (as eval/features.py)"),
         Configuration("extract-inference", task="extract", inference=True, about="ours, torch.inference_mode"),
     ]
-    lean4 = Configuration("", regime="simultaneous", K=4, group="lever")
+    lean4 = Configuration("", regime=DEFAULT, K=4, group="lever")
     levers = [
-        replace(lean4, name="hf-adamw-unfused", impl="hf", regime="e2e", K=1, optimizer="unfused",
+        replace(lean4, name="hf-adamw-unfused", impl="hf", regime=REFERENCE, K=1, optimizer="unfused",
                 about="Hugging Face with PyTorch's default AdamW (no fused kernel), as `torch.optim.AdamW(...)` gives"),
-        replace(lean4, name="e2e-adamw-unfused", regime="e2e", K=1, optimizer="unfused",
+        replace(lean4, name="e2e-adamw-unfused", regime=REFERENCE, K=1, optimizer="unfused",
                 about="ours E2E with PyTorch's default AdamW (the engine uses the fused kernel)"),
-        replace(lean4, name="e2e-compile", regime="e2e", K=1, compile=True, about="E2E, torch.compile per layer"),
+        replace(lean4, name="e2e-compile", regime=REFERENCE, K=1, compile=True, about="E2E, torch.compile per layer"),
         replace(lean4, name="sim-K4-lean-compile", compile=True, about="torch.compile per layer/decoder"),
         replace(lean4, name="sim-K4-lean-dmask0.75", overrides=("model.decoder.mask_ratio=0.75",),
                 about="decoder masking: 25% of the hidden tubelets"),

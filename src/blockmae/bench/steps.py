@@ -17,7 +17,7 @@ from ..config import Config
 from ..devices import resolve_device
 from ..model import BlockMAE
 from ..model.convert import hf_config_from_model, to_hf
-from ..regimes import get_regime, regime_plan, step_plan
+from ..regimes import REFERENCE, get_regime, regime_plan, step_plan
 from ..train.batches import decoder_draws
 from ..train.optim import build_optimizer
 from ..train.step import Micro, Stepper
@@ -138,6 +138,6 @@ def hf_loss_check(cfg: Config, batch: int = 2, seed: int = 0, device: str | torc
     ours.train()
     hf.train()
     with torch.no_grad():
-        (loss,) = ours.run_plan(video, masks[0], regime_plan("e2e", 1), decoder_masking=False)
+        (loss,) = ours.run_plan(video, masks[0], regime_plan(REFERENCE, 1), decoder_masking=False)
         theirs = hf(video.transpose(1, 2), bool_masked_pos=masks[0]).loss
     return first_losses_match(theirs.item(), loss.item())

@@ -17,7 +17,7 @@ import torch
 
 from ..config import config_path, load_config
 from ..devices import resolve_device
-from ..regimes import get_regime
+from ..regimes import REFERENCE, get_regime
 from .probes import (PeakMemory, count_flops, live_tensor_peak, matmul_flops, release_free_memory, sync,
                      tune_glibc_malloc)
 from .protocol import result_line
@@ -58,7 +58,7 @@ def measure(spec: dict) -> dict:
         return out | matmul_flops(device, spec.get("n"), timer=spec.get("timer", "wall"))
 
     K = int(spec.get("K", 1))
-    regime, task, impl = spec.get("regime", "e2e"), spec["task"], spec["impl"]
+    regime, task, impl = spec.get("regime", REFERENCE), spec["task"], spec["impl"]
     # the regime also sets the model's defaults (decoder masking)
     cfg = load_config(config_path(spec["config"]) if spec.get("config") else None,
                       list(spec.get("overrides", [])) + [f"model.partition={K}", f"train.regime={regime}"])

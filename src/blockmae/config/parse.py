@@ -5,60 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import types
 import typing
 
 import yaml
 
 from ..errors import ConfigError
+from ..regimes import SETTINGS_KEY, setting_names
+from .legacy import new_key, upgrade
 from .schema import Config
+from .types import coerce
 from .validate import resolve
-
-def _type_name(tp) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _coerce(value, tp, key: str):
-    """Check `value` against the annotation `tp`, converting where YAML/CLI is loose (int -> float)."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        # Prefer an exact type match (so 4 stays an int in `int | list[int]`).
-        for arg in sorted((a for a in args if a is not type(None)), key=lambda a: typing.get_origin(a) is not None):
-            try:
-                return _coerce(value, arg, key)
-            except ConfigError:
-                pass
-        raise ConfigError(f"{key}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
-    if origin is list:
-        (inner,) = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        return [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
-    if tp is float:
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return int(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported config type {tp} for {key}")
 
 
 def _all_keys(cls, prefix="") -> list[str]:
@@ -73,7 +29,7 @@ def _all_keys(cls, prefix="") -> list[str]:
 
 
 def _unknown_key(key: str) -> ConfigError:
-    valid = _all_keys(Config)
+    valid = _all_keys(Config) + sorted(f"{SETTINGS_KEY}.{name}" for name in setting_names())
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     if not close:  # also try matching the last component alone ("lr" -> "train.lr")
         tail = {k.rsplit(".", 1)[-1]: k for k in valid}
@@ -81,6 +37,11 @@ def _unknown_key(key: str) -> ConfigError:
         close = [tail[hit[0]]] if hit else []
     hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(valid)}"
     return ConfigError(f"unknown config key '{key}'{hint}")
+
+
+def _is_open(tp) -> bool:
+    """A mapping whose keys the schema does not fix (`train.regime_settings`: they depend on the regime)."""
+    return typing.get_origin(tp) is dict
 
 
 def _from_dict(cls, data: dict, prefix: str = ""):
@@ -96,8 +57,12 @@ def _from_dict(cls, data: dict, prefix: str = ""):
         tp = hints[name]
         if dataclasses.is_dataclass(tp):
             kwargs[name] = _from_dict(tp, value or {}, f"{prefix}{name}.")
+        elif _is_open(tp):  # its keys are checked in `resolve` (the regime's settings)
+            if not isinstance(value, dict) and value is not None and not dataclasses.is_dataclass(value):
+                raise ConfigError(f"{prefix}{name}: expected a mapping, got {value!r}")
+            kwargs[name] = dict(value or {}) if isinstance(value, dict) or value is None else value
         else:
-            kwargs[name] = _coerce(value, tp, prefix + name)
+            kwargs[name] = coerce(value, tp, prefix + name)
     return cls(**kwargs)
 
 
@@ -107,7 +72,7 @@ def to_dict(cfg) -> dict:
 
 def config_from_dict(data: dict) -> Config:
     """Build and validate a Config from a (possibly partial) nested dict."""
-    cfg = _from_dict(Config, data or {})
+    cfg = _from_dict(Config, upgrade(dict(data or {})))
     resolve(cfg)
     return cfg
 
@@ -115,6 +80,7 @@ def config_from_dict(data: dict) -> Config:
 # ----------------------------------------------------------------------------- overrides
 
 def _set_dotted(data: dict, key: str, value) -> None:
+    key = new_key(key)
     parts = key.split(".")
     node, cls = data, Config
     for i, part in enumerate(parts):
@@ -122,6 +88,11 @@ def _set_dotted(data: dict, key: str, value) -> None:
         if part not in hints:
             raise _unknown_key(key)
         tp = hints[part]
+        if _is_open(tp) and i == len(parts) - 2:  # a key of the mapping: checked in `resolve`
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node[part][parts[-1]] = value
+            return
         if i == len(parts) - 1:
             if dataclasses.is_dataclass(tp):
                 raise ConfigError(f"'{key}' is a section; set one of its keys, e.g. {key}.{dataclasses.fields(tp)[0].name}=...")
@@ -135,7 +106,9 @@ def _set_dotted(data: dict, key: str, value) -> None:
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Apply `key=value` strings (value parsed as YAML: 4, 1e-3, [3,3,3,3], null, true)."""
+    """Apply `key=value` strings (value parsed as YAML: 4, 1e-3, [3,3,3,3], null, true) to `data`, first read as
+    a current config (`legacy.upgrade`), so that an override of a setting wins over the file's old key."""
+    upgrade(data)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override '{item}' must look like key=value, e.g. train.lr=1e-3")

@@ -4,6 +4,9 @@ resumed run may change."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from ..regimes import DEFAULT
 
 # width, depth, heads, and the VideoMAE decoder that goes with each size.
 PRESETS = {
@@ -74,7 +77,12 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    regime: str = "simultaneous"
+    regime: str = DEFAULT  # a name in the regime table (blockmae.regimes.REGIMES)
+    # The chosen regime's settings (its `Regime.settings`: names, defaults and ranges live in its table entry),
+    # e.g. {overlap: 2}; a loaded config holds that dataclass, every default filled in (config/settings.py). Names
+    # only other regimes declare are dropped, so a study's overrides may set several regimes' settings across a
+    # grid of regimes. Older configs' train.overlap, train.phase_split, ... are read as these (config/legacy.py).
+    regime_settings: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 32
     max_steps: int | None = None  # None: derived from `epochs`
     epochs: int | None = None
@@ -87,23 +95,11 @@ class TrainConfig:
     accum_steps: int = 1
     # Backward each stage right after its forward, so only one stage's graph is alive.
     memory_lean: bool = True
-    # Sequential regime: share of max_steps for each stage's phase; None: equal.
-    phase_split: list[float] | None = None
-    # Regime `overlap`: stage k's loss also trains the last `overlap` layers of stage k-1 (LoCo-style).
-    overlap: int = 1
-    # Regime `noisy`: Gaussian noise on each stage's detached input in training, std relative to the input's RMS.
-    interface_noise: float = 0.1
-    # Regime `blockwise-finetune`: the last `finetune_steps` steps train the whole encoder end to end.
-    finetune_steps: int = 100
-    # Regime `frozen-base`: stages 1..frozen_stages run frozen (no gradient), the rest train end to end.
-    frozen_stages: int = 1
-    # Regime `coarse-targets`: the upper half of the stages predict pixels pooled over target_pool x target_pool cells.
-    target_pool: int = 2
     # Monitor decoders (E2E's per-stage decoders, whose losses do not reach the encoder) train and log only every
     # monitor_every-th step (0: never during training): they cost most of E2E's step on small models, and never
     # change the encoder.
     monitor_every: int = 1
-    # Regime `e2e`: after max_steps, this many steps fit the monitors on the frozen final encoder (each starts from
+    # Regimes that fit monitors (`Regime.fits_monitors`: E2E): after max_steps, this many steps fit the monitors on the frozen final encoder (each starts from
     # the top decoder's weights if monitor_every=0), so the per-stage losses cost a fraction of always-on monitors.
     monitor_fit_steps: int = 0
     # Weights to start from (a run directory or one of its checkpoints): a fresh optimiser at step 0, unlike resuming.

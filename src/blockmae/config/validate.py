@@ -8,6 +8,7 @@ import difflib
 from ..errors import ConfigError
 from ..regimes import REGIMES, get_regime
 from .schema import PRESETS, Config
+from .settings import regime_settings
 
 
 def decoder_mask_default(regime: str) -> float:
@@ -97,10 +98,6 @@ def resolve(cfg: Config) -> Config:
     if t.max_steps is not None and t.epochs is not None:
         raise ConfigError(f"train.max_steps={t.max_steps} and train.epochs={t.epochs} are both set; set one (to train "
                           "by epochs from a config that sets max_steps, add train.max_steps=null)")
-    if t.phase_split is not None:
-        per_stage(t.phase_split, k, "train.phase_split")
-        if any(s <= 0 for s in t.phase_split):
-            raise ConfigError(f"train.phase_split={t.phase_split} must be positive shares")
     if t.loss_weights is not None:
         per_stage(t.loss_weights, k, "train.loss_weights")
     if len(t.betas) != 2:
@@ -110,36 +107,21 @@ def resolve(cfg: Config) -> Config:
         raise ConfigError(f"dist.mode='{dist.mode}' must be 'none', 'ddp' or 'pipeline'")
     if dist.backend not in ("auto", "nccl", "gloo"):
         raise ConfigError(f"dist.backend='{dist.backend}' must be 'auto', 'nccl' or 'gloo'")
-    if t.overlap < 1:
-        raise ConfigError(f"train.overlap={t.overlap} must be at least 1 (layers of the previous stage a stage's loss "
-                          f"also trains)")
-    if t.interface_noise < 0 or t.finetune_steps < 1:
-        raise ConfigError(f"train.interface_noise={t.interface_noise} must be >= 0 and train.finetune_steps="
-                          f"{t.finetune_steps} at least 1")
     if t.monitor_every < 0:
         raise ConfigError(f"train.monitor_every={t.monitor_every} must be at least 0 (1: monitors every step; 0: never "
                           "during training)")
     if t.monitor_fit_steps < 0:
         raise ConfigError(f"train.monitor_fit_steps={t.monitor_fit_steps} must be at least 0 (0: no fitting after "
                           "training)")
-    if t.monitor_fit_steps and (t.regime != "e2e" or k < 2 or dist.mode == "pipeline"):
+    if t.monitor_fit_steps and (not regime.fits_monitors or k < 2 or dist.mode == "pipeline"):
+        fitting = " or ".join(name for name, r in REGIMES.items() if r.fits_monitors)
         raise ConfigError(f"train.monitor_fit_steps={t.monitor_fit_steps} fits E2E's monitor decoders after training: "
-                          f"it needs train.regime=e2e with at least 2 stages in one process or data parallel (got "
-                          f"regime '{t.regime}', model.partition={m.partition}, dist.mode={dist.mode}); set "
+                          f"it needs train.regime={fitting} with at least 2 stages in one process or data parallel "
+                          f"(got regime '{t.regime}', model.partition={m.partition}, dist.mode={dist.mode}); set "
                           "train.monitor_fit_steps=0")
-    plan = regime.plan_for(k, 0, t)
-    if plan.target_pool and (t.target_pool < 2 or m.patch % t.target_pool or t.target_pool >= m.patch):
-        raise ConfigError(f"train.target_pool={t.target_pool} must be at least 2, divide model.patch={m.patch} and be "
-                          f"smaller than it (a whole-patch mean is 0 after the per-tubelet normalisation)")
-    if t.frozen_stages < 0 or all(plan.frozen):
-        raise ConfigError(f"train.frozen_stages={t.frozen_stages} must be from 0 to {k - 1} (model.partition has {k} "
-                          f"stages; at least the top one trains)")
-    if plan.overlap and plan.overlap > min(m.partition[:-1], default=plan.overlap):
-        raise ConfigError(f"train.overlap={plan.overlap} is more layers than a stage has (model.partition="
-                          f"{m.partition}); use at most {min(m.partition[:-1])}")
+    t.regime_settings = regime_settings(regime, t.regime_settings, m.partition, m.patch)
     # A stage per process needs each stage's input from the previous one alone, every stage training at once.
-    pipelinable = [name for name, r in REGIMES.items()
-                   if (p := r.plan_for(2, 0, t)).detach and not p.overlap and not r.phased]
+    pipelinable = [name for name, r in REGIMES.items() if r.plan_for(2).isolated and not r.phased]
     if dist.mode == "pipeline" and t.regime not in pipelinable:
         raise ConfigError(f"dist.mode=pipeline needs train.regime={' or '.join(pipelinable)} (got '{t.regime}'): only "
                           f"there does no gradient cross a stage boundary while every stage trains; use dist.mode=ddp")

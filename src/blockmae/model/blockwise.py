@@ -1,8 +1,9 @@
 """The model: an encoder cut into K stages, each with its own decoder and local loss.
 
-Every training regime is the same forward under a different `Plan` (docs/design.md):
-whether a stage's input is detached from the stage before, and which decoders' losses
-reach the encoder. End-to-end training is K stages whose lower decoders only monitor.
+Every training regime is the same forward under a different `Plan` (docs/design.md), which says per
+stage what happens: whether its input is detached from the stage before, whether its loss reaches the
+encoder, whether it is frozen, and its lead layers, input noise and target pooling. End-to-end training
+is K stages whose lower decoders only monitor.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig, per_stage
-from ..regimes import Plan, regime_plan
+from ..regimes import Plan, evaluation_plan
 from .decoder import Decoder
 from .masking import gather_tokens, make_mask, split_indices, subset_indices
 from .objective import coarse_targets, pixel_targets, reconstruction_loss, tubelet_targets
@@ -128,7 +129,7 @@ class BlockMAE(nn.Module):
         covers only those.
         `lead`: `x` enters that many layers before the stage's first (the previous stage's last layers, which
         this loss then trains too: overlapping blocks); `tap`: also return the tokens entering the last `tap` layers.
-        `pool` > 1: the target is the coarser `objective.coarse_targets` (the coarse-targets regime).
+        `pool` > 1: the target is the coarser `objective.coarse_targets`.
         `encoder_grad` False: the stage's layers run without a graph (only the decoder trains: fitting monitors).
         """
         start, end = self.stage_bounds(k)
@@ -172,8 +173,7 @@ class BlockMAE(nn.Module):
 
     def losses(self, video: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
         """Every stage's masked-reconstruction loss on `video` under `mask` (True = hidden), on all hidden tubelets."""
-        k = self.num_stages
-        return self.run_plan(video, mask, regime_plan("deep-supervision", k), decoder_masking=False)
+        return self.run_plan(video, mask, evaluation_plan(self.num_stages), decoder_masking=False)
 
     def reconstruct(self, video: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
         """Each stage's predictions for the hidden tubelets, (B, n_hidden, tubelet*patch*patch*C)."""
@@ -204,35 +204,39 @@ class BlockMAE(nn.Module):
         """
         if (start > 0) != (inputs is not None):
             raise ValueError("run_plan: give `inputs` exactly when starting after the first stage")
+        stages = plan.stages
         # No loss reaching the encoder (fitting monitors): the encoder needs no graph at all.
-        encoder_grad = any(plan.encoder_loss[k] and not plan.frozen[k] for k in range(start, plan.active))
-        with torch.no_grad() if plan.frozen[0] or not encoder_grad else nullcontext():
+        encoder_grad = any(stages[k].encoder_loss and not stages[k].frozen for k in range(start, plan.active))
+        with torch.no_grad() if stages[0].frozen or not encoder_grad else nullcontext():
             x, batch = self.masked_batch(video, mask, embed=start == 0)
         if decoder_masking is None:
             decoder_masking = self.training
         losses: list[torch.Tensor | None] = [None] * self.num_stages
         x = x if inputs is None else inputs
-        tapped = None  # overlapping blocks: the tokens entering the previous stage's last `plan.overlap` layers
+        tapped = None  # overlapping blocks: the tokens entering the previous stage's last `lead` layers
         for k in range(start, plan.active):
-            lead = 0
-            if k > 0 and plan.detach:
-                x, lead = (tapped.detach(), plan.overlap) if tapped is not None else (x.detach(), 0)
-                if plan.noise and self.training:  # noisy interfaces: relative to the input's RMS
-                    x = x + plan.noise * x.detach().square().mean().sqrt() * torch.randn_like(x)
-            tap = plan.overlap if plan.detach and k + 1 < plan.active else 0
-            if plan.frozen[k]:  # runs without grad, computes no loss and hands up no tap
+            s, lead = stages[k], 0
+            if k > 0 and s.detach:
+                x, lead = (tapped.detach(), s.lead) if tapped is not None else (x.detach(), 0)
+                if s.noise and self.training:  # noisy interfaces: relative to the input's RMS
+                    x = x + s.noise * x.detach().square().mean().sqrt() * torch.randn_like(x)
+            above = stages[k + 1] if k + 1 < plan.active else None
+            tap = above.lead if above is not None and above.detach else 0
+            if s.frozen:  # runs without grad, computes no loss and hands up no tap
                 with torch.no_grad():
                     x, tapped = self.run_layers(x, self.stage_bounds(k)[0] - lead, self.stage_bounds(k)[1]), None
                 continue
-            if not plan.encoder_loss[k] and not plan.monitors:  # a monitor's off step: the stage runs, its decoder not
+            if not s.encoder_loss and not plan.monitors:  # a monitor's off step: the stage runs, its decoder not
                 x, tapped = self.run_layers(x, self.stage_bounds(k)[0] - lead, self.stage_bounds(k)[1]), None
                 continue
             ratio = self.decoder_mask_ratio[k] if decoder_masking else 0.0
-            result = self.stage_loss(k, x, batch, monitor=not plan.encoder_loss[k], decoder_mask_ratio=ratio,
-                                     draws=draws, lead=lead, tap=tap,
-                                     pool=plan.target_pool[k] if plan.target_pool else 1, encoder_grad=encoder_grad)
+            result = self.stage_loss(k, x, batch, monitor=not s.encoder_loss, decoder_mask_ratio=ratio,
+                                     draws=draws, lead=lead, tap=tap, pool=s.pool, encoder_grad=encoder_grad)
             x, loss, tapped = result.output, result.loss, result.tap
-            if backward is not None and loss.requires_grad and (plan.detach or not plan.encoder_loss[k]):
+            # Backpropagate now where the loss's graph ends here: a monitor's, or a detached stage's that the
+            # stage above does not continue.
+            own_graph = s.detach and (above is None or above.detach)
+            if backward is not None and loss.requires_grad and (own_graph or not s.encoder_loss):
                 backward(k, loss)
                 loss = loss.detach()
             losses[k] = loss

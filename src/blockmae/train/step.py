@@ -62,6 +62,10 @@ class Stepper:
         """Forward and backward over `count` micro-batches, gradients accumulating as their mean; returns each
         stage's loss averaged over them (None: the stage computed none), checked by the caller before `update`."""
         scale = 1.0 / count
+
+        def weight(k: int) -> float:  # the config's weight times the plan's (1 for every built-in regime)
+            return self.weights[k] * plan.stages[k].weight
+
         values: list[float | None] = [None] * self.model.num_stages
         for j, micro in enumerate(micros):
             last = j == count - 1
@@ -70,17 +74,17 @@ class Stepper:
                         else nullcontext())
 
             def backward_now(k: int, loss: torch.Tensor) -> None:
-                (loss * self.weights[k] * scale).backward()
+                (loss * weight(k) * scale).backward()
                 # Stage k's gradient is final (unless an overlapping next stage adds to it): average it while the
                 # next stages compute.
-                if self.sync is not None and plan.detach and not plan.overlap and last:
+                if self.sync is not None and plan.isolated and last:
                     self.sync.start_averaging(k, self.stage_params[k])
 
             with autocast:
                 losses = self.model.run_plan(micro.video, micro.mask, plan, backward=backward_now if self.lean else None,
                                              start=micro.start, inputs=micro.inputs, after_stage=self.after_stage,
                                              draws=micro.draws)
-            pending = [loss * self.weights[k] for k, loss in enumerate(losses) if loss is not None and loss.requires_grad]
+            pending = [loss * weight(k) for k, loss in enumerate(losses) if loss is not None and loss.requires_grad]
             if pending:
                 (sum(pending) * scale).backward()
             for k, loss in enumerate(losses):
@@ -96,7 +100,7 @@ class Stepper:
         if self.sync is not None:
             self.sync.average_gradients(self.stage_params)
         if self.grad_clip:
-            groups = self.stage_params if plan.detach else [sum(self.stage_params, [])]
+            groups = self.stage_params if plan.detached else [sum(self.stage_params, [])]
             for params in groups:
                 torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], self.grad_clip)
         self.optimizer.step()
