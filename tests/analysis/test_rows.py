@@ -84,3 +84,16 @@ def test_chance_and_trivial_losses_are_read_from_their_rows():
     assert reference_loss(rows, "gratings") == TRIVIAL_LOSSES["visible_mean"]  # the copy beats the lookup table
     lookup_only = [r for r in rows if r["metric"] != "recon_loss_visible_mean"]
     assert reference_loss(lookup_only, "gratings") == TRIVIAL_LOSSES["position_mean"]
+
+
+def test_rows_files_plain_or_compressed_read_the_same(tmp_path):
+    from blockmae.analysis.rows_file import read_rows, write_rows
+
+    rows = synthetic_rows(datasets=("digits",), steps=())
+    (tmp_path / "a").mkdir()
+    plain, packed = write_rows(tmp_path / "a" / "metrics.jsonl", rows), write_rows(tmp_path / "b.jsonl.gz", rows)
+    assert read_rows(plain) == read_rows(packed) == read_rows(tmp_path / "a") == rows
+    assert packed.stat().st_size < plain.stat().st_size / 5
+    assert write_rows(tmp_path / "c.jsonl.gz", rows).read_bytes() == packed.read_bytes()  # no timestamp inside
+    (tmp_path / "a" / "metrics.jsonl.gz").write_bytes(packed.read_bytes())
+    assert read_rows(tmp_path / "a") == rows  # a directory: its compressed rows first

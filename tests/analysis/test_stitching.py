@@ -9,6 +9,7 @@ import torch
 import blockmae
 from blockmae.analysis.rows import ROW_KEYS
 from blockmae.cli import main
+from blockmae.eval.reconstruction import held_out_losses
 from blockmae.experiments.stitching import Stitched, stitch_rows, train_stitch
 from blockmae.report.stitching_finding import (boundary_verdicts, interfaces_markdown, overall_verdict, stitching_finding,
                                                welch_interval)
@@ -60,6 +61,10 @@ def test_identity_stitch_of_a_run_with_itself_is_the_run(runs):
         assert len(blocks) == len(own_blocks) and all(torch.equal(a, b) for a, b in zip(blocks, own_blocks))
         layers = stitched.encode(video, at="layers")
         assert all(torch.equal(a, b) for a, b in zip(layers, model.encode(video, at="layers")))
+        # the held-out scorer reads a stitched model as it reads a run: its one decoder is B's top one
+        scored = held_out_losses(stitched, lambda: [video], "tube", 0.9)
+        assert scored == held_out_losses(model, lambda: [video], "tube", 0.9) | {"losses": scored["losses"]}
+        assert scored["losses"] == [held_out_losses(model, lambda: [video], "tube", 0.9)["losses"][-1]]
 
 
 @pytest.mark.slow
