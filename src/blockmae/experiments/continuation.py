@@ -34,7 +34,8 @@ def continue_config(source: Source, frozen: int, steps: int) -> dict:
     top decoder trains as E2E's does: decoder masking is the frozen-base regime's default, not the run's."""
     data = {**source.config}
     data["model"] = {**data["model"], "decoder": {**data["model"]["decoder"], "mask_ratio": None}}
-    data["train"] = {**data["train"], "regime": "frozen-base", "frozen_stages": frozen, "init_from": source.path,
+    data["train"] = {**data["train"], "regime": "frozen-base", "regime_settings": {"frozen_stages": frozen},
+                     "init_from": source.path,
                      "max_steps": steps, "epochs": None, "warmup_steps": None, "checkpoint_every": steps,
                      "log_every": max(1, steps // 10), "progress": False, "snapshot_every": None}
     return data
