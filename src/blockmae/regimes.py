@@ -1,6 +1,6 @@
 """The training regimes: one entry per regime, read by config validation, the model, the trainers, the bench,
 the findings and the figures. Adding a regime means adding one `Regime` here (and its test): its plan, its
-settings and its names; nothing else names it.
+settings and its names; nothing else needs to name it.
 
 A regime is a `Plan` over the staged model (docs/design.md): per stage, whether its input is detached from the
 stage below, whether its loss reaches the encoder, whether it is frozen, how many of the stage below's layers its

@@ -126,8 +126,8 @@ def test_frozen_base_continues_a_run_with_its_lower_stages_fixed(tmp_path):
               "train.progress=false", "train.lr=1e-2"]
     pretrain(small_config("train.regime=simultaneous", "train.max_steps=2", *common), tmp_path / "base")
     source = load_file(str(tmp_path / "base" / "checkpoints" / "2" / "model.safetensors"))
-    pretrain(small_config("train.regime=frozen-base", "train.regime_settings.frozen_stages=1", f"train.init_from={tmp_path / 'base'}",
-                          "train.max_steps=2", *common), tmp_path / "continued")
+    pretrain(small_config("train.regime=frozen-base", "train.regime_settings.frozen_stages=1",
+                          f"train.init_from={tmp_path / 'base'}", "train.max_steps=2", *common), tmp_path / "continued")
     after = load_file(str(tmp_path / "continued" / "checkpoints" / "2" / "model.safetensors"))
     assert all(torch.equal(after[k], source[k]) for k in source if k.startswith(("embed.", "layers.0.", "layers.1.",
                                                                                  "decoders.0.")))

@@ -99,8 +99,9 @@ class TrainConfig:
     # monitor_every-th step (0: never during training): they cost most of E2E's step on small models, and never
     # change the encoder.
     monitor_every: int = 1
-    # Regimes that fit monitors (`Regime.fits_monitors`: E2E): after max_steps, this many steps fit the monitors on the frozen final encoder (each starts from
-    # the top decoder's weights if monitor_every=0), so the per-stage losses cost a fraction of always-on monitors.
+    # Regimes that fit monitors (`Regime.fits_monitors`: E2E): after max_steps, this many steps fit the monitors on
+    # the frozen final encoder (each starts from the top decoder's weights if monitor_every=0), so the per-stage
+    # losses cost a fraction of always-on monitors.
     monitor_fit_steps: int = 0
     # Weights to start from (a run directory or one of its checkpoints): a fresh optimiser at step 0, unlike resuming.
     init_from: str | None = None
