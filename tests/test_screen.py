@@ -7,7 +7,7 @@ import pytest
 from blockmae.analysis.rows import make_row
 from blockmae.cli import main
 from blockmae.config import ConfigError, load_config, save_config
-from blockmae.screen import MIN_MARGIN, RATIO, screen_result, screen_runs
+from blockmae.screen import screen_markdown, screen_result, screen_runs
 from helpers import small_config
 
 TRIVIAL = {"zero": 1.0, "position_mean": 0.8, "visible_mean": 0.9, "oracle_constant": 0.95}
@@ -38,22 +38,26 @@ def test_depth_pays_when_the_top_stage_beats_the_best_trivial_predictor_by_more_
     result = screen_result(*_inputs([0.76, 0.72, 0.68, 0.64], 0.78), KINDS, K=4, batch=32)
     assert result["best_trivial"] == "position_mean" and result["pays"]
     assert result["final_margin"]["deep"]["4"][0] == pytest.approx(0.2)
-    assert result["ratio"] == pytest.approx(0.2 / 0.05)
+    assert result["ratios"] == {"first_stage": pytest.approx(0.2 / 0.05), "shallow": pytest.approx(0.2 / 0.025)}
+    assert result["beats"] == {"first_stage": True, "shallow": True}
     assert result["curves"]["deep"]["4"][0] == [(3200, pytest.approx(0.11 / 0.8)), (6400, pytest.approx(0.2))]
     assert result["top_last_change"] == pytest.approx(0.05 / 0.8)
     assert result["probes"]["deep"][3][0] == pytest.approx(0.5) and result["probes"]["random"][3][0] == 0.3
 
 
-@pytest.mark.parametrize("deep, shallow, why", [
-    ([0.76, 0.74, 0.73, 0.74], 0.78, "top margin 7.5 % < 10 %"),
-    ([0.66, 0.64, 0.63, 0.62], 0.78, "top 22.5 % < 1.5 x first stage's 17.5 %"),
-    ([0.76, 0.72, 0.68, 0.64], 0.66, "top 20 % < 1.5 x the shallow encoder's 17.5 %"),
+@pytest.mark.parametrize("deep, shallow, beats, why", [
+    ([0.76, 0.74, 0.73, 0.74], 0.78, {"first_stage": False, "shallow": False}, "top margin 7.5 % < 10 %"),
+    ([0.66, 0.64, 0.63, 0.62], 0.78, {"first_stage": False, "shallow": True}, "top 22.5 % < 1.5 x first stage's 17.5 %"),
+    ([0.76, 0.72, 0.68, 0.64], 0.66, {"first_stage": True, "shallow": False}, "top 20 % < 1.5 x the shallow's 17.5 %"),
 ])
-def test_depth_does_not_pay_when_either_condition_fails(deep, shallow, why):
+def test_depth_does_not_pay_when_either_condition_fails(deep, shallow, beats, why):
     result = screen_result(*_inputs(deep, shallow), KINDS, K=4, batch=32)
-    top = result["final_margin"]["deep"]["4"][0]
-    assert not result["pays"], why
-    assert top < MIN_MARGIN or top < RATIO * result["best_shallow_margin"]
+    assert not result["pays"] and result["beats"] == beats, why
+    page = screen_markdown({**result, "config": "tiny", "overrides": [], "data": "d", "seeds": [0]})
+    assert "Depth does not pay." in page
+    for view, name in (("first_stage", "its own first stage"), ("shallow", "the shallow encoder")):
+        line = next(line for line in page.splitlines() if line.startswith(f"- against {name}"))
+        assert line.endswith("passes" if beats[view] else "fails"), line
 
 
 def test_the_shallow_run_is_the_first_stage_alone_and_both_are_end_to_end(tmp_path):
