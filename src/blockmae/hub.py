@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from .config import PRESETS, Config, config_from_dict, load_config, save_config
 from .model import BlockMAE
 from .model.convert import from_hf, from_official, hf_config_from_model, model_overrides_from_hf, to_hf, to_official
-from .checkpoint import WEIGHTS, damage, latest_intact_checkpoint, load_plain, save_checkpoint
+from .checkpoint import WEIGHTS, damage, latest_intact_checkpoint, load_plain, load_weights, save_checkpoint
 
 
 def build_model(cfg: Config) -> BlockMAE:
@@ -78,7 +78,7 @@ def load(path: str | Path) -> BlockMAE:
         return model.eval()
     cfg, ckpt = resolve_checkpoint(path)
     model = BlockMAE(cfg.model)
-    model.load_state_dict(load_file(str(ckpt / WEIGHTS)))
+    model.load_state_dict(load_weights(ckpt))
     return model.eval()
 
 
