@@ -16,13 +16,14 @@ import numpy as np
 
 from .report.learning import learning_verdicts
 from .analysis.rows import datasets_of, is_pair, last_block, ordered
+from .regimes import DEFAULT, REFERENCE, SEQUENTIAL
 from .study import Study, run_study
 from .train.logging import loss_table
 
 # 400 steps, the three runs at once (one thread each; sequential is the cheapest and finishes first): the
 # ten-minute budget on two cores. The held-out loss is below the position-mean lookup table from ~300 steps
 # (docs/preset_sweep.md); the study (make study) trains 600.
-DEMO = Study(config="tiny", grid={"train.regime": ["e2e", "simultaneous", "sequential"], "model.partition": [4]},
+DEMO = Study(config="tiny", grid={"train.regime": [REFERENCE, DEFAULT, SEQUENTIAL], "model.partition": [4]},
              data=["scenes,n=320", "gratings2,n=384", "digits,n=256"], overrides=["train.max_steps=400"],
              layers=False, jobs=3)
 # --quick: a smoke run of the same pipeline, the three random encoders included (measured on a shared 2-core

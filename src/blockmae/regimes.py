@@ -256,6 +256,13 @@ REGIMES: dict[str, Regime] = {r.name: r for r in (
 # plain blockwise training (the default, and the one the bench's levers act on).
 REFERENCE = "e2e"
 DEFAULT = "simultaneous"
+# Training one stage at a time, each phase freezing the stages below: finding 6 (does it reach a lower loss but
+# probe worse than E2E) is a claim about this regime alone, and a study's `sequential_budget` gives only its runs
+# K x the steps. No property of the entry picks it out: blockwise-finetune has phases too.
+SEQUENTIAL = "sequential"
+# E2E training above stages 1..frozen_stages held fixed: the regime a frozen-base continuation
+# (`experiments.continuation`) retrains a blockwise run in, to split its gap to the reference (finding 9).
+CONTINUATION = "frozen-base"
 
 # What analysis rows may carry besides trained regimes: weights from elsewhere, and the random-init floor.
 OTHER_SOURCES = {"pretrained": ("Pretrained", "#D55E00"), "random": ("Random init", "#7F7F7F")}

@@ -40,6 +40,7 @@ import yaml
 
 from .analysis.rows_file import PUBLISHED, ROWS, read_rows, write_rows
 from .config import ConfigError, config_path, load_config
+from .regimes import DEFAULT, REFERENCE, SEQUENTIAL
 
 # Short forms of grid keys in run names: e2e-K4-s0.
 _NAME_PARTS = {"train.regime": lambda v: str(v), "model.partition": lambda v: f"K{v}", "train.seed": lambda v: f"s{v}"}
@@ -74,7 +75,7 @@ class Study:
         if self.sequential_budget == "total":
             return []
         cfg = load_config(self.config, overrides)
-        if cfg.train.regime != "sequential":
+        if cfg.train.regime != SEQUENTIAL:
             return []
         if cfg.train.max_steps is None:
             raise ConfigError("sequential_budget: per-stage needs train.max_steps in the study's config or overrides")
@@ -99,7 +100,7 @@ def load_study(path: str | Path) -> Study:
 
 
 SEQUENTIAL_BUDGETS = ("total", "per-stage")
-INTERFACE_KEYS = {"data": None, "regimes": ["e2e", "simultaneous"], "stitch_steps": 100, "continue_steps": 0}
+INTERFACE_KEYS = {"data": None, "regimes": [REFERENCE, DEFAULT], "stitch_steps": 100, "continue_steps": 0}
 
 
 def validate(study: Study, origin: str = "study") -> Study:

@@ -21,7 +21,7 @@ from ..analysis.sources import Source, describe
 from ..config import config_from_dict
 from ..devices import resolve_device
 from ..eval import split_plan
-from ..regimes import REGIMES
+from ..regimes import CONTINUATION, REGIMES
 from ..train.engine import pretrain
 from .stitching import Clips, own_loss_and_probe
 
@@ -34,7 +34,7 @@ def continue_config(source: Source, frozen: int, steps: int) -> dict:
     top decoder trains as E2E's does: decoder masking is the frozen-base regime's default, not the run's."""
     data = {**source.config}
     data["model"] = {**data["model"], "decoder": {**data["model"]["decoder"], "mask_ratio": None}}
-    data["train"] = {**data["train"], "regime": "frozen-base", "regime_settings": {"frozen_stages": frozen},
+    data["train"] = {**data["train"], "regime": CONTINUATION, "regime_settings": {"frozen_stages": frozen},
                      "init_from": source.path,
                      "max_steps": steps, "epochs": None, "warmup_steps": None, "checkpoint_every": steps,
                      "log_every": max(1, steps // 10), "progress": False, "snapshot_every": None}

@@ -23,7 +23,7 @@ from collections import defaultdict
 import numpy as np
 
 from ..eval.stats import seeds_to_exclude
-from ..regimes import blockwise_regimes
+from ..regimes import REFERENCE, SEQUENTIAL, blockwise_regimes
 from .gap_split import gap_split_finding
 from .saturation_finding import saturation_debiased
 from .stitching_finding import stitching_finding
@@ -73,7 +73,7 @@ def final_block(idx: StudyIndex, metric: str = "probe_acc") -> dict:
             loss = idx.loss(regime, K, K)
             if copy is not None and loss:
                 learned[f"{regime}-K{K}"] = paired([copy - v for v in loss.values()], LOSS_MARGIN * copy)
-            e2e, bw = (idx.over_datasets(r, K, metric, K, datasets) for r in ("e2e", regime))
+            e2e, bw = (idx.over_datasets(r, K, metric, K, datasets) for r in (REFERENCE, regime))
             if e2e and bw:
                 gaps[f"{regime}-K{K}"] = gap = paired([100 * d for d in paired_by_seed(e2e, bw)], PROBE_MARGIN_PP)
                 if _settle(gap):
@@ -108,8 +108,8 @@ def _random_floor(idx: StudyIndex, metric: str, datasets: list[str]) -> tuple[st
     if not runs:
         return NOT_MEASURED, "no random-init rows"
     floor = [100 * float(np.mean([p[r] for p in per_dataset])) for r in runs]
-    cells = {f"K{K}": welch([100 * v for v in idx.over_datasets("e2e", K, metric, K, datasets).values()], floor,
-                            PROBE_MARGIN_PP) for K in idx.Ks if idx.has("e2e", K)}
+    cells = {f"K{K}": welch([100 * v for v in idx.over_datasets(REFERENCE, K, metric, K, datasets).values()], floor,
+                            PROBE_MARGIN_PP) for K in idx.Ks if idx.has(REFERENCE, K)}
     text = "; ".join(f"{k} {_pp(d)} ({len(floor)} random encoders)" for k, d in cells.items())
     return vote(cells, "above")[0] if cells else NOT_MEASURED, text or "no E2E runs"
 
@@ -120,11 +120,11 @@ def early_decodability(idx: StudyIndex, metric: str = "probe_acc") -> dict:
     for K in idx.Ks:
         for dataset in idx.probe_datasets(metric):
             for regime in blockwise_regimes():
-                e2e1, bw1 = idx.get("e2e", K, dataset, metric, 1), idx.get(regime, K, dataset, metric, 1)
+                e2e1, bw1 = idx.get(REFERENCE, K, dataset, metric, 1), idx.get(regime, K, dataset, metric, 1)
                 if e2e1 and bw1:
                     cell = f"{regime}-K{K}/{dataset}"
                     earlier[cell] = paired([100 * d for d in paired_by_seed(bw1, e2e1)], PROBE_MARGIN_PP)
-                    later[cell] = paired([100 * d for d in paired_by_seed(idx.get("e2e", K, dataset, metric, K),
+                    later[cell] = paired([100 * d for d in paired_by_seed(idx.get(REFERENCE, K, dataset, metric, K),
                                                                    idx.get(regime, K, dataset, metric, K))],
                                          PROBE_MARGIN_PP)
     parts = {"earlier under BW": vote(earlier, "above")}
@@ -146,12 +146,12 @@ def late_saturation(idx: StudyIndex) -> dict:
     cka, flat = {}, {}
     for K in idx.Ks:
         late = range(K // 2 + 1, K)  # pairs (b, b+1) in the second half
-        e2e_cka = _late_cka(idx, "e2e", K, late)
+        e2e_cka = _late_cka(idx, REFERENCE, K, late)
         for regime in blockwise_regimes():
             bw_cka = _late_cka(idx, regime, K, late)
             if e2e_cka and bw_cka:
                 cka[f"{regime}-K{K}"] = paired(paired_by_seed(bw_cka, e2e_cka), CKA_MARGIN)
-            drops = [_late_drop(idx, r, K) for r in ("e2e", regime)]
+            drops = [_late_drop(idx, r, K) for r in (REFERENCE, regime)]
             if all(drops):
                 flat[f"{regime}-K{K}"] = paired(paired_by_seed(*drops), LOSS_MARGIN)
     random = [v for d in idx.datasets for v in idx.random_cka.get(d, {}).values()]
@@ -221,7 +221,7 @@ def token_shifts(idx: StudyIndex) -> dict:
     similar, grows = {}, {}
     for K in idx.Ks:
         for dataset in idx.datasets:
-            e2e = idx.get("e2e", K, dataset, "token_similarity", 1)
+            e2e = idx.get(REFERENCE, K, dataset, "token_similarity", 1)
             for regime in blockwise_regimes():
                 cell = f"{regime}-K{K}/{dataset}"
                 bw = idx.get(regime, K, dataset, "token_similarity", 1)
@@ -246,15 +246,15 @@ def recon_vs_representation(idx: StudyIndex, summaries: dict, metric: str = "pro
     copy = idx.copy_loss()
     datasets = idx.probe_datasets(metric)
     for K in idx.Ks:
-        if not (idx.has("e2e", K) and idx.has("sequential", K)):
+        if not (idx.has(REFERENCE, K) and idx.has(SEQUENTIAL, K)):
             continue
         if not _per_stage_budget(summaries, idx, K):
             untested.append(f"K{K}")
             continue
-        seq, e2e = idx.loss("sequential", K, K), idx.loss("e2e", K, K)
+        seq, e2e = idx.loss(SEQUENTIAL, K, K), idx.loss(REFERENCE, K, K)
         if seq and e2e and copy is not None:
             lower[f"K{K}"] = paired(paired_by_seed(seq, e2e), LOSS_MARGIN * copy)
-        probes = [idx.over_datasets(r, K, metric, K, datasets) for r in ("sequential", "e2e")]
+        probes = [idx.over_datasets(r, K, metric, K, datasets) for r in (SEQUENTIAL, REFERENCE)]
         if all(probes):
             worse[f"K{K}"] = paired([100 * d for d in paired_by_seed(*probes)], PROBE_MARGIN_PP)
     if untested and not (lower or worse):
@@ -277,8 +277,8 @@ def recon_vs_representation(idx: StudyIndex, summaries: dict, metric: str = "pro
 def _per_stage_budget(summaries: dict, idx: StudyIndex, K: int) -> bool:
     """Did every sequential run at K train each stage for as many steps as E2E trained in all?"""
     steps = {r: [s.get("steps", 0) for name, s in summaries.items()
-                 if s.get("regime") == r and idx.K_of_run.get(name) == K] for r in ("sequential", "e2e")}
-    return bool(steps["sequential"] and steps["e2e"]) and min(steps["sequential"]) >= K * max(steps["e2e"])
+                 if s.get("regime") == r and idx.K_of_run.get(name) == K] for r in (SEQUENTIAL, REFERENCE)}
+    return bool(steps[SEQUENTIAL] and steps[REFERENCE]) and min(steps[SEQUENTIAL]) >= K * max(steps[REFERENCE])
 
 
 def _outcome_of(finding: dict, mapping: dict[str, str]) -> dict:

@@ -25,7 +25,7 @@ from collections import defaultdict
 import numpy as np
 
 from ..eval.stats import mean_ci
-from ..regimes import REGIMES, display_name
+from ..regimes import DEFAULT, REFERENCE, REGIMES, display_name
 
 MARGIN_PP = 2.0
 HALF = 0.5
@@ -80,7 +80,7 @@ def gap_split_finding(rows: list[dict]) -> dict:
         return {"by_regime": {}, "rule": RULE, "verdict": "not measured (no continuation rows)", "key_numbers": ""}
     rows = [r for r in rows if r.get("dataset") == datasets[0]]
     start, continued = by_seed(rows, "continue_start_probe"), by_seed(rows, "continued_probe")
-    e2e = start.get(("e2e", None), {})
+    e2e = start.get((REFERENCE, None), {})
     out = {}
     for regime in dict.fromkeys(r for r, _ in continued):
         if regime in REGIMES and REGIMES[regime].blockwise:
@@ -91,7 +91,7 @@ def gap_split_finding(rows: list[dict]) -> dict:
     elif not out:
         verdict = "not measured (no continued blockwise run)"
     else:
-        verdict = out.get("simultaneous", next(iter(out.values())))["verdict"]
+        verdict = out.get(DEFAULT, next(iter(out.values())))["verdict"]
     key = "; ".join(f"{v['label']}: gap {v['gap_pp']['mean']:+.1f} [{v['gap_pp']['low']:+.1f}, "
                     f"{v['gap_pp']['high']:+.1f}] pp, gain with 1..k frozen "
                     + ", ".join(f"k={k} {g['mean']:+.1f}" for k, g in v["gain_pp"].items()) + " pp"

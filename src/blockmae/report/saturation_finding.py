@@ -8,7 +8,7 @@ from collections import defaultdict
 import numpy as np
 
 from ..eval.stats import mean_ci
-from ..regimes import blockwise_regimes
+from ..regimes import REFERENCE, blockwise_regimes
 from .study_index import StudyIndex, paired_by_seed
 from .verdicts import INCONCLUSIVE, NOT_MEASURED, NOT_REPRODUCED, REPRODUCED
 
@@ -35,7 +35,7 @@ def saturation_debiased(idx: StudyIndex) -> dict:
     """Finding 7 (beyond the paper): late-block saturation is not the plain CKA estimator's small-sample bias."""
     out = {}
     for K in (K for K in idx.Ks if K >= 2):
-        for regime in ("e2e",) + blockwise_regimes():
+        for regime in (REFERENCE,) + blockwise_regimes():
             plain, debiased = (_last_pair(idx, m, regime, K) for m in ("cka_linear", "cka_linear_debiased"))
             if plain and debiased:
                 out[f"{regime}-K{K}"] = {"plain": _ci(plain.values()), "debiased": _ci(debiased.values()),

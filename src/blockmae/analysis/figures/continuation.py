@@ -8,6 +8,7 @@ from pathlib import Path
 
 from matplotlib.lines import Line2D
 
+from ...regimes import REFERENCE
 from ..rows import Group, datasets_of, group_of, mean_and_half_width
 from .style import Styler, draw_series, legend, new_figure, save, styled
 
@@ -38,8 +39,8 @@ def fig_continuation(rows: list[dict], out_dir: Path) -> list[Path]:
             label = styler.label(g) + " continued"
             handles.setdefault(label, Line2D([], [], **(styler.line(g) | {"label": label})))
         for g, values in start.items():
-            if g in continued or g.regime == "e2e":
-                style = "--" if g.regime == "e2e" else ":"
+            if g in continued or g.regime == REFERENCE:
+                style = "--" if g.regime == REFERENCE else ":"
                 ax.axhline(100 * mean_and_half_width(values)[0], color=styler.color(g), linestyle=style, linewidth=1.2)
                 label = styler.label(g) + " as trained"
                 handles.setdefault(label, Line2D([], [], color=styler.color(g), linestyle=style, label=label))

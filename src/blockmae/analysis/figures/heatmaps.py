@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...regimes import REFERENCE
 from ..rows import Group, datasets_of, final_rows, group_of, group_sort_key, select
 from .style import Styler, grid, new_figure, save, slug, styled
 
@@ -105,7 +106,7 @@ def fig_cka_heatmaps(rows: list[dict], out_dir: Path, max_pairs: int = 12) -> li
         if across:
             panels = []
             # with many groups keep the informative pairs first: seed vs seed, then everything against E2E
-            pairs = sorted(across, key=lambda p: (p[0] != p[1] and "e2e" not in (p[0].regime, p[1].regime),
+            pairs = sorted(across, key=lambda p: (p[0] != p[1] and REFERENCE not in (p[0].regime, p[1].regime),
                                                   p[0] != p[1], group_sort_key(p[0]), group_sort_key(p[1])))
             shown = pairs[:max_pairs]
             for ga, gb in sorted(shown, key=lambda p: (group_sort_key(p[0]), group_sort_key(p[1]))):
