@@ -118,14 +118,21 @@ class Pipeline:
 
     def __init__(self, rank: int, world: int):
         self.rank, self.world, self.last = rank, world, world - 1
-        self.writer = rank == self.last
-        self.description = f", pipeline: stage k on rank k of {world}"
         self.control = dist.new_group(backend="gloo")  # checkpoint gathering on CPU, apart from the activations
         self.run, self.inbox, self.outbox = None, None, None  # (`ready`)
 
     @classmethod
     def join(cls, cfg: Config) -> "Pipeline":
         return cls(dist.get_rank(), dist.get_world_size())
+
+    @property
+    def writer(self) -> bool:
+        """The last rank: it finishes each step last."""
+        return self.rank == self.last
+
+    @property
+    def description(self) -> str:
+        return f", pipeline: stage k on rank k of {self.world}"
 
     @property
     def step_options(self) -> dict:
