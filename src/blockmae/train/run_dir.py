@@ -41,9 +41,12 @@ def prepare(cfg: Config, out: Path, write: bool = True) -> tuple[Config, Path | 
         if changed:
             raise ConfigError(f"{out} holds a run with a different config ({', '.join(changed)}); "
                               f"resume with the same config or choose another --out")
-        for key in RESUMABLE_KEYS:
-            section, name = key.split(".")
-            setattr(getattr(old, section), name, getattr(getattr(cfg, section), name))
+        for key in RESUMABLE_KEYS:  # dotted paths of any depth (model.decoder.grouped)
+            *sections, name = key.split(".")
+            into, source = old, cfg
+            for section in sections:
+                into, source = getattr(into, section), getattr(source, section)
+            setattr(into, name, getattr(source, name))
         cfg = old
     save_config(cfg, saved)
     return cfg, ckpt
