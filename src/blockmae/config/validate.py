@@ -35,9 +35,11 @@ def partition_layers(partition: int | list[int], depth: int) -> list[int]:
 
 
 def per_stage(value, k: int, key: str) -> list:
+    """`value` for each of k stages: a list as given (one entry per stage, the bottom stage first), else repeated."""
     if isinstance(value, list):
         if len(value) != k:
-            raise ConfigError(f"{key} has {len(value)} entries but the model has {k} stages")
+            raise ConfigError(f"{key} has {len(value)} entries but the model has {k} stages (model.partition); "
+                              f"give {k} values, the bottom stage's first, or one value for every stage")
         return value
     return [value] * k
 
@@ -71,10 +73,15 @@ def resolve(cfg: Config) -> Config:
     d = m.decoder
     d.width = d.width if d.width is not None else preset["decoder_width"]
     d.heads = d.heads if d.heads is not None else preset["decoder_heads"]
+    for key, least in (("width", 1), ("heads", 1), ("depth", 0)):
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < least
+               for v in per_stage(getattr(d, key), k, f"model.decoder.{key}")):
+            raise ConfigError(f"model.decoder.{key}={getattr(d, key)} must be whole numbers of at least {least}: one "
+                              f"for every stage's decoder, or a list of {k}, one per stage")
     for w, h in zip(per_stage(d.width, k, "model.decoder.width"), per_stage(d.heads, k, "model.decoder.heads")):
         if w % h:
-            raise ConfigError(f"model.decoder.width={w} is not divisible by model.decoder.heads={h}")
-    per_stage(d.depth, k, "model.decoder.depth")
+            raise ConfigError(f"model.decoder.width={w} is not divisible by model.decoder.heads={h}; per stage, "
+                              f"choose heads that divide the width (lists of {k} values give each stage its own)")
     d.mask_ratio = d.mask_ratio if d.mask_ratio is not None else decoder_mask_default(cfg.train.regime)
     if any(isinstance(r, bool) or not 0.0 <= r < 1.0 for r in per_stage(d.mask_ratio, k, "model.decoder.mask_ratio")):
         raise ConfigError(f"model.decoder.mask_ratio={d.mask_ratio} must be in [0, 1): the share of hidden tubelets "
