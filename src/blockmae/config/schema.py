@@ -34,6 +34,11 @@ class DecoderConfig:
     # None: the regime's default (`decoder_mask_default`): 0.5 where every stage's decoder trains at once
     # (simultaneous K=4 1.4-1.5x E2E's step instead of 2.1x, probes within 1 pp; docs/performance.md), else 0.
     mask_ratio: float | list[float] | None = None
+    # true: the standard (not memory-lean) step runs the decoders whose shapes agree as one batched computation
+    # (stacked weights, one batched matmul per linear, attention over K*B clips): the same numbers to float rounding,
+    # the parameters still per stage (model/grouped.py). Off by default: on CPU it measured no faster
+    # (docs/performance.md); not yet measured on a GPU, where K small kernels become one.
+    grouped: bool = False
 
 
 @dataclass
@@ -143,5 +148,6 @@ RESUMABLE_KEYS = {
     "train.keep_last", "train.snapshot_every", "train.tensorboard", "train.progress",
     "train.device", "train.compile", "data.num_workers", "data.test", "data.strict",
     "dist.mode", "dist.backend",  # every mode learns what one process learns (to float rounding)
+    "model.decoder.grouped",  # the same sums, batched or one by one
     "train.monitor_fit_steps",  # fitting E2E's monitors after training changes nothing trained before it
 }

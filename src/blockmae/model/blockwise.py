@@ -18,6 +18,7 @@ from torch import nn
 from ..config import ModelConfig, per_stage
 from ..regimes import Plan, evaluation_plan
 from .decoder import Decoder
+from .grouped import decoder_losses
 from .masking import gather_tokens, make_mask, split_indices, subset_indices
 from .objective import coarse_targets, pixel_targets, reconstruction_loss, tubelet_targets
 from .vit import Layer, TubeletEmbed, init_weights
@@ -26,8 +27,9 @@ from .vit import Layer, TubeletEmbed, init_weights
 @dataclass
 class StageResult:
     output: torch.Tensor  # the stage's last layer's tokens
-    loss: torch.Tensor  # its decoder's masked-reconstruction loss
+    loss: torch.Tensor | None  # its decoder's masked-reconstruction loss (None when not decoded)
     tap: torch.Tensor | None  # the tokens entering its last `tap` layers (what an overlapping next stage starts from)
+    decoder_input: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # (features, hidden_idx, target)
 
 
 @dataclass
@@ -57,6 +59,8 @@ class BlockMAE(nn.Module):
             for w, depth, h in zip(per_stage(d.width, k, "decoder.width"), per_stage(d.depth, k, "decoder.depth"),
                                    per_stage(d.heads, k, "decoder.heads")))
         self.decoder_mask_ratio = per_stage(d.mask_ratio, k, "decoder.mask_ratio")
+        # The standard step runs the decoders whose shapes agree as one batched computation (model/grouped.py).
+        self.grouped_decoders = d.grouped
         init_weights(self)
         for dec in self.decoders:
             nn.init.trunc_normal_(dec.mask_token, std=0.02)
@@ -119,7 +123,8 @@ class BlockMAE(nn.Module):
     def stage_loss(self, k: int, x: torch.Tensor, batch: MaskedBatch, monitor: bool = False,
                    decoder_mask_ratio: float = 0.0,
                    draws: Callable[[int, int, float], torch.Tensor] | None = None,
-                   lead: int = 0, tap: int = 0, pool: int = 1, encoder_grad: bool = True) -> StageResult:
+                   lead: int = 0, tap: int = 0, pool: int = 1, encoder_grad: bool = True,
+                   decode: bool = True) -> StageResult:
         """Stage k on its input `x` (detach it first for a gradient-isolated stage), then its local decoder's
         masked-reconstruction loss.
 
@@ -131,6 +136,8 @@ class BlockMAE(nn.Module):
         this loss then trains too: overlapping blocks); `tap`: also return the tokens entering the last `tap` layers.
         `pool` > 1: the target is the coarser `objective.coarse_targets`.
         `encoder_grad` False: the stage's layers run without a graph (only the decoder trains: fitting monitors).
+        `decode` False: the decoder does not run; the result's `decoder_input` holds what it would read (and `loss`
+        is None), for `grouped.decoder_losses`.
         """
         start, end = self.stage_bounds(k)
         tapped = None
@@ -150,6 +157,8 @@ class BlockMAE(nn.Module):
                     else subset_indices(hidden.shape[0], n, decoder_mask_ratio)).to(x.device)
             hidden, target = hidden.gather(1, keep), gather_tokens(target, keep)
         features = x.detach() if monitor else x
+        if not decode:
+            return StageResult(x, None, tapped, (features, hidden, target))
         return StageResult(x, reconstruction_loss(self.decoders[k](features, batch.visible_idx, hidden), target), tapped)
 
     # ------------------------------------------------------------------ public API
@@ -200,7 +209,8 @@ class BlockMAE(nn.Module):
         `start` > 0 begins at that stage with `inputs` (stage start-1's output, computed elsewhere: the
         pipeline trainer). `after_stage(k, output)` sees the output of each stage that computed a loss.
         Decoder masking (`model.decoder.mask_ratio` > 0) applies by default only in training mode; `draws` as in
-        `stage_loss`.
+        `stage_loss`. Without `backward`, every decoder's input exists before any loss is needed: the decoders then
+        run after the stages, those of one shape as one batched computation (`grouped_decoders`; model/grouped.py).
         """
         if (start > 0) != (inputs is not None):
             raise ValueError("run_plan: give `inputs` exactly when starting after the first stage")
@@ -214,6 +224,8 @@ class BlockMAE(nn.Module):
         losses: list[torch.Tensor | None] = [None] * self.num_stages
         x = x if inputs is None else inputs
         tapped = None  # overlapping blocks: the tokens entering the previous stage's last `lead` layers
+        deferred = []  # (k, features, hidden_idx, target) of the decoders that run after the stages
+        defer = backward is None and self.grouped_decoders
         for k in range(start, plan.active):
             s, lead = stages[k], 0
             if k > 0 and s.detach:
@@ -231,8 +243,14 @@ class BlockMAE(nn.Module):
                 continue
             ratio = self.decoder_mask_ratio[k] if decoder_masking else 0.0
             result = self.stage_loss(k, x, batch, monitor=not s.encoder_loss, decoder_mask_ratio=ratio,
-                                     draws=draws, lead=lead, tap=tap, pool=s.pool, encoder_grad=encoder_grad)
+                                     draws=draws, lead=lead, tap=tap, pool=s.pool, encoder_grad=encoder_grad,
+                                     decode=not defer)
             x, loss, tapped = result.output, result.loss, result.tap
+            if defer:
+                deferred.append((k, *result.decoder_input))
+                if after_stage is not None:
+                    after_stage(k, x)
+                continue
             # Backpropagate now where the loss's graph ends here: a monitor's, or a detached stage's that the
             # stage above does not continue.
             own_graph = s.detach and (above is None or above.detach)
@@ -242,4 +260,6 @@ class BlockMAE(nn.Module):
             losses[k] = loss
             if after_stage is not None:
                 after_stage(k, x)
+        for k, loss in decoder_losses(self.decoders, batch.visible_idx, deferred).items():
+            losses[k] = loss
         return losses
