@@ -103,3 +103,18 @@ def test_grouped_step_equals_separate_decoders_on_cuda(regime):
     model.train()
     video, mask = _batch(model, device="cuda")
     _check_step(model, video, mask, regime)
+
+
+def test_one_stage_loss_alone_reaches_no_other_stage():
+    # grouped, the other stages of the group get zero gradients (not None): the stacked weights join them
+    model = _model()
+    model.grouped_decoders = True
+    video, mask = _batch(model)
+    losses = model.run_plan(video, mask, regime_plan("simultaneous", 4))
+    losses[2].backward()
+    owners = {id(p): k for k in range(4) for m in model.stage_modules(k) + [model.decoders[k]] for p in m.parameters()}
+    for p in model.parameters():
+        if owners[id(p)] != 2:
+            assert p.grad is None or not p.grad.any()
+        else:
+            assert p.grad is not None

@@ -5,7 +5,8 @@ same shapes (width, depth, heads, MLP) and whose inputs have the same shapes (th
 run as one: each linear of each layer is one batched matmul over the G decoders' weights, stacked at call time
 (`torch.stack`, so the parameters, their names and the checkpoints stay per stage), and attention is one call over
 G*B clips. The same sums as G separate `Decoder` calls, to float rounding (tests/model/test_grouped_decoders.py);
-`model.decoder.grouped` switches it, docs/performance.md measures it.
+`model.decoder.grouped` switches it, docs/performance.md measures it. Backpropagating one stage's loss alone gives
+the other decoders of its group (and their stages) zero gradients, not None; the step backpropagates their sum.
 """
 
 from __future__ import annotations
