@@ -181,7 +181,7 @@ def cmd_study(args) -> None:
 def cmd_screen(args) -> None:
     from .screen import run_screen, screen_markdown
 
-    result = run_screen(config_path(args.config), args.overrides, args.out, data=args.data,
+    result = run_screen(args.config, args.overrides, args.out, data=args.data,
                         seeds=list(range(args.seeds)), snapshots=args.snapshots, random_floor=args.random_floor,
                         jobs=args.jobs)
     print(screen_markdown(result))

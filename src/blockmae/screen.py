@@ -21,7 +21,7 @@ import math
 from pathlib import Path
 
 from .analysis.rows import mean_and_half_width
-from .config import ConfigError, load_config
+from .config import ConfigError, config_path, load_config
 from .eval.reconstruction import BASELINES
 from .study import Study, train_all
 
@@ -53,7 +53,8 @@ def run_screen(config: str, overrides: list[str], out: str | Path, data: str | N
     from .report.analyze import analyze
     from .analysis.options import Options
 
-    out = Path(out)
+    out, given = Path(out), config  # the pages name the config as given (`tiny`), not its resolved path
+    config = config if Path(config).is_file() else str(config_path(config))
     studies = screen_runs(config, overrides, list(seeds), snapshots)
     cfg = load_config(config, overrides)
     spec = data or _with_n(cfg.data.test or cfg.data.train, eval_clips)
@@ -66,7 +67,7 @@ def run_screen(config: str, overrides: list[str], out: str | Path, data: str | N
             with_random_floor=random_floor)
     rows = [json.loads(line) for line in (out / "analysis" / "metrics.jsonl").read_text().splitlines()]
     result = screen_result(curves, rows, kinds, len(cfg.model.partition), cfg.train.batch_size)
-    result.update(config=str(config), overrides=list(overrides), data=spec, seeds=list(seeds))
+    result.update(config=str(given), overrides=list(overrides), data=spec, seeds=list(seeds))
     (out / "screen.json").write_text(json.dumps(result, indent=1))
     (out / "screen.md").write_text(screen_markdown(result))
     screen_figure(result, out / "screen.png")
