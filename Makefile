@@ -25,13 +25,15 @@ demo: $(VENV)/.base
 study: $(VENV)/.base
 	$(BIN)/blockmae study studies/cpu_repro/study.yaml --out runs/cpu_repro --publish docs/results/cpu_repro
 
-# Everything (what CI runs, ~5 minutes on 2 cores).
+# Everything (what CI runs), on two worker processes, one per core; a test file stays on one worker so
+# its module fixtures are built once. `PYTEST_ARGS=-n0`: in this process (a debugger, -x).
+PYTEST_ARGS ?= -n 2 --dist loadfile
 test: $(VENV)/.test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# The fast tier (under a minute): no real processes, no training beyond a few steps.
+# The fast tier: no real processes, no training beyond a few steps.
 test-fast: $(VENV)/.test
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

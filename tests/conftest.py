@@ -1,11 +1,16 @@
+import os
+
 import pytest
 import torch
+
+# Under pytest-xdist each worker has a core of its own: two threads each would oversubscribe the machine.
+THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
 
 
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
-    torch.set_num_threads(2)
+    torch.set_num_threads(THREADS)
 
 
 @pytest.fixture
