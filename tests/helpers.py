@@ -2,7 +2,9 @@
 
 import atexit
 import math
+import os
 import shutil
+import socket
 import tempfile
 from contextlib import contextmanager
 from functools import lru_cache
@@ -31,6 +33,19 @@ def one_thread():
             yield
     finally:
         torch.set_num_threads(threads)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def join_as_rank(rank: int, world: int, port: int) -> None:
+    """This process as rank `rank` of `world` on this machine (torch.distributed's env:// variables), one thread."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
 
 
 def small_config(*overrides: str):

@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ import blockmae
 from blockmae.config import ConfigError
 from blockmae.checkpoint import checkpoint_steps
 from blockmae.train.engine import pretrain
-from helpers import small_config
+from helpers import free_port, join_as_rank, small_config
 
 pytestmark = [pytest.mark.slow,  # real processes / trained runs: `make test` runs it, `make test-fast` does not
               pytest.mark.usefixtures("single_thread")]  # the one-process runs, on one thread as each rank is
@@ -29,22 +28,14 @@ FAST = ["data.train=scenes,n=48", "train.batch_size=4", "train.progress=false", 
         "train.checkpoint_every=2", "train.accum_steps=2", "train.device=cpu"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank: int, world: int, port: int, overrides: list[str], out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                      WORLD_SIZE=str(world))
-    torch.set_num_threads(1)
+    join_as_rank(rank, world, port)
     pretrain(small_config(*FAST, *overrides), out)
 
 
 def _spawn(world: int, overrides: list[str], out: Path) -> None:
     """What `torchrun --nproc-per-node world -m blockmae pretrain ...` does, in-process."""
-    mp.spawn(_worker, args=(world, _free_port(), list(overrides), str(out)), nprocs=world, join=True)
+    mp.spawn(_worker, args=(world, free_port(), list(overrides), str(out)), nprocs=world, join=True)
 
 
 def _weights(run, step):

@@ -2,8 +2,6 @@
 it, and a regime's settings (a new one included) are declared in that entry alone."""
 
 import json
-import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from blockmae.regimes import (REGIMES, Plan, Regime, Settings, StagePlan, blockw
                               uniform)
 from blockmae.train.engine import pretrain
 from blockmae.train.step import Micro, Stepper
-from helpers import small_config
+from helpers import free_port, join_as_rank, small_config
 
 
 def _stage_one_frozen(k: int, phase: int, settings) -> Plan:
@@ -118,16 +116,8 @@ def test_the_new_regime_at_weight_one_trains_what_simultaneous_trains(weighted, 
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank: int, world: int, port: int, overrides: list[str], out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                      WORLD_SIZE=str(world))
-    torch.set_num_threads(1)
+    join_as_rank(rank, world, port)
     REGIMES[WEIGHTED.name] = WEIGHTED  # a fresh process: the test's regime is added there as in the test
     pretrain(small_config(*FAST, *overrides), out)
 
@@ -137,7 +127,7 @@ def _worker(rank: int, world: int, port: int, overrides: list[str], out: str) ->
 def test_the_new_regime_trains_with_ddp_as_in_one_process(weighted, tmp_path):
     overrides = ["train.regime=weighted-top", "train.regime_settings.top_weight=3"]
     pretrain(small_config(*FAST, *overrides), tmp_path / "one")
-    mp.spawn(_worker, args=(2, _free_port(), overrides + ["dist.mode=ddp"], str(tmp_path / "ddp")), nprocs=2,
+    mp.spawn(_worker, args=(2, free_port(), overrides + ["dist.mode=ddp"], str(tmp_path / "ddp")), nprocs=2,
              join=True)
     a, b = _weights(tmp_path / "one"), _weights(tmp_path / "ddp")
     assert a.keys() == b.keys()
