@@ -82,15 +82,19 @@ def count_flops(fn: Callable[[], object]) -> int:
 def live_tensor_peak(fn: Callable[[], object]) -> int:
     """Peak bytes of live tensors while `fn` runs, above what was alive before it (CPU; the analogue of
     `torch.cuda.max_memory_allocated`, free of the heap's fragmentation and retention that the resident set
-    includes). From the PyTorch profiler's allocator records: every allocation and free, in time order."""
+    includes). From the PyTorch profiler's allocator records, every allocation and free in time order, read raw:
+    building its per-op event tree costs ~1 s per step and would move each record to its op's start."""
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-    events = sorted(prof.events(), key=lambda e: e.time_range.start)
+    host = (DeviceType.CPU, DeviceType.MKLDNN, DeviceType.IDEEP)
+    records = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                     if e.name() == "[memory]" and e.device_type() in host)
     live = peak = 0
-    for e in events:  # each allocation counted once: an op's own (not its children's), or a bare [memory] record
-        live += e.cpu_memory_usage if e.name == "[memory]" else e.self_cpu_memory_usage
+    for _, nbytes in records:
+        live += nbytes
         peak = max(peak, live)
     return peak
 
