@@ -1,5 +1,8 @@
 """`blockmae bench` from the command line: help with an example, and a quick run that writes JSON."""
 
+import contextlib
+import io
+import json
 import subprocess
 import sys
 
@@ -8,6 +11,19 @@ import pytest
 from blockmae.cli import EXAMPLES, main
 
 pytest.importorskip("transformers")
+SMALL = ["model.frames=4", "model.image_size=16", "model.width=48", "model.decoder.width=32"]  # the tiny preset, smaller
+
+
+@pytest.fixture(scope="module")
+def quick_cli_bench(tmp_path_factory):
+    """`blockmae bench --quick --configs hf,e2e` (each configuration in a worker process of its own), run once for
+    this file's tests: (what it printed, the results it wrote to --json, that JSON's path)."""
+    path = tmp_path_factory.mktemp("bench") / "bench.json"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["bench", "--quick", "--configs", "hf,e2e", "--device", "cpu", "--threads", "1", "--steps", "1",
+              "--json", str(path)] + [f"--set={s}" for s in SMALL])
+    return out.getvalue(), json.loads(path.read_text()), path
 
 
 def test_bench_help_lists_its_options_and_an_example(capsys):
@@ -30,7 +46,7 @@ def test_top_level_help_lists_bench_without_importing_torch():
 
 @pytest.mark.slow
 def test_quick_bench_from_the_cli_writes_json_with_the_loss_check(quick_cli_bench):
-    out, results, path = quick_cli_bench  # tests/bench/conftest.py: the run test_harness.py reads too
+    out, results, path = quick_cli_bench
     assert [r["name"] for r in results["rows"]] == ["hf", "e2e"]
     hf, e2e = results["rows"]
     check = results["loss_check"]
@@ -45,6 +61,17 @@ def test_quick_bench_from_the_cli_writes_json_with_the_loss_check(quick_cli_benc
     assert e2e["x_baseline"] == pytest.approx(e2e["clips_per_s"] / hf["clips_per_s"]) and hf["x_baseline"] == 1.0
     assert results["settings"]["in_process"] is False  # each configuration in its own worker process
     assert "loss check" in out and "OK" in out and f"wrote {path}" in out
+
+
+@pytest.mark.slow
+def test_each_configuration_runs_in_its_own_process(quick_cli_bench):
+    _, results, _ = quick_cli_bench
+    rows = {r["name"]: r for r in results["rows"]}
+    assert set(rows) == {"hf", "e2e"}
+    assert results["loss_check"]["ok"]
+    assert rows["hf"]["hf_attn_implementation"] and rows["e2e"]["peak_bytes"] > rows["e2e"]["step_bytes"] > 0
+    assert rows["e2e"]["step_bytes"] == rows["e2e"]["peak_bytes"] - rows["e2e"]["resting_bytes"]
+    assert results["settings"]["in_process"] is False
 
 
 @pytest.mark.parametrize("argv", [["blockmae", "bench", "--preset", "tiny"], ["benchmarks/bench.py", "--preset", "tiny"]])

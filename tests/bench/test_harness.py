@@ -96,18 +96,6 @@ def test_quick_bench_reports_every_configuration_with_ratios(tmp_path):
     assert results["rows"][0]["name"] == "hf"
 
 
-@pytest.mark.slow
-def test_each_configuration_runs_in_its_own_process(quick_cli_bench):
-    # `blockmae bench --quick --configs hf,e2e` (tests/bench/conftest.py): the run test_cli_bench.py reads too
-    _, results, _ = quick_cli_bench
-    rows = {r["name"]: r for r in results["rows"]}
-    assert set(rows) == {"hf", "e2e"}
-    assert results["loss_check"]["ok"]
-    assert rows["hf"]["hf_attn_implementation"] and rows["e2e"]["peak_bytes"] > rows["e2e"]["step_bytes"] > 0
-    assert rows["e2e"]["step_bytes"] == rows["e2e"]["peak_bytes"] - rows["e2e"]["resting_bytes"]
-    assert results["settings"]["in_process"] is False
-
-
 def test_unknown_configuration_names_the_choices():
     with pytest.raises(SystemExit, match="sim-K4-lean"):
         run("tiny", configs="sim-K5", quick=True, progress=False)

@@ -64,6 +64,12 @@ def _max_weight_diff(a: Path, b: Path) -> float:
     return max((x[k] - y[k]).abs().max().item() for k in x)
 
 
+def median_round(rounds: list[dict]):
+    """The run of the round with the median rate (the upper median for an even count): the time breakdown shows its
+    clocks."""
+    return sorted(rounds, key=lambda x: x["clips_per_s"])[len(rounds) // 2]["run"]
+
+
 def time_per_step(ranks: list[dict]) -> list[dict]:
     """Each rank's seconds per step by part, its busy time (data + compute) and the share of its time it is busy."""
     out = []
@@ -152,9 +158,7 @@ def run_pipeline(preset_name: str = "tiny", stages: int = 2, steps: int = 60, th
                            "clips_per_s": statistics.median(x["clips_per_s"] for x in runs),
                            "wall_s": statistics.median(x["wall_s"] for x in runs),
                            "per_round": [x["clips_per_s"] for x in runs]} for name, runs in rounds.items()}
-        # The time breakdown of the pipeline round with the median rate (the upper median for an even count).
-        typical = sorted(rounds["pipeline"], key=lambda x: x["clips_per_s"])[repeats // 2]["run"]
-        summary = json.loads((typical / "summary.json").read_text())
+        summary = json.loads((median_round(rounds["pipeline"]) / "summary.json").read_text())
         diffs = {name: _max_weight_diff(root / "single-1", root / f"{name}-1")
                  for name in ("pipeline", "ddp") if name in plan}
     base_rate = measured["single"]["clips_per_s"]
