@@ -1,14 +1,9 @@
 """Shared test helpers (a plain module: several test folders have a conftest.py of their own)."""
 
-import atexit
 import math
 import os
-import shutil
 import socket
-import tempfile
 from contextlib import contextmanager
-from functools import lru_cache
-from pathlib import Path
 
 import av
 import numpy as np
@@ -243,15 +238,3 @@ def interface_rows(seeds=(0, 1), K=4) -> list[dict]:
             rows.append(make_row(meta, "digits", "test", "continued_probe", 0.55 - 0.01 * k, block=k,
                                  continue_steps=10))
     return rows
-
-
-@lru_cache(maxsize=1)
-def drawn_once() -> tuple[list[dict], Path, dict[str, list[Path]]]:
-    """The default synthetic rows and every figure drawn from them, once per test session (drawing is the
-    slow part; test_report reuses them)."""
-    from blockmae.analysis.figures import make_all_figures  # matplotlib: only where figures are drawn
-
-    rows = synthetic_rows() + interface_rows()
-    out = Path(tempfile.mkdtemp(prefix="blockmae-figures-"))
-    atexit.register(shutil.rmtree, out, True)
-    return rows, out, make_all_figures(rows, out, samples=synthetic_samples(), strict=True)

@@ -15,7 +15,7 @@ from blockmae.analysis.figures.heatmaps import across_run_cka, within_run_cka
 from blockmae.analysis.figures.reconstructions import fig_reconstructions
 from blockmae.analysis.figures.style import Styler
 from blockmae.analysis.rows import Group, final_rows, make_row
-from helpers import TRIVIAL_LOSSES, drawn_once, synthetic_rows, synthetic_samples
+from helpers import TRIVIAL_LOSSES, interface_rows, synthetic_rows, synthetic_samples
 
 def png_size(path: Path) -> tuple[int, int]:
     data = Path(path).read_bytes()
@@ -25,17 +25,13 @@ def png_size(path: Path) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def rows():
-    return drawn_once()[0]
-
-
-@pytest.fixture(scope="module")
-def drawn():
-    return drawn_once()[1:]
+    return synthetic_rows() + interface_rows()
 
 
 @pytest.mark.slow
-def test_every_figure_is_drawn(drawn):
-    out, result = drawn
+def test_every_figure_is_drawn(rows, tmp_path):
+    out = tmp_path
+    result = make_all_figures(rows, out, samples=synthetic_samples(), strict=True)
     assert set(result) == set(FIGURES) | {"reconstructions"}
     for name, paths in result.items():
         assert paths, f"{name} drew nothing"

@@ -6,13 +6,15 @@ import html
 import re
 from html.parser import HTMLParser
 
+import numpy as np
 import pytest
 import yaml
 
+from blockmae.analysis.figures import FIGURES
 from blockmae.analysis.rows import Group, final_block_values, final_rows, mean_and_half_width, targets_of
 from blockmae.report.page import write_report
 from blockmae.report.tables import format_stat
-from helpers import TRIVIAL_LOSSES, drawn_once, synthetic_rows
+from helpers import TRIVIAL_LOSSES, interface_rows, synthetic_rows
 
 PROTOCOL = {
     "probe_acc": "linear probe: standardise, multinomial logistic regression (L-BFGS, 1000 it.), 3-fold CV <seed 0>",
@@ -57,10 +59,23 @@ class Checker(HTMLParser):
         self.text.append(data)
 
 
+def stand_in_figures(out) -> dict:
+    """Two small PNGs under every figure name the analysis draws: the page embeds what it is given (drawing the real
+    figures is test_figures.py's, and test_analyze.py's report embeds those)."""
+    from matplotlib.image import imsave
+
+    figures = {}
+    for name in [*FIGURES, "reconstructions"]:
+        figures[name] = [out / f"{name}_{i}.png" for i in (1, 2)]
+        for i, path in enumerate(figures[name]):
+            imsave(path, np.full((4, 6), i, dtype=float))
+    return figures
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    rows, _, figures = drawn_once()
+    rows, figures = synthetic_rows() + interface_rows(), stand_in_figures(out)
     timings = {"extraction": 12.5, "probe": 3.25, "total": 300.0}
     path = write_report(out, rows, figures, RUNS, PROTOCOL, timings=timings)
     return path, rows, figures
