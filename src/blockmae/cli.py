@@ -283,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DataLoader processes decoding video beside the encoding. Default: 0 (decode in the main "
                         "process)")
     p.add_argument("--threads", type=int,
-                   help="CPU threads for the encoder and the probes (torch.set_num_threads; probes run this many "
+                   help="CPU threads for the encoder and the probes (torch and BLAS; probes run this many "
                         "at once). Default: torch's choice, usually every core")
     p.add_argument("--device", default="auto",
                    help="where the models run: auto (a GPU when there is one), cpu, cuda or cuda:N. Default: auto")

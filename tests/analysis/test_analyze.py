@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow  # real processes / trained runs: `make test` runs
 # the occlusion diagnostic encodes them twice more)
 TINY = ["train.max_steps=4", "train.batch_size=4", "data.train=digits,n=16", "train.progress=false",
         "train.checkpoint_every=2", "train.snapshot_every=2", "model.depth=4", "model.partition=2", "model.frames=4"]
-DATA = ["--data", "digits,n=24", "--data", "gratings2,n=30"]
+DATA = ["--data", "digits,n=24", "--data", "gratings2,n=30", "--threads", "1"]  # probes in this process
 
 
 @pytest.fixture(scope="module")

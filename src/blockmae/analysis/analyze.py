@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch.distributed as dist
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from ..config import config_from_dict
@@ -56,10 +58,12 @@ def measure(paths: list[str], data: list[str], out: str | Path, options: Options
     analysis.store.meter = CostMeter(passes, say=tqdm.write if options.progress else (lambda line: None),
                                      workers=world)
     analysis.store.meter.announce(options.occlusion)
-    for source in sources:
-        for spec in data:
-            analysis.run(source, spec)
-    analysis.cross_run_cka()
+    # --threads caps BLAS too (numpy, scipy: the probes fitted in this process), as torch.set_num_threads does torch
+    with threadpool_limits(options.threads) if options.threads else contextlib.nullcontext():
+        for source in sources:
+            for spec in data:
+                analysis.run(source, spec)
+        analysis.cross_run_cka()
     analysis.rows += extra_rows or []
     write_rows(out / ROWS, analysis.rows)
     timings = dict(options.timings)
