@@ -13,11 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def t_quantile(q: float, dof: int) -> float:
-    """Student's t quantile (scipy imported here: training imports this package and should not load scipy)."""
+def t_quantile(q: float, dof):
+    """Student's t quantile, one per degree of freedom when `dof` is an array (scipy imported here: training imports
+    this package and should not load scipy)."""
     from scipy import stats
 
-    return float(stats.t.ppf(q, dof))
+    quantile = stats.t.ppf(q, dof)
+    return float(quantile) if np.ndim(quantile) == 0 else quantile
 
 
 def mean_ci(values, confidence: float = 0.95, method: str = "t", n_boot: int = 1000,
@@ -56,7 +58,6 @@ def seeds_to_exclude(values, value: float = 0.0, confidence: float = 0.95, max_n
         return None
     if s == 0:
         return 2
-    for n in range(2, max_n + 1):
-        if t_quantile((1 + confidence) / 2, n - 1) * s / np.sqrt(n) < gap:
-            return n
-    return None
+    n = np.arange(2, max_n + 1)
+    enough = np.flatnonzero(t_quantile((1 + confidence) / 2, n - 1) * s / np.sqrt(n) < gap)  # one vectorised call
+    return int(n[enough[0]]) if enough.size else None
