@@ -29,11 +29,11 @@ def regenerate(text: str, docs: Path) -> str:
     return BLOCK.sub(fill, text)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="only say whether the page is up to date")
     parser.add_argument("--doc", type=Path, default=DOC)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     text = args.doc.read_text()
     if not BLOCK.search(text):
         print(f"{args.doc}: no generated block")
