@@ -27,13 +27,16 @@ study: $(VENV)/.base
 
 # Everything (what CI runs), on two worker processes, one per core; a test file stays on one worker so
 # its module fixtures are built once. `PYTEST_ARGS=-n0`: in this process (a debugger, -x).
+# Bytecode is cached (__pycache__, git-ignored) even where the environment turns that off: otherwise every worker and
+# every process a test starts compiles blockmae and the tests again.
 PYTEST_ARGS ?= -n 2 --dist loadfile
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q
 test: $(VENV)/.test
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 # The fast tier: no real processes, no training beyond a few steps.
 test-fast: $(VENV)/.test
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

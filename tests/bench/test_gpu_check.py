@@ -25,6 +25,7 @@ def check(*args, cuda_hidden=True):
     return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=120)
 
 
+@pytest.mark.slow  # the script runs python
 def test_without_a_gpu_it_refuses_and_writes_nothing(tmp_path):
     done = check("--out", str(tmp_path / "out"))
     assert done.returncode == 3 and "no CUDA GPU" in done.stderr and "refusing" in done.stderr

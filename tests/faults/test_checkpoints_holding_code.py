@@ -65,6 +65,7 @@ def _one_line_naming(done, path, cls):
                      lines[0]), lines[0]
 
 
+@pytest.mark.slow  # the CLI in a process of its own: the one line it prints
 def test_hugging_face_bin_holding_code_is_refused(model, tmp_path):
     hf = _hf_bin(model, tmp_path / "hf", {"extra": Payload(), "trap": Trap(tmp_path / "ran")})
     with pytest.raises(CodeInCheckpoint, match=re.escape(str(hf / "pytorch_model.bin")) + " holds code.*Payload.*"
@@ -75,6 +76,7 @@ def test_hugging_face_bin_holding_code_is_refused(model, tmp_path):
     assert not (tmp_path / "ran").exists() and not out.exists()  # nothing ran, nothing written
 
 
+@pytest.mark.slow  # the CLI in a process of its own: the one line it prints
 def test_official_pth_holding_code_is_refused(model, tmp_path):
     pth = tmp_path / "videomae.pth"
     torch.save({"model": hub.to_official(model.state_dict()), "args": Trap(tmp_path / "ran")}, pth)
