@@ -97,7 +97,7 @@ def cmd_analyze(args) -> None:
     options = Options(batch_size=args.batch_size, num_workers=args.workers, layers=not args.blocks_only,
                       occlusion=not args.no_occlusion, dynamics=args.dynamics, save_features=args.save_features,
                       device=args.device, probe=args.probe, strict=args.strict, attentive=args.attentive,
-                      blocks=args.blocks, threads=args.threads)
+                      blocks=args.blocks, threads=args.threads, figures=not args.no_figures)
     with extraction_workers(options) as main:  # under torchrun: every rank extracts a shard, rank 0 analyses
         if main:
             try:
@@ -257,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-occlusion", action="store_true",
                    help="skip the occlusion diagnostic. Default: on, which encodes every clip twice more (the "
                         "occluded passes): it doubles the feature extraction")
+    p.add_argument("--no-figures", action="store_true",
+                   help="write metrics.jsonl and the report's tables only, without figures/ (drawing them takes "
+                        "about a second per figure). Default: figures drawn and embedded in the report")
     p.add_argument("--blocks-only", action="store_true",
                    help="probe and compare blocks only, not every layer (skips per-layer probes and layer x layer "
                         "CKA). Default: every layer too")

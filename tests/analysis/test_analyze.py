@@ -14,7 +14,9 @@ pytestmark = pytest.mark.slow  # real processes / trained runs: `make test` runs
 # the occlusion diagnostic encodes them twice more)
 TINY = ["train.max_steps=4", "train.batch_size=4", "data.train=digits,n=16", "train.progress=false",
         "train.checkpoint_every=2", "train.snapshot_every=2", "model.depth=4", "model.partition=2", "model.frames=4"]
-DATA = ["--data", "digits,n=24", "--data", "gratings2,n=30", "--threads", "1"]  # probes in this process
+# probes fitted in this process; figures are test_figures.py's, and test_attentive_analyze.py's and test_study.py's
+# analyses draw theirs
+DATA = ["--data", "digits,n=24", "--data", "gratings2,n=30", "--threads", "1", "--no-figures"]
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +75,11 @@ def test_several_random_encoders_chance_and_the_oracle(analysed):
     assert baselines["recon_loss_oracle_constant"] < baselines["recon_loss_visible_mean"]
 
 
-def test_outputs_report_figures_and_features(analysed):
+def test_outputs_report_and_features_and_no_figures_when_asked(analysed):
     _, out, _ = analysed
     html = (out / "report.html").read_text()
-    pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
-    assert len(pngs) >= 6
-    assert html.count("data:image/png;base64,") >= len(pngs)
+    assert not list(out.glob("figures/*.png")) and "data:image/png;base64," not in html  # --no-figures
+    assert 'id="summary"' in html and 'id="depth"' in html and 'id="figures"' not in html  # tables, no figures
     z = np.load(out / "features" / "e2e_digits_test.npz")
     assert {"block_1", "block_2", "layer_1", "layer_4", "y", "target_names"} <= set(z.files)
     assert z["block_2"].shape == (24, 96) and np.array_equal(z["block_2"], z["layer_4"])
@@ -87,7 +88,7 @@ def test_outputs_report_figures_and_features(analysed):
 def test_features_are_cached_and_reused(analysed, tmp_path, single_thread):  # one thread, as `analysed` ran
     root, out, rows = analysed
     cached = sorted((out / "cache").glob("*.npz"))
-    main(["analyze", str(root / "e2e"), "--data", "digits,n=24", "--out", str(out), "--batch-size", "8"])
+    main(["analyze", str(root / "e2e"), "--data", "digits,n=24", "--out", str(out), "--batch-size", "8", "--no-figures"])
     assert sorted((out / "cache").glob("*.npz")) == cached  # nothing re-extracted
     again = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     first = {(r["metric"], r["block"], r["target"]): r["value"] for r in rows

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from ..config import config_from_dict
 from ..data.spec import check_spec
 from .cost import CostMeter, planned_passes
-from .figures import make_all_figures
+from .figures import make_all_figures, remove_figures
 from .options import Options, viewed_partition
 from .rows_file import ROWS, write_rows
 from .sources import describe, random_floor_count, random_floors
@@ -67,9 +67,13 @@ def measure(paths: list[str], data: list[str], out: str | Path, options: Options
     analysis.rows += extra_rows or []
     write_rows(out / ROWS, analysis.rows)
     timings = dict(options.timings)
-    t = time.perf_counter()
-    figures = make_all_figures(analysis.rows, out / "figures", samples=analysis.samples)
-    timings["figures"] = time.perf_counter() - t
+    figures = {}
+    if options.figures:
+        t = time.perf_counter()
+        figures = make_all_figures(analysis.rows, out / "figures", samples=analysis.samples)
+        timings["figures"] = time.perf_counter() - t
+    else:
+        remove_figures(out / "figures")
     timings["total"] = time.perf_counter() - started
     runs = [{"run": s.run, "path": s.path, "regime": s.regime, "K": s.K, "seed": s.seed, "model": s.model_name,
              "config": s.config} for s in sources]

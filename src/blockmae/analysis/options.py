@@ -19,6 +19,7 @@ class Options:
     save_features: bool = False
     recon_clips: int = 256
     samples: int = 2  # clips per source in the reconstruction figure
+    figures: bool = True  # draw figures/ (False: metrics and report only, e.g. many checkpoints in a loop)
     device: str = "auto"
     probe: str = "sklearn"  # sklearn (the authors' protocol) | torch (all layers at once, GPU when present)
     attentive: bool = False  # also the attentive probe (eval.attentive) on kept token sets: attentive_probe_acc

@@ -13,6 +13,6 @@ about each; registry: all of them by name.
 """
 
 from .captions import CAPTIONS
-from .registry import FIGURES, make_all_figures
+from .registry import FIGURES, make_all_figures, remove_figures
 
-__all__ = ["CAPTIONS", "FIGURES", "make_all_figures"]
+__all__ = ["CAPTIONS", "FIGURES", "make_all_figures", "remove_figures"]

@@ -28,6 +28,12 @@ FIGURES: dict[str, Callable[[list[dict], Path], list[Path]]] = {
 }
 
 
+def remove_figures(out_dir: Path) -> None:
+    """An earlier analysis's figures never outlive its metrics: they go before new ones are drawn (or none are)."""
+    for stale in Path(out_dir).glob("*.png"):
+        stale.unlink()
+
+
 def make_all_figures(rows: list[dict], out_dir: Path, samples: list[dict] | None = None,
                      strict: bool = False) -> dict[str, list[Path]]:
     """Every figure the rows (and reconstruction samples) allow: name -> written PNGs.
@@ -36,8 +42,7 @@ def make_all_figures(rows: list[dict], out_dir: Path, samples: list[dict] | None
     `strict`.
     """
     out_dir = Path(out_dir)
-    for stale in out_dir.glob("*.png") if out_dir.is_dir() else []:  # an earlier analysis's figures never linger
-        stale.unlink()
+    remove_figures(out_dir)
     jobs = dict(FIGURES) | {"reconstructions": lambda _rows, d: fig_reconstructions(samples, d / "reconstructions.png")}
     result: dict[str, list[Path]] = {}
     for name, fn in jobs.items():
