@@ -24,10 +24,14 @@ def single_thread():
 
 def pytest_collection_modifyitems(config, items):
     """CUDA-only tests are deselected (not skipped) on a machine without a GPU: they are counted nowhere rather
-    than as passes, and benchmarks/gpu_check.sh runs them where there is one."""
-    if torch.cuda.is_available():
-        return
-    cuda = [item for item in items if item.get_closest_marker("cuda")]
-    if cuda:
-        config.hook.pytest_deselected(items=cuda)
-        items[:] = [item for item in items if not item.get_closest_marker("cuda")]
+    than as passes, and benchmarks/gpu_check.sh runs them where there is one.
+
+    Files holding slow tests run first: xdist hands out files in this order, so the long ones start early and the
+    short ones fill in around them, instead of one worker finishing alone on the last long file."""
+    if not torch.cuda.is_available():
+        cuda = [item for item in items if item.get_closest_marker("cuda")]
+        if cuda:
+            config.hook.pytest_deselected(items=cuda)
+            items[:] = [item for item in items if not item.get_closest_marker("cuda")]
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: the order within each group is kept
