@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
@@ -16,10 +17,9 @@ import blockmae
 from blockmae.config import ConfigError
 from blockmae.checkpoint import checkpoint_steps
 from blockmae.train.engine import pretrain
-from helpers import free_port, join_as_rank, small_config
+from helpers import free_port, join_as_rank, one_thread, small_config
 
-pytestmark = [pytest.mark.slow,  # real processes / trained runs: `make test` runs it, `make test-fast` does not
-              pytest.mark.usefixtures("single_thread")]  # the one-process runs, on one thread as each rank is
+pytestmark = pytest.mark.slow  # real processes / trained runs: `make test` runs it, `make test-fast` does not
 
 # scenes, not digits: no scikit-learn import (the digits' source images) in every rank's fresh process
 FAST = ["data.train=scenes,n=48", "train.batch_size=4", "train.progress=false", "train.log_every=1",
@@ -28,14 +28,53 @@ FAST = ["data.train=scenes,n=48", "train.batch_size=4", "train.progress=false", 
         "train.checkpoint_every=2", "train.accum_steps=2", "train.device=cpu"]
 
 
-def _worker(rank: int, world: int, port: int, overrides: list[str], out: str) -> None:
+def _worker(rank: int, world: int, port: int, jobs: list[tuple[list[str], str]]) -> None:
+    """Every job's run as rank `rank`, one after another in one process group (as `pretrain` joins one that exists):
+    each rank's process starts once for all of this file's distributed runs, not once per run."""
     join_as_rank(rank, world, port)
-    pretrain(small_config(*FAST, *overrides), out)
+    dist.init_process_group("gloo")
+    try:
+        for overrides, out in jobs:
+            pretrain(small_config(*FAST, *overrides), out)
+            dist.barrier()  # the next run starts when every rank is done with this one
+    finally:
+        dist.destroy_process_group()
 
 
-def _spawn(world: int, overrides: list[str], out: Path) -> None:
-    """What `torchrun --nproc-per-node world -m blockmae pretrain ...` does, in-process."""
-    mp.spawn(_worker, args=(world, free_port(), list(overrides), str(out)), nprocs=world, join=True)
+def _cut(run: Path, to: Path) -> Path:
+    """A copy of a finished 4-step run as if stopped after step 2's checkpoint."""
+    shutil.copytree(run, to)
+    shutil.rmtree(to / "checkpoints" / "4")
+    (to / "summary.json").unlink()
+    return to
+
+
+# the one-process run each distributed run is compared with, and the distributed run's own overrides
+ONE = {"simultaneous": ["train.regime=simultaneous"], "sequential": ["train.regime=sequential"],
+       "fit": ["train.regime=e2e", "train.monitor_every=0", "train.monitor_fit_steps=2"],  # steps 5-6 fit monitors
+       "e2e": ["train.regime=e2e"]}  # not detached: the top loss's backward crosses both stages, monitors aside
+DISTRIBUTED = {"ddp-simultaneous": ("simultaneous", ["dist.mode=ddp"]),
+               "ddp-sequential": ("sequential", ["dist.mode=ddp"]),  # frozen stages get no gradient
+               "ddp-fit": ("fit", ["dist.mode=ddp"]),
+               "ddp-resumed": ("e2e", ["dist.mode=ddp"]),  # from the one-process run's step-2 checkpoint
+               "pipeline": ("simultaneous", ["dist.mode=pipeline"]),
+               "pipeline-resumed": ("simultaneous", ["dist.mode=pipeline"])}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """Every run of this file's comparisons: the one-process references (one thread, as each rank has), then all
+    the 2-rank runs in one launch (what `torchrun --nproc-per-node 2 -m blockmae pretrain ...` does, per run)."""
+    root = tmp_path_factory.mktemp("distributed")
+    paths = {name: root / name for name in [*ONE, *DISTRIBUTED]}
+    with one_thread():
+        for name, overrides in ONE.items():
+            pretrain(small_config(*FAST, *overrides), paths[name])
+    for name in ("ddp-resumed", "pipeline-resumed"):
+        _cut(paths[DISTRIBUTED[name][0]], paths[name])
+    jobs = [(ONE[reference] + overrides, str(paths[name])) for name, (reference, overrides) in DISTRIBUTED.items()]
+    mp.spawn(_worker, args=(2, free_port(), jobs), nprocs=2, join=True)
+    return paths
 
 
 def _weights(run, step):
@@ -57,67 +96,52 @@ def _optimizer_state(run, step):
     return state["optimizer"]
 
 
-@pytest.mark.parametrize("regime", ["simultaneous", "sequential"])  # sequential: frozen stages get no gradient
-def test_ddp_two_ranks_equal_one_process_with_the_same_global_batch(tmp_path, regime):
-    pretrain(small_config(*FAST, f"train.regime={regime}"), tmp_path / "one")
-    _spawn(2, [f"train.regime={regime}", "dist.mode=ddp"], tmp_path / "ddp")
-    _assert_same_weights(_weights(tmp_path / "one", 4), _weights(tmp_path / "ddp", 4))
-    for a, b in zip(_losses(tmp_path / "one"), _losses(tmp_path / "ddp")):  # the log holds the global batch's losses
+@pytest.mark.parametrize("regime", ["simultaneous", "sequential"])
+def test_ddp_two_ranks_equal_one_process_with_the_same_global_batch(runs, regime):
+    one, ddp = runs[regime], runs[f"ddp-{regime}"]
+    _assert_same_weights(_weights(one, 4), _weights(ddp, 4))
+    for a, b in zip(_losses(one), _losses(ddp)):  # the log holds the global batch's losses
         assert [None if v is None else pytest.approx(v, rel=1e-4) for v in a] == b
-    assert checkpoint_steps(tmp_path / "ddp") == [2, 4]
-    summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert checkpoint_steps(ddp) == [2, 4]
+    summary = json.loads((ddp / "summary.json").read_text())
     assert len(summary["held_out"]["losses"]) == 2
 
 
-def test_ddp_fits_the_monitors_as_one_process_does(tmp_path):
-    fit = ["train.regime=e2e", "train.monitor_every=0", "train.monitor_fit_steps=2"]  # steps 5-6 fit the monitors
-    pretrain(small_config(*FAST, *fit), tmp_path / "one")
-    _spawn(2, [*fit, "dist.mode=ddp"], tmp_path / "ddp")
-    _assert_same_weights(_weights(tmp_path / "one", 6), _weights(tmp_path / "ddp", 6))
-    assert [row[0] is not None for row in _losses(tmp_path / "ddp")] == [False] * 4 + [True] * 2
+def test_ddp_fits_the_monitors_as_one_process_does(runs):
+    _assert_same_weights(_weights(runs["fit"], 6), _weights(runs["ddp-fit"], 6))
+    assert [row[0] is not None for row in _losses(runs["ddp-fit"])] == [False] * 4 + [True] * 2
 
 
-def test_ddp_resumes_a_single_process_run_with_another_world_size(tmp_path):
-    e2e = ["train.regime=e2e"]  # not detached: the top loss's backward crosses both stages, monitors on the side
-    pretrain(small_config(*FAST, *e2e), tmp_path / "one")
-    cut = tmp_path / "cut"
-    shutil.copytree(tmp_path / "one", cut)
-    shutil.rmtree(cut / "checkpoints" / "4")
-    _spawn(2, [*e2e, "dist.mode=ddp"], cut)
-    _assert_same_weights(_weights(tmp_path / "one", 4), _weights(cut, 4))
+def test_ddp_resumes_a_single_process_run_with_another_world_size(runs):
+    cut = runs["ddp-resumed"]
+    _assert_same_weights(_weights(runs["e2e"], 4), _weights(cut, 4))
     assert [json.loads(line)["step"] for line in (cut / "log.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
 
 
-def test_pipeline_two_stages_equal_single_process_simultaneous(tmp_path):
-    pretrain(small_config(*FAST), tmp_path / "one")
-    _spawn(2, ["dist.mode=pipeline"], tmp_path / "pipe")
+def test_pipeline_two_stages_equal_single_process_simultaneous(runs):
+    one, pipe = runs["simultaneous"], runs["pipeline"]
     for step in (2, 4):  # checkpoints gather both stages into the usual layout
-        _assert_same_weights(_weights(tmp_path / "one", step), _weights(tmp_path / "pipe", step))
-    a, b = _optimizer_state(tmp_path / "one", 4), _optimizer_state(tmp_path / "pipe", 4)
+        _assert_same_weights(_weights(one, step), _weights(pipe, step))
+    a, b = _optimizer_state(one, 4), _optimizer_state(pipe, 4)
     assert a["state"].keys() == b["state"].keys() and a["param_groups"] == b["param_groups"]
     for i in a["state"]:
         for key in ("exp_avg", "exp_avg_sq", "step"):
             assert torch.allclose(a["state"][i][key], b["state"][i][key], atol=1e-6, rtol=1e-4)
-    for x, y in zip(_losses(tmp_path / "one"), _losses(tmp_path / "pipe")):  # both stages' losses, every step
+    for x, y in zip(_losses(one), _losses(pipe)):  # both stages' losses, every step
         assert x == pytest.approx(y, rel=1e-4)
-    times = json.loads((tmp_path / "pipe" / "summary.json").read_text())["pipeline_time"]
+    times = json.loads((pipe / "summary.json").read_text())["pipeline_time"]
     assert [t["from_step"] for t in times] == [1, 1] and [t["steps"] for t in times] == [3, 3]  # log_every=1
     for t in times:  # every second of each rank is accounted for
         parts = [t[f"{part}_s"] for part in ("data", "wait_input", "compute", "wait_send", "checkpoint", "other")]
         assert min(parts[:5]) >= 0 and sum(parts) == pytest.approx(t["total_s"])
     assert times[0]["wait_input_s"] == 0 and times[0]["compute_s"] > 0 and times[1]["compute_s"] > 0
-    model = blockmae.load(tmp_path / "pipe")  # `load` (and so `analyze`) does not care how the run was trained
+    model = blockmae.load(pipe)  # `load` (and so `analyze`) does not care how the run was trained
     assert model.num_stages == 2
 
 
-def test_pipeline_resumes_from_a_checkpoint(tmp_path):
-    pretrain(small_config(*FAST), tmp_path / "one")
-    cut = tmp_path / "cut"
-    shutil.copytree(tmp_path / "one", cut)
-    shutil.rmtree(cut / "checkpoints" / "4")
-    (cut / "summary.json").unlink()
-    _spawn(2, ["dist.mode=pipeline"], cut)  # optimiser state and step come from the checkpoint, per stage
-    _assert_same_weights(_weights(tmp_path / "one", 4), _weights(cut, 4))
+def test_pipeline_resumes_from_a_checkpoint(runs):
+    cut = runs["pipeline-resumed"]  # optimiser state and step come from the checkpoint, per stage
+    _assert_same_weights(_weights(runs["simultaneous"], 4), _weights(cut, 4))
     assert [json.loads(line)["step"] for line in (cut / "log.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
     assert (cut / "summary.json").exists()
 
