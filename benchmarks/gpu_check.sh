@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The GPU check (docs/performance.md): on one CUDA GPU, in under 8 minutes,
+# The GPU check (docs/performance.md): on one CUDA GPU, in under 10 minutes,
 #   1. the CUDA-only tests (tests/gpu: Hugging Face parity on the GPU, bf16 autocast, memory-lean peak memory);
-#   2. `blockmae bench --preset deit-s --device cuda` under bf16 autocast, torch.compile rows included;
+#   2. `blockmae bench --preset deit-s --device cuda` under bf16 autocast: every regime's row beside E2E and E2E
+#      with monitors (the per-regime table of docs/performance.md), torch.compile rows included;
 #   3. a 200-step run of the paper config (DeiT-S, 16 x 128 x 128, K=4 simultaneous, bf16) on procedural scenes;
 # then writes OUT/gpu_check.json: every step's command, exit status, seconds and numbers, in one file.
 # A step that fails is recorded and the others still run; the script exits non-zero if any failed.
@@ -31,7 +32,8 @@ PY=${PYTHON:-$ROOT/.venv/bin/python}
 
 TESTS="$PY -m pytest -q -m cuda $ROOT/tests/gpu --junitxml=$OUT/tests.xml"
 BENCH="$PY -m blockmae bench --preset deit-s --device cuda --set train.amp=bf16 --repeats 1 \
---configs hf,e2e,e2e-K4-monitors,e2e-K4-monitors-every4,e2e-K4-fitted-monitors,sim-K4,sim-K4-lean,e2e-compile,sim-K4-lean-compile \
+--configs hf,e2e,e2e-K4-monitors,e2e-K4-monitors-every4,e2e-K4-fitted-monitors,sim-K4,sim-K4-lean,sim-K6-lean,seq-K4,\
+overlap-K4-lean,noisy-K4-lean,coarse-K4-lean,sim-K4-lean-light-lower,e2e-compile,sim-K4-lean-compile \
 --json $OUT/bench-deit-s-cuda-bf16.json"
 RUN="$PY -m blockmae pretrain paper/deit-s train.regime=simultaneous model.partition=4 train.max_steps=200 \
 train.epochs=null train.batch_size=32 train.device=cuda train.amp=bf16 train.log_every=20 \
@@ -61,6 +63,6 @@ step() {  # name, time limit (s), command: run it, log it, record its exit statu
 }
 : > "$OUT/steps.jsonl"
 step tests 120 "$TESTS"
-step bench 240 "$BENCH"
+step bench 300 "$BENCH"
 step paper-run 150 "$RUN"
 "$PY" "$ROOT/benchmarks/gpu_summary.py" "$OUT"

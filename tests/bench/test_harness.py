@@ -47,8 +47,12 @@ def test_quick_bench_reports_every_configuration_with_ratios(tmp_path):
         assert row["x_baseline"] == pytest.approx(row["clips_per_s"] / base["clips_per_s"])
         assert row["step_bytes"] == max(row["peak_bytes"] - row["resting_bytes"], 0)
         assert row["live_x_baseline"] == pytest.approx(row["live_step_bytes"] / base["live_step_bytes"])
-        assert row["time_x_e2e"] == (pytest.approx(row["step_s"] / rows["e2e"]["step_s"]) if row["task"] == "train"
-                                     else None)
+        train = row["task"] == "train"
+        assert row["time_x_e2e"] == (pytest.approx(row["step_s"] / rows["e2e"]["step_s"]) if train else None)
+        assert row["time_x_e2e_monitors"] == (
+            pytest.approx(row["step_s"] / rows["e2e-K4-monitors"]["step_s"]) if train else None)
+        assert row["mem_x_e2e"] == (
+            pytest.approx(row["live_step_bytes"] / rows["e2e"]["live_step_bytes"]) if train else None)
         assert row["mfu"] == pytest.approx(row["flops_per_step"] / row["step_s"] / matmul["flop_per_s"])
         assert len(row["first_losses"]) == row["K"]
     assert rows["hf"]["x_baseline"] == 1.0 and rows["extract-hf"]["x_baseline"] == 1.0
