@@ -64,7 +64,7 @@ def _max_weight_diff(a: Path, b: Path) -> float:
     return max((x[k] - y[k]).abs().max().item() for k in x)
 
 
-def median_round(rounds: list[dict]):
+def median_round(rounds: list[dict]) -> Path:
     """The run of the round with the median rate (the upper median for an even count): the time breakdown shows its
     clocks."""
     return sorted(rounds, key=lambda x: x["clips_per_s"])[len(rounds) // 2]["run"]
