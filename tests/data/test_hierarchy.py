@@ -69,6 +69,24 @@ def test_spec_options_and_errors():
         build_dataset("hierarchy", "val", frames=4, image_size=32)
 
 
+def test_a_balanced_grammar_hides_the_parent_from_any_single_cell_but_not_from_a_block():
+    for seed in range(3):
+        grammar = Grammar(levels=3, symbols=4, rules=4, seed=seed, balanced=True)
+        for level, table in grammar.productions.items():  # (parent, rule, position)
+            assert len({tuple(block) for block in table.reshape(-1, 4)}) == 16  # no block produced by two symbols
+            # every parent shows each child symbol once at each position: a cell's marginal does not depend on it
+            assert (np.sort(table, axis=1) == np.arange(4)[None, :, None]).all(), level
+            # two cells of a block do: the pairs at positions 0 and 1 of different parents never coincide
+            pairs = [{(a, b) for a, b in table[s, :, :2]} for s in range(4)]
+            assert all(not pairs[i] & pairs[j] for i in range(4) for j in range(i))
+    default = Grammar(levels=3, symbols=4, rules=2, seed=0)  # the default grammar: marginals differ by parent
+    assert not (np.sort(default.productions[1], axis=1)[:, :, 0] == np.sort(default.productions[1], axis=1)[0, :, 0]).all()
+    ds = build_dataset("hierarchy,n=4,symbols=4,rules=4,balanced=1", "test", frames=2, image_size=32)
+    assert ds.grammar.balanced and "balanced=True" in repr(ds)
+    with pytest.raises(ValueError, match="balanced=1 needs rules= equal to symbols="):
+        build_dataset("hierarchy,symbols=4,rules=2,balanced=1", "test", frames=2, image_size=32)
+
+
 def _brute_force_posterior(grammar, leaves, visible):
     """P(leaf | visible leaves) by enumerating every tree of a 2-level grammar (uniform root and rules)."""
     v, R = grammar.symbols, grammar.rules

@@ -13,6 +13,12 @@ own parent's production) narrow it, and so on up the tree. Predicting a hidden l
 from visible leaves, the grandparent from parents, and back down: composition, one level at a time. There is
 no clip-wide shortcut: no illumination, no background, every cell carries one primitive.
 
+With `balanced=1` (rules = symbols) every symbol's productions show each child symbol once at each position, so
+a single cell's symbol is uniform whatever its ancestors: what one cell, or the bag of cells a mean-pooled linear
+probe reads, says about the root is nothing; only cells taken together (a block names its parent) do. In the
+default grammar the mix of leaf symbols already tells the root apart (`benchmarks/hierarchy_bounds.py` measures
+both).
+
 Targets are the latent at each level: `root` (the top symbol), then the top-left node's symbol at every level
 below it (`level2`, `level1`, `leaf` for three levels), a ground truth for what a block should decode.
 Every clip is drawn from `default_rng([seed, split, index])` alone, so train and test never share a clip and
@@ -33,18 +39,39 @@ CELL = 4  # pixels per leaf cell: one patch of the tiny preset
 CONTRAST = 0.4  # amplitude of a primitive's grating, around grey
 
 
+def balanced_productions(rng: np.random.Generator, symbols: int) -> np.ndarray:
+    """(symbols, symbols, 4) productions in which every symbol's `symbols` blocks show each child symbol once at
+    each of the 4 positions: position 0 runs through a permutation shared by all symbols, positions 1-3 through the
+    rows of random Latin squares. A cell's marginal is then uniform whatever its parent (and so, level by level,
+    whatever its root), while two cells of a block name the parent: the column property of the Latin square keeps
+    the blocks of different symbols distinct."""
+    v = symbols
+    out = np.empty((v, v, 4), dtype=np.int64)
+    out[:, :, 0] = rng.permutation(v)[None, :]
+    for position in (1, 2, 3):
+        rows, cols, values = rng.permutation(v), rng.permutation(v), rng.permutation(v)
+        out[:, :, position] = values[(rows[:, None] + cols[None, :]) % v]
+    return out
+
+
 class Grammar:
     """`productions[l][s, r]`: the 2 x 2 children (level l-1 symbols, row-major) of symbol s of level l by
     production r, for l = 1 (its children are leaves) .. levels. No 2 x 2 block appears twice in a level."""
 
-    def __init__(self, levels: int, symbols: int, rules: int, seed: int):
+    def __init__(self, levels: int, symbols: int, rules: int, seed: int, balanced: bool = False):
         if symbols * rules > symbols ** 4:
             raise ValueError(f"hierarchy: {symbols} symbols x {rules} rules exceed the {symbols ** 4} distinct 2x2 "
                              "blocks; lower rules=")
+        if balanced and rules != symbols:
+            raise ValueError(f"hierarchy: balanced=1 needs rules= equal to symbols= (each symbol's productions show "
+                             f"every child symbol once at each position); got rules={rules}, symbols={symbols}")
         rng = np.random.default_rng([seed, 7919])
-        self.levels, self.symbols, self.rules = levels, symbols, rules
+        self.levels, self.symbols, self.rules, self.balanced = levels, symbols, rules, balanced
         self.productions = {}
         for level in range(1, levels + 1):
+            if balanced:
+                self.productions[level] = balanced_productions(rng, symbols)
+                continue
             blocks = rng.choice(symbols ** 4, size=symbols * rules, replace=False)
             digits = (blocks[:, None] // symbols ** np.arange(3, -1, -1)) % symbols
             self.productions[level] = digits.reshape(symbols, rules, 4)
@@ -79,7 +106,7 @@ class HierarchyVideos(Dataset):
     """Clips drawn from a random hierarchy of latent symbols; one target per level."""
 
     def __init__(self, split: str = "train", *, frames: int, image_size: int, channels: int = 3, seed: int = 0,
-                 n: int | None = None, symbols: int = 8, rules: int = 2, grammar: int = 0):
+                 n: int | None = None, symbols: int = 8, rules: int = 2, grammar: int = 0, balanced: bool = False):
         check_clip_shape("hierarchy", frames, image_size, channels)
         if split not in SPLITS:
             raise ValueError(f"hierarchy: unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
@@ -95,7 +122,7 @@ class HierarchyVideos(Dataset):
         self.split, self.frames, self.image_size, self.channels = split, frames, image_size, channels
         self.seed, self.n = seed, int(n)
         self._split_id = SPLITS.index(split)
-        self.grammar = Grammar(levels, symbols, rules, grammar)
+        self.grammar = Grammar(levels, symbols, rules, grammar, balanced)
         names = ["root"] + [f"level{level}" for level in range(levels - 1, 0, -1)] + ["leaf"]
         self.target_names = names
         self.class_names = {name: [str(s) for s in range(symbols)] for name in names}
@@ -135,7 +162,8 @@ class HierarchyVideos(Dataset):
     def __repr__(self) -> str:
         g = self.grammar
         return (f"HierarchyVideos(split={self.split!r}, n={self.n}, frames={self.frames}, image_size={self.image_size}, "
-                f"channels={self.channels}, seed={self.seed}, levels={g.levels}, symbols={g.symbols}, rules={g.rules})")
+                f"channels={self.channels}, seed={self.seed}, levels={g.levels}, symbols={g.symbols}, rules={g.rules}, "
+                f"balanced={g.balanced})")
 
 
 def leaf_posterior(grammar: Grammar, leaves: np.ndarray, visible: np.ndarray, height: int | None = None) -> np.ndarray:

@@ -59,6 +59,15 @@ def one_of(*choices: int) -> Callable[[str], int]:
     return convert
 
 
+def flag(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError
+
+
 COMMON_OPTIONS = {
     "frames": Option(positive_int, "a positive integer", None, "frames per clip (default: the model's)"),
     "size": Option(positive_int, "a positive integer", None, "frame height and width in pixels (default: the model's)"),

@@ -21,7 +21,8 @@ from .gratings import DEFAULT_FPS, DriftingGratings, TwoRegionGratings
 from .hierarchy import DEFAULT_N as HIERARCHY_N
 from .hierarchy import HierarchyVideos
 from .scenes import COUNTS, TexturedScenes
-from .registry import COMMON_OPTIONS, REGISTRY, DatasetInfo, Option, one_of, positive_float, positive_int, register_dataset
+from .registry import (COMMON_OPTIONS, REGISTRY, DatasetInfo, Option, flag, one_of, positive_float, positive_int,
+                       register_dataset)
 from .scenes import DEFAULT_N as SCENES_N
 
 
@@ -166,6 +167,9 @@ register_dataset(DatasetInfo(
         "symbols": Option(positive_int, "a positive integer", 8, "latent symbols per level (and leaf primitives)"),
         "rules": Option(positive_int, "a positive integer", 2, "synonymous 2x2 productions per symbol"),
         "grammar": Option(int, "an integer", 0, "the seed of the grammar (the same in both splits)"),
+        "balanced": Option(flag, "0 or 1", False,
+                           "1: every symbol's productions show each child symbol once at each position (rules= must "
+                           "equal symbols=), so no single cell says anything about its ancestors; only combinations do"),
     },
     example="hierarchy,n=1024,rules=3",
     splits=SPLITS,
@@ -203,15 +207,6 @@ register_dataset(DatasetInfo(
 from .collections import hmdb51_dataset, kinetics_dataset, ssv2_dataset, ucf101_dataset  # noqa: E402
 from .listfile import list_dataset  # noqa: E402
 from .video import BACKENDS, DEFAULT_PATTERN  # noqa: E402
-
-
-def _flag(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError
 
 
 def _text(text: str) -> str:
@@ -262,7 +257,7 @@ def video_options(**defaults) -> dict[str, Option]:
         "clips": Option(positive_int, "a positive integer", d["clips"],
                         "clips per decoded video: repeated sampling in training, uniform views in evaluation"),
         "crops": Option(one_of(1, 3), "1 or 3", d["crops"], "evaluation crops: centre (1) or three along the long side"),
-        "flip": Option(_flag, "0 or 1", d["flip"], "random horizontal flip in training"),
+        "flip": Option(flag, "0 or 1", d["flip"], "random horizontal flip in training"),
         "crop": Option(_word("multiscale", "resized"), "multiscale or resized", d["crop"],
                        "training crop: VideoMAE multi-scale crop or random resized crop"),
         "short_side": Option(positive_int, "a positive integer", d["short_side"],
@@ -314,7 +309,7 @@ _register_video(
     "list", list_dataset,
     "your own videos: a text file of 'PATH LABEL' lines (VideoMAE style; video files or frame folders)",
     {"root": Option(_text, "a folder", None, "prefix of relative paths (default: the list file's folder)"),
-     "labels": Option(_flag, "0 or 1", True, "0: lines are bare paths (unlabelled pretraining)"),
+     "labels": Option(flag, "0 or 1", True, "0: lines are bare paths (unlabelled pretraining)"),
      "test": Option(_text, "a list file", None, "held-out list read as the test split, relative like the main list "
                     "(without test= or val=, the list is one set: the analysis cross-validates over its videos)"),
      "val": Option(_text, "a list file", None, "held-out list read as the val split (and as test without test=)"),
