@@ -1,3 +1,6 @@
+import runpy
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -117,3 +120,15 @@ def test_leaf_posterior_is_exact_inference(seed):
     alone = leaf_posterior(ds.grammar, leaves, visible & (np.arange(4)[:, None] < 2) & (np.arange(4)[None, :] < 2),
                            height=1)
     assert np.allclose(local[:2, :2], alone[:2, :2])
+
+
+@pytest.mark.slow  # 12 logistic-regression fits
+def test_the_bounds_script_reads_the_default_grammars_latents_off_the_cells_and_not_the_balanced_ones():
+    """benchmarks/hierarchy_bounds.py's linear read of the cells one at a time (docs/depth_screen.md's table)."""
+    script = runpy.run_path(str(Path(__file__).resolve().parents[2] / "benchmarks" / "hierarchy_bounds.py"))
+    for rules, balanced in ((2, False), (4, True)):
+        test = HierarchyVideos("test", frames=2, image_size=32, n=200, symbols=4, rules=rules, balanced=balanced)
+        read = script["linear_from_leaves"](4, rules, balanced, test, train_clips=400)
+        assert set(read) == {f"{t}_from_leaf_{f}" for t in ("root", "level2", "level1") for f in ("counts", "cells")}
+        cells = [read[f"{t}_from_leaf_cells"] for t in ("root", "level2", "level1")]
+        assert min(cells) > 0.9 if not balanced else max(cells) < 0.4  # chance is 0.25
