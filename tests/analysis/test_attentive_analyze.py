@@ -48,8 +48,11 @@ def test_analyze_attentive_writes_rows_for_every_block_layer_and_target(tmp_path
     assert len(tokens) == 3  # digits train and test, gratings2's one set
     with np.load(tokens[0]) as z:
         assert z["layer_4"].dtype == np.float16 and z["layer_4"].ndim == 3
-    assert "attentive_probe_acc" in (out / "report.html").read_text()
+    html = (out / "report.html").read_text()
+    assert "attentive_probe_acc" in html
     assert sorted(p.name for p in (out / "figures").glob("depth_decodability_attentive_*.png"))
+    pngs = list((out / "figures").glob("*.png"))  # the analysis's figures, every one embedded in its report
+    assert len(pngs) >= 6 and html.count("data:image/png;base64,") >= len(pngs)
 
 
 def test_a_study_file_asks_for_the_attentive_probe(tmp_path):

@@ -61,7 +61,7 @@ class Checker(HTMLParser):
 
 def stand_in_figures(out) -> dict:
     """Two small PNGs under every figure name the analysis draws: the page embeds what it is given (drawing the real
-    figures is test_figures.py's, and test_analyze.py's report embeds those)."""
+    figures is test_figures.py's; test_attentive_analyze.py's report embeds real ones)."""
     from matplotlib.image import imsave
 
     figures = {}
