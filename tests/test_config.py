@@ -37,6 +37,8 @@ def test_shapes_that_do_not_divide_name_both_numbers():
         partition_layers([4, 4, 3], 12)
     with pytest.raises(ConfigError, match="model.decoder.depth has 2 entries but the model has 4 stages"):
         load_config(None, ["model.partition=4", "model.decoder.depth=[1,2]"])
+    with pytest.raises(ConfigError, match=r"model.layer_scale=2.0 must be in \[0, 1\]"):
+        load_config(None, ["model.layer_scale=2"])
 
 
 def test_bad_choice_suggests(tmp_path):

@@ -106,3 +106,47 @@ def test_save_pretrained_files_load(tmp_path):
     video, mask = _inputs(ours)
     with torch.no_grad():
         assert abs(ours.losses(video, mask)[0].item() - hf(video.transpose(1, 2), bool_masked_pos=mask).loss.item()) <= 1e-4
+
+
+def _layer_scaled(scale=0.1):
+    """A model with LayerScale whose gains are far from their start, so a gain left out or folded into the wrong
+    linear changes the output."""
+    cfg = config_from_dict({"model": {**model_overrides_from_hf(HF_KW | {"use_mean_pooling": False}),
+                                      "layer_scale": scale}})
+    torch.manual_seed(0)
+    ours = BlockMAE(cfg.model).eval()
+    with torch.no_grad():
+        for name, p in ours.named_parameters():
+            if "gamma" in name:
+                p.copy_(torch.rand_like(p) * 2 - 0.5)
+    return cfg, ours
+
+
+def test_layer_scale_starts_at_its_value_and_exports_folded_to_hugging_face():
+    cfg, ours = _layer_scaled()
+    assert BlockMAE(cfg.model).layers[2].gamma_2.eq(0.1).all()
+    hf = VideoMAEForPreTraining(VideoMAEConfig(**hf_config_from_model(cfg.model))).eval()
+    hf.load_state_dict(to_hf(ours.state_dict()))  # strict: no gamma keys left over
+    video, mask = _inputs(ours)
+    with torch.no_grad():
+        out = hf(video.transpose(1, 2), bool_masked_pos=mask)
+        (pred,) = ours.reconstruct(video, mask)
+        (loss,) = ours.losses(video, mask)
+    assert (pred - out.logits).abs().max() <= 1e-4
+    assert abs(loss.item() - out.loss.item()) <= 1e-4
+
+
+def test_official_weights_with_layer_scale_load_into_a_model_without_it():
+    cfg, ours = _layer_scaled()
+    official = to_official(ours.state_dict())
+    assert not any("gamma" in k for k in official)  # exported folded: loads into init_values=0 VideoMAE
+    # Official checkpoints trained with init_values > 0 carry the gains; they are folded on import.
+    with_gains = {f"encoder.blocks.{k[len('layers.'):]}": v for k, v in ours.state_dict().items()
+                  if k.startswith("layers.")}
+    with_gains |= {k: v for k, v in official.items() if not k.startswith("encoder.blocks.")}
+    plain = BlockMAE(config_from_dict({"model": {**model_overrides_from_hf(HF_KW | {"use_mean_pooling": False})}}).model)
+    plain.load_state_dict(from_official({"model": with_gains}))
+    video, _ = _inputs(ours)
+    with torch.no_grad():
+        for a, b in zip(plain.eval().encode(video, at="layers"), ours.encode(video, at="layers")):
+            assert (a - b).abs().max() <= 1e-4

@@ -60,6 +60,9 @@ class ModelConfig:
     # Target: per-tubelet, per-channel normalised pixels (VideoMAE); false: raw [0, 1] pixels.
     norm_pix: bool = True
     norm_eps: float = 1e-6
+    # LayerScale on the encoder's layers: per-channel gains on each branch, starting at this value (official
+    # VideoMAE's init_values); 0: none, as Hugging Face's VideoMAE. Exports fold the gains into the weights.
+    layer_scale: float = 0.0
     # How input clips are normalised; the objective undoes it to build pixel targets.
     pixel_mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
     pixel_std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))

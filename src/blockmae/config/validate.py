@@ -63,6 +63,9 @@ def resolve(cfg: Config) -> Config:
     m.heads = m.heads or preset["heads"]
     if m.width % m.heads:
         raise ConfigError(f"model.width={m.width} is not divisible by model.heads={m.heads}")
+    if isinstance(m.layer_scale, bool) or not 0.0 <= m.layer_scale <= 1.0:
+        raise ConfigError(f"model.layer_scale={m.layer_scale} must be in [0, 1]: the starting gain of each layer's "
+                          "branches (e.g. 0.1), or 0 for none")
     _check_divides(m.frames, m.tubelet, "model.frames", "model.tubelet")
     _check_divides(m.image_size, m.patch, "model.image_size", "model.patch")
     for key in ("pixel_mean", "pixel_std"):

@@ -51,7 +51,8 @@ class BlockMAE(nn.Module):
         k = len(self.partition)
         self.embed = TubeletEmbed(cfg.channels, cfg.width, cfg.frames, cfg.image_size, cfg.tubelet, cfg.patch)
         self.layers = nn.ModuleList(
-            Layer(cfg.width, cfg.heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.norm_eps) for _ in range(cfg.depth))
+            Layer(cfg.width, cfg.heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.norm_eps, cfg.layer_scale)
+            for _ in range(cfg.depth))
         d = cfg.decoder
         out_dim = cfg.channels * cfg.tubelet * cfg.patch ** 2
         self.decoders = nn.ModuleList(

@@ -106,6 +106,20 @@ def _layer_to_hf(sd: dict, src: str, dst: str, out: dict) -> None:
             out[f"{dst}.{theirs}.{p}"] = sd[f"{src}.{ours}.{p}"]
 
 
+def fold_layer_scale(sd: dict) -> dict:
+    """The same network without LayerScale: each layer's gains multiplied into the linear that feeds them
+    (x + g * (W h + b) = x + (g W) h + g b), for formats whose layers have none (Hugging Face's VideoMAE,
+    official VideoMAE built with init_values=0). Our and official names agree (`attn.proj`, `mlp.fc2`)."""
+    out = {k: v for k, v in sd.items() if not k.endswith((".gamma_1", ".gamma_2"))}
+    for key, gain in sd.items():
+        if key.endswith((".gamma_1", ".gamma_2")):
+            layer = key[: -len("gamma_1")]
+            linear = layer + ("attn.proj" if key.endswith("1") else "mlp.fc2")
+            out[f"{linear}.weight"] = gain[:, None] * sd[f"{linear}.weight"]
+            out[f"{linear}.bias"] = gain * sd[f"{linear}.bias"]
+    return out
+
+
 def _count(sd: dict, prefix: str) -> int:
     """Number of numbered children under `prefix` (e.g. 'layers.' -> 12)."""
     ids = {int(k[len(prefix):].split(".")[0]) for k in sd if k.startswith(prefix)}
@@ -140,6 +154,7 @@ def from_hf(sd: dict, decoder_stage: int = 0) -> dict:
 
 def to_hf(sd: dict, stage: int = -1) -> dict:
     """Our state dict -> Hugging Face `VideoMAEForPreTraining`, with stage `stage`'s decoder."""
+    sd = fold_layer_scale(sd)
     stage = stage % _count(sd, "decoders.")
     out = {"videomae.embeddings.patch_embeddings.projection.weight": sd["embed.proj.weight"],
            "videomae.embeddings.patch_embeddings.projection.bias": sd["embed.proj.bias"]}
@@ -169,6 +184,7 @@ def from_official(sd: dict, decoder_stage: int = 0) -> dict:
         sd = sd["model"]
     if not any(k.startswith("encoder.") for k in sd):  # fine-tuned: the encoder has no prefix
         sd = {f"encoder.{k}": v for k, v in sd.items() if not k.startswith(("fc_norm", "head"))}
+    sd = fold_layer_scale(sd)  # weights trained with init_values > 0 load into a model without LayerScale
     dec = f"decoders.{decoder_stage}"
     out = {}
     for k, v in sd.items():
@@ -188,7 +204,9 @@ def from_official(sd: dict, decoder_stage: int = 0) -> dict:
 
 
 def to_official(sd: dict, stage: int = -1) -> dict:
-    """Our state dict -> official VideoMAE pretraining keys, with stage `stage`'s decoder."""
+    """Our state dict -> official VideoMAE pretraining keys, with stage `stage`'s decoder (LayerScale folded:
+    the file loads into VideoMAE built with its default init_values=0)."""
+    sd = fold_layer_scale(sd)
     stage = stage % _count(sd, "decoders.")
     dec = f"decoders.{stage}."
     ours_to_official = {v: k for k, v in OFFICIAL_TOP.items()}

@@ -112,21 +112,35 @@ class Mlp(nn.Module):
 
 
 class Layer(nn.Module):
-    """Pre-norm transformer layer: x + attn(norm(x)), then x + mlp(norm(x))."""
+    """Pre-norm transformer layer: x + attn(norm(x)), then x + mlp(norm(x)).
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True, eps: float = 1e-6):
+    `layer_scale` > 0 adds LayerScale (CaiT; official VideoMAE's `init_values`): learned per-channel gains
+    `gamma_1`, `gamma_2` on the two branches, starting at that value, so a deep stack starts close to the
+    identity instead of each layer adding an O(1) branch.
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True, eps: float = 1e-6,
+                 layer_scale: float = 0.0):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=eps)
         self.attn = Attention(dim, heads, qkv_bias)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        if layer_scale > 0:
+            self.gamma_1 = nn.Parameter(torch.full((dim,), float(layer_scale)))
+            self.gamma_2 = nn.Parameter(torch.full((dim,), float(layer_scale)))
+        else:
+            self.gamma_1 = self.gamma_2 = None
 
     def forward(self, x: torch.Tensor, last: int | None = None) -> torch.Tensor:
         """With `last`, only the final `last` tokens' outputs (the same numbers, less work): for a
         decoder's top layer, whose other outputs are never read."""
         y = self.attn(self.norm1(x), last)
+        if self.gamma_1 is not None:
+            y = y * self.gamma_1
         x = (x if last is None else x[:, x.shape[1] - last:]) + y
-        return x + self.mlp(self.norm2(x))
+        y = self.mlp(self.norm2(x))
+        return x + (y if self.gamma_2 is None else y * self.gamma_2)
 
 
 def init_weights(module: nn.Module) -> None:
