@@ -1,6 +1,9 @@
-"""The one place a device name ("auto", "cpu", "cuda", "cuda:N") becomes a torch device."""
+"""The one place a device name ("auto", "cpu", "cuda", "cuda:N") becomes a torch device, and the one count of
+the CPU cores a process may use."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -20,3 +23,12 @@ def resolve_device(name: str | torch.device | None = "auto", key: str = "device"
         return torch.device(name)
     except RuntimeError:
         raise ConfigError(f"{key}='{name}' is not a device; use auto, cpu, cuda or cuda:N") from None
+
+
+def usable_cpus() -> int:
+    """The cores this process may run on: its CPU affinity where the system reports one (so `taskset` or a
+    container's cpuset bounds the threads started), else every core."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no affinity on this platform (macOS, Windows)
+        return os.cpu_count() or 1

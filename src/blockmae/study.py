@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -40,6 +39,7 @@ import yaml
 
 from .analysis.rows_file import PUBLISHED, ROWS, read_rows, write_rows
 from .config import ConfigError, config_path, load_config
+from .devices import usable_cpus
 from .regimes import DEFAULT, REFERENCE, SEQUENTIAL
 
 # Short forms of grid keys in run names: e2e-K4-s0.
@@ -173,7 +173,7 @@ def train_all(study: Study, out: Path, jobs: int | None = None, progress: bool =
     from tqdm import tqdm
 
     jobs = jobs or study.jobs
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = max(1, usable_cpus() // jobs)
     runs = study.runs() if runs is None else runs
     todo = [(name, o) for name, o in runs if not (out / "runs" / name / "summary.json").is_file()]
     print(f"{len(runs)} runs, {len(runs) - len(todo)} already done; training {len(todo)} "

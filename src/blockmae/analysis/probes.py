@@ -4,13 +4,13 @@ fit and which score a probe is `eval.protocols`; the probes themselves are `eval
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 
 import numpy as np
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from ..devices import usable_cpus
 from ..eval import probe_folds, probe_unit, torch_linear_probe
 from ..eval.attentive import attentive_probe
 from ..eval.features import Features
@@ -46,7 +46,7 @@ class Probes:
     def __init__(self, backend: str = "sklearn", layers: bool = True, jobs: int | None = None,
                  progress: bool = False):
         self.backend, self.layers, self.progress = backend, layers, progress
-        self.jobs = jobs or os.cpu_count() or 1  # sklearn probes fitted at once
+        self.jobs = jobs or usable_cpus()  # sklearn probes fitted at once
         self.memo: dict[tuple, dict[str, float]] = {}  # (test key, train key, kind, index) -> accuracies
 
     def accuracies(self, test: Features, train: Features | None, kind: str, index: int, partition,

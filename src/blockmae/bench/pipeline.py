@@ -21,7 +21,6 @@ compute per step); what is left is waiting. The final weights of `single`,
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -108,7 +107,7 @@ def run_pipeline(preset_name: str = "tiny", stages: int = 2, steps: int = 60, th
     import torch
 
     from ..config import config_path, load_config, save_config
-    from ..devices import resolve_device
+    from ..devices import resolve_device, usable_cpus
 
     preset = find_preset(preset_name)
     if stages < 2:
@@ -118,7 +117,7 @@ def run_pipeline(preset_name: str = "tiny", stages: int = 2, steps: int = 60, th
         raise SystemExit(f"--stages {stages} on GPUs needs {stages} GPUs (one per stage); this machine has "
                          f"{torch.cuda.device_count()}. Use --stages {torch.cuda.device_count()} or --device cpu")
     b = batch or preset.batch[kind]
-    threads = threads or os.cpu_count() or 1
+    threads = threads or usable_cpus()
     share = max(1, threads // stages)
     overrides = [*preset.overrides, f"model.partition={stages}", *sets, "train.regime=simultaneous",
                  f"train.batch_size={b}", f"train.max_steps={steps}", f"train.log_every={max(1, steps // 10)}",
