@@ -26,9 +26,11 @@ and the analysis reuses its feature cache.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import json
 import shutil
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, fields
@@ -43,6 +45,7 @@ from .devices import usable_cpus
 from .regimes import DEFAULT, REFERENCE, SEQUENTIAL
 
 # Short forms of grid keys in run names: e2e-K4-s0.
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _NAME_PARTS = {"train.regime": lambda v: str(v), "model.partition": lambda v: f"K{v}", "train.seed": lambda v: f"s{v}"}
 
 
@@ -142,6 +145,17 @@ def check_interfaces(spec, regimes: list, origin: str) -> dict:
     return spec
 
 
+def die_with_parent() -> None:
+    """In a worker: be sent SIGTERM when the process that started it dies (Linux). A study killed by a signal
+    other than Ctrl-C (which reaches the whole process group) would otherwise leave its workers training on,
+    each holding its run's lock, so that restarting the study refuses."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: no such call; the workers then outlive a killed study
+        pass
+
+
 def _pretrain(config: str, overrides: list[str], out: str, threads: int) -> dict:
     """One run in a worker process (its own torch threads, so concurrent runs do not oversubscribe)."""
     import torch
@@ -182,7 +196,7 @@ def train_all(study: Study, out: Path, jobs: int | None = None, progress: bool =
     total = sum(t.max_steps + t.monitor_fit_steps for t in trains if t.max_steps)
     bar = tqdm(total=total, desc=f"pretrain {len(todo)} runs", unit="step", disable=not progress or not todo,
                dynamic_ncols=True)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=die_with_parent) as pool:
         futures = [pool.submit(_pretrain, study.config, o, str(out / "runs" / name), threads) for name, o in todo]
         while not all(f.done() for f in futures):
             time.sleep(2)
