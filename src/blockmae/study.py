@@ -44,8 +44,9 @@ from .config import ConfigError, config_path, load_config
 from .devices import usable_cpus
 from .regimes import DEFAULT, REFERENCE, SEQUENTIAL
 
-# Short forms of grid keys in run names: e2e-K4-s0.
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+# Short forms of grid keys in run names: e2e-K4-s0.
 _NAME_PARTS = {"train.regime": lambda v: str(v), "model.partition": lambda v: f"K{v}", "train.seed": lambda v: f"s{v}"}
 
 
