@@ -42,6 +42,7 @@ def test_workers_die_when_the_study_is_killed(tmp_path):
     script, pid_file = tmp_path / "parent.py", tmp_path / "worker.pid"
     script.write_text(PARENT)
     parent = subprocess.Popen([sys.executable, str(script), str(pid_file)])
+    worker = None
     try:
         deadline = time.monotonic() + 60
         while not pid_file.exists() or not pid_file.read_text():
@@ -57,3 +58,5 @@ def test_workers_die_when_the_study_is_killed(tmp_path):
         assert not _alive(worker)
     finally:
         parent.kill()
+        if worker is not None and _alive(worker):  # the failure case: do not leave the orphan behind
+            os.kill(worker, signal.SIGKILL)
