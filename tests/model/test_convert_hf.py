@@ -31,6 +31,17 @@ def _inputs(model, batch=3):
     return video, mask
 
 
+def _assert_same_pretraining_output(hf, ours):
+    """Same clips, same mask: the same reconstructions and loss, to float rounding."""
+    video, mask = _inputs(ours)
+    with torch.no_grad():
+        out = hf(video.transpose(1, 2), bool_masked_pos=mask)
+        (loss,) = ours.losses(video, mask)
+        (pred,) = ours.reconstruct(video, mask)
+    assert (pred - out.logits).abs().max() <= 1e-4
+    assert abs(loss.item() - out.loss.item()) <= 1e-4
+
+
 def test_hidden_states_match_at_every_layer():
     hf, ours = _pair(use_mean_pooling=True)
     video, _ = _inputs(ours)
@@ -45,13 +56,7 @@ def test_hidden_states_match_at_every_layer():
 def test_pretraining_loss_and_predictions_match():
     for pooling in (True, False):  # False: HF's final encoder norm, our decoder input_norm
         hf, ours = _pair(use_mean_pooling=pooling)
-        video, mask = _inputs(ours)
-        with torch.no_grad():
-            out = hf(video.transpose(1, 2), bool_masked_pos=mask)
-            (loss,) = ours.losses(video, mask)
-            (pred,) = ours.reconstruct(video, mask)
-        assert (pred - out.logits).abs().max() <= 1e-4
-        assert abs(loss.item() - out.loss.item()) <= 1e-4
+        _assert_same_pretraining_output(hf, ours)
 
 
 def test_raw_pixel_target_matches():
@@ -127,13 +132,7 @@ def test_layer_scale_starts_at_its_value_and_exports_folded_to_hugging_face():
     assert BlockMAE(cfg.model).layers[2].gamma_2.eq(0.1).all()
     hf = VideoMAEForPreTraining(VideoMAEConfig(**hf_config_from_model(cfg.model))).eval()
     hf.load_state_dict(to_hf(ours.state_dict()))  # strict: no gamma keys left over
-    video, mask = _inputs(ours)
-    with torch.no_grad():
-        out = hf(video.transpose(1, 2), bool_masked_pos=mask)
-        (pred,) = ours.reconstruct(video, mask)
-        (loss,) = ours.losses(video, mask)
-    assert (pred - out.logits).abs().max() <= 1e-4
-    assert abs(loss.item() - out.loss.item()) <= 1e-4
+    _assert_same_pretraining_output(hf, ours)
 
 
 def test_official_weights_with_layer_scale_load_into_a_model_without_it():
