@@ -81,7 +81,7 @@ def test_screen_from_the_cli_writes_its_verdict_curves_and_probes(tmp_path, caps
     save_config(cfg, tmp_path / "base.yaml")
     out = tmp_path / "screen"
     args = ["screen", str(tmp_path / "base.yaml"), "train.lr=1e-3", "--data", "hierarchy,n=24", "--snapshots", "2",
-            "--out", str(out)]
+            "--out", str(out), "--attentive", "--random-floor", "2"]
     main(args)  # (re-running resumes: train_all, tested with the study)
     printed = capsys.readouterr().out
     assert "Depth pays." in printed or "Depth does not pay." in printed
@@ -94,5 +94,11 @@ def test_screen_from_the_cli_writes_its_verdict_curves_and_probes(tmp_path, caps
     assert result["final_margin"]["deep"]["2"][0] == pytest.approx((best - summary["losses"][1]) / best)
     assert len(result["probes"]["deep"]) == 2 and len(result["probes"]["shallow"]) == 1 and result["probes"]["random"]
     assert (out / "screen.png").stat().st_size > 0 and "| deep, stage 2 |" in (out / "screen.md").read_text()
+    # the probe rule under both probes, from the final blocks of one seed (no interval: never met) and 2 random ones
+    rule = result["probe_rule"]
+    assert set(rule) == {"linear", "attentive"} and not rule["attentive"]["met"]
+    assert rule["attentive"]["random_encoders"] == 2 and set(rule["attentive"]["targets"]) == {"root", "level2",
+                                                                                               "level1", "leaf"}
+    assert "| attentive | 1 (random: 2) |" in (out / "screen.md").read_text()
     # both encoders trained end to end, the shallow one with the deep one's first stage's layers
     assert json.loads((out / "runs" / "depth2-s0" / "summary.json").read_text())["partition"] == [2]

@@ -183,7 +183,7 @@ def cmd_screen(args) -> None:
 
     result = run_screen(args.config, args.overrides, args.out, data=args.data,
                         seeds=list(range(args.seeds)), snapshots=args.snapshots, random_floor=args.random_floor,
-                        jobs=args.jobs)
+                        jobs=args.jobs, attentive=args.attentive)
     print(screen_markdown(result))
     print(f"curves: {Path(args.out) / 'screen.png'}")
 
@@ -345,6 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshots", type=int, default=5, help="points on each learning curve. Default: 5")
     p.add_argument("--random-floor", type=int, default=1, help="random-init encoders probed beside. Default: 1")
     p.add_argument("--jobs", type=int, default=2, help="runs trained at once. Default: 2")
+    p.add_argument("--attentive", action="store_true",
+                   help="also fit the attentive probe on every block and apply the probe rule under it (the rule is "
+                        "met under either probe). Default: linear only. Cost: a few seconds per target and encoder "
+                        "at 512 clips of the tiny shape on a CPU core")
 
     p = add("study", "Train a grid of runs (regimes x K x seeds), analyse them together and measure the paper's "
                      "findings; re-running resumes.", cmd_study)

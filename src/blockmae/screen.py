@@ -4,7 +4,8 @@ A setting (a config and its overrides: data, mask, steps, rate...) is trained en
 encoder (its K stages, each with a monitor decoder on its detached output) and a shallow one (the first stage's
 layers alone, its own decoder). Every snapshot of both is scored on the same held-out clips and masks beside the
 trivial predictors (predict 0, each position's mean, the clip's visible mean, the per-clip oracle constant); the
-final models are probed per block beside random-init encoders of the deep shape.
+final models are probed per block beside random-init encoders of the deep shape (linear, and attentive when asked),
+and the probe rule (`screen_probes`) says whether the final block reads the latents and needs the depth to.
 
 At the end of training, the deep encoder's top stage must lie below the best trivial predictor by at least
 `MIN_MARGIN` of that predictor's loss and by at least `RATIO` times what a shallow view achieves. The screen
@@ -23,6 +24,7 @@ from pathlib import Path
 from .analysis.rows import mean_and_half_width
 from .config import ConfigError, config_path, load_config
 from .eval.reconstruction import BASELINES
+from .screen_probes import probe_blocks, probe_markdown, probe_rule
 from .study import Study, train_all
 
 RATIO = 1.5  # the top stage's margin over the shallow view's
@@ -46,9 +48,10 @@ def screen_runs(config: str, overrides: list[str], seeds: list[int], snapshots: 
 
 
 def run_screen(config: str, overrides: list[str], out: str | Path, data: str | None = None, seeds=(0,),
-               snapshots: int = 5, random_floor: int = 1, jobs: int = 2, eval_clips: int = 512) -> dict:
+               snapshots: int = 5, random_floor: int = 1, jobs: int = 2, eval_clips: int = 512,
+               attentive: bool = False) -> dict:
     """Train the deep and shallow runs, score every snapshot's held-out loss, probe the final models on `data`
-    (default: the setting's test data, `eval_clips` clips), and write screen.json, screen.md and screen.png in
+    (default: the setting's test data, `eval_clips` clips; `attentive`: the attentive probe too), and write screen.json, screen.md and screen.png in
     `out`. Re-running resumes (finished runs and scored snapshots are kept)."""
     from .report.analyze import analyze
     from .analysis.options import Options
@@ -62,7 +65,7 @@ def run_screen(config: str, overrides: list[str], out: str | Path, data: str | N
     train_all(studies["deep"], out, jobs, runs=runs["deep"] + runs["shallow"])  # one pool: both train at once
     kinds = {name: kind for kind, named in runs.items() for name, _ in named}
     curves = {name: held_out_curve(out / "runs" / name) for name in kinds}
-    options = Options(layers=False, occlusion=False, samples=0)
+    options = Options(layers=False, occlusion=False, samples=0, attentive=attentive)
     analyze([str(out / "runs" / name) for name in kinds], [spec], out / "analysis", options,
             with_random_floor=random_floor)
     rows = [json.loads(line) for line in (out / "analysis" / "metrics.jsonl").read_text().splitlines()]
@@ -126,30 +129,7 @@ def screen_result(curves: dict[str, list[dict]], rows: list[dict], kinds: dict[s
             "ratios": {view: top / margin if margin > 0 else None for view, margin in views.items()},
             "beats": beats, "pays": all(beats.values()),
             "top_last_change": sum(last_steps) / len(last_steps) if last_steps else None,
-            "probes": _probes(rows, kinds, K), "K": K, "batch": batch}
-
-
-def _value(rows: list[dict], metric: str, run: str, block: int) -> float | None:
-    """The final model's value of `metric` (target `mean`: a probe's mean over targets) at `block`."""
-    for r in rows:
-        if (r["metric"] == metric and r.get("step") is None and r.get("target", "mean") == "mean"
-                and r["run"] == run and r.get("block") == block and r.get("layer") is None):
-            return r["value"]
-    return None
-
-
-def _probes(rows: list[dict], kinds: dict[str, str], K: int) -> dict[str, list[list[float]]]:
-    """The probe (mean over targets) per block of the final models, [mean, 95% half-width] over seeds, for the deep,
-    shallow and random-init encoders."""
-    runs = {"deep": [], "shallow": [], "random": []}
-    for run in dict.fromkeys(r["run"] for r in rows if r["metric"] == "probe_acc"):
-        runs[kinds.get(run, "random")].append(run)
-    out = {}
-    for kind, names in runs.items():
-        blocks = 1 if kind == "shallow" else K
-        out[kind] = [list(mean_and_half_width([_value(rows, "probe_acc", run=n, block=b) for n in names]))
-                     for b in range(1, blocks + 1)] if names else []
-    return out
+            "probes": probe_blocks(rows, kinds, K), "probe_rule": probe_rule(rows, kinds, K), "K": K, "batch": batch}
 
 
 def screen_markdown(result: dict) -> str:
@@ -159,7 +139,7 @@ def screen_markdown(result: dict) -> str:
     lines = [f"# Depth screen: {result['config']} {' '.join(result['overrides'])}", "",
              f"Evaluated on `{result['data']}`, seeds {result['seeds']}. Trivial predictors' held-out losses: "
              f"{trivial}; the best is **{result['best_trivial']}**.", "",
-             "| encoder | margin below the best trivial predictor (% of its loss, final) | probe, mean over targets (%) |",
+             "| encoder | margin below the best trivial predictor (% of its loss, final) | linear probe, mean over targets (%) |",
              "|---|---|---|"]
     probes = result["probes"]
     for block in range(1, K + 1):
@@ -188,7 +168,8 @@ def screen_markdown(result: dict) -> str:
         state = "had flattened" if abs(change) < FLAT else "was still moving"
         lines.append(f"Over the last snapshot interval the top margin changed by {pct(change)} points: the curve "
                      f"{state} (flat: under {pct(FLAT)}).")
-    return "\n".join(lines) + "\n"
+    lines += [""] + probe_markdown(result.get("probe_rule", {}), K)
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def screen_figure(result: dict, path: Path) -> Path:

@@ -1,0 +1,112 @@
+"""The screen's probe rule: do the deep encoder's final blocks read the generator's latents, and does reading them
+need the depth?
+
+Two parts, each a difference in percentage points with a 95% t-interval that must clear zero and a mean that must
+reach its bar: the final block against random-init encoders of the same shape (`ABOVE_RANDOM_PP`; Welch's t, the
+random encoders have seeds of their own) and against the same run's first block (`RISE_PP`; per-seed differences,
+paired by seed). The rule is measured under every probe the analysis fitted (linear; attentive with
+`--attentive`); a setting meets it under either. Per target, the block where the probe peaks (the first block within
+`PEAK_TOLERANCE` of its best) says which latents are decoded where the depth is.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .analysis.rows import mean_and_half_width
+from .report.verdicts import Difference, paired, welch
+
+PROBES = {"probe_acc": "linear", "attentive_probe_acc": "attentive"}
+ABOVE_RANDOM_PP = 10.0
+RISE_PP = 5.0
+PEAK_TOLERANCE = 0.01  # a target peaks at the first block within this of its best (a saturated one at block 1)
+
+
+def final_values(rows: list[dict], metric: str) -> dict[tuple[str, int, str], float]:
+    """{(run, block, target): value} of `metric` for the final models (no snapshot step, no single layer)."""
+    return {(r["run"], r["block"], r.get("target", "mean")): r["value"] for r in rows
+            if r["metric"] == metric and r.get("step") is None and r.get("layer") is None and r.get("block")}
+
+
+def runs_by_kind(values: dict, kinds: dict[str, str]) -> dict[str, list[str]]:
+    """The runs that have values, as deep, shallow and random (any run the screen did not train)."""
+    runs = {"deep": [], "shallow": [], "random": []}
+    for run in dict.fromkeys(run for run, _, _ in values):
+        runs[kinds.get(run, "random")].append(run)
+    return runs
+
+
+def probe_blocks(rows: list[dict], kinds: dict[str, str], K: int, metric: str = "probe_acc",
+                 target: str = "mean") -> dict[str, list[list[float]]]:
+    """`metric` (default: the linear probe's mean over targets) per block, [mean, 95% half-width] over seeds, for
+    the deep, shallow and random-init encoders."""
+    values = final_values(rows, metric)
+    out = {}
+    for kind, names in runs_by_kind(values, kinds).items():
+        blocks = 1 if kind == "shallow" else K
+        out[kind] = [list(mean_and_half_width([values.get((n, b, target)) for n in names]))
+                     for b in range(1, blocks + 1)] if names else []
+    return out
+
+
+def _part(d: Difference, bar: float) -> dict:
+    return {**d.as_dict(), "bar": bar, "met": bool(d.n >= 2 and d.mean >= bar and d.low > 0)}
+
+
+def probe_rule(rows: list[dict], kinds: dict[str, str], K: int) -> dict[str, dict]:
+    """Per probe fitted ("linear", "attentive"): the two parts of the rule, whether both are met, and per target
+    the deep encoder's mean per block, the random encoders' top block and the block where the deep one peaks."""
+    out = {}
+    for metric, name in PROBES.items():
+        values = final_values(rows, metric)
+        runs = runs_by_kind(values, kinds)
+        deep = [run for run in runs["deep"] if (run, K, "mean") in values and (run, 1, "mean") in values]
+        if not deep:
+            continue
+        top = [100 * values[(run, K, "mean")] for run in deep]
+        floor = [100 * values[(run, K, "mean")] for run in runs["random"] if (run, K, "mean") in values]
+        parts = {"above_random": _part(welch(top, floor, ABOVE_RANDOM_PP), ABOVE_RANDOM_PP),
+                 "rise": _part(paired([t - 100 * values[(run, 1, "mean")] for t, run in zip(top, deep)], RISE_PP),
+                               RISE_PP)}
+        targets = {}
+        for target in dict.fromkeys(t for _, _, t in values if t != "mean"):
+            per_block = [mean_and_half_width([values.get((run, b, target)) for run in deep])[0]
+                         for b in range(1, K + 1)]
+            random_top = mean_and_half_width([values.get((run, K, target)) for run in runs["random"]])[0]
+            finite = [(b, v) for b, v in enumerate(per_block, 1) if math.isfinite(v)]
+            best = max((v for _, v in finite), default=math.nan)
+            targets[target] = {"deep": per_block, "random": random_top,
+                               "peak_block": next((b for b, v in finite if v >= best - PEAK_TOLERANCE), None)}
+        out[name] = {**parts, "met": all(p["met"] for p in parts.values()), "seeds": len(deep),
+                     "random_encoders": len(floor), "targets": targets}
+    return out
+
+
+def probe_markdown(rule: dict[str, dict], K: int) -> list[str]:
+    """The rule's table (one row per probe) and the per-target table, as markdown lines."""
+    if not rule:
+        return []
+
+    def pp(part: dict) -> str:
+        interval = f" [{part['low']:+.1f}, {part['high']:+.1f}]" if part["n"] >= 2 else " (no interval)"
+        return f"{part['mean']:+.1f}{interval}"
+
+    lines = ["## Probes: does the final block read the latents, and does it need the depth?", "",
+             f"The final block must beat random-init encoders of its shape by at least {ABOVE_RANDOM_PP:.0f} pp and "
+             f"its own block 1 by at least {RISE_PP:.0f} pp, each 95 % interval clear of zero (held-out clips, "
+             "mean over targets; the rule is met under either probe).", "",
+             "| probe | seeds | final block - random init (pp) | final block - block 1 (pp) | rule |", "|---|---|---|---|---|"]
+    for name, r in rule.items():
+        lines.append(f"| {name} | {r['seeds']} (random: {r['random_encoders']}) | {pp(r['above_random'])} | "
+                     f"{pp(r['rise'])} | {'met' if r['met'] else 'not met'} |")
+    blocks = " | ".join(f"block {b}" for b in range(1, K + 1))
+    lines += ["", "Per target (deep encoder, mean over seeds, %; random init at its top block):", "",
+              f"| probe | target | {blocks} | random init | peaks at |", "|---|---|" + "---|" * (K + 2)]
+    for name, r in rule.items():
+        for target, t in r["targets"].items():
+            cells = " | ".join(f"{100 * v:.1f}" if math.isfinite(v) else "n/a" for v in t["deep"])
+            peak = t["peak_block"]
+            where = "n/a" if peak is None else f"block {peak} ({'upper' if peak > K / 2 else 'lower'} half)"
+            random = f"{100 * t['random']:.1f}" if math.isfinite(t["random"]) else "n/a"
+            lines.append(f"| {name} | {target} | {cells} | {random} | {where} |")
+    return lines + [""]
