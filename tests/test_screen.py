@@ -60,6 +60,36 @@ def test_depth_does_not_pay_when_either_condition_fails(deep, shallow, beats, wh
         assert line.endswith("passes" if beats[view] else "fails"), line
 
 
+def _seeds(deep_finals: list[list[float]], shallow_finals: list[float]) -> tuple[dict, dict]:
+    """Curves of one final point per seed (deep: per-stage losses), with their kinds."""
+    curves, kinds = {}, {}
+    for seed, (deep, shallow) in enumerate(zip(deep_finals, shallow_finals)):
+        curves[f"depth4-s{seed}"] = [{"step": 100, "losses": deep, "baselines": TRIVIAL}]
+        curves[f"depth1-s{seed}"] = [{"step": 100, "losses": [shallow], "baselines": TRIVIAL}]
+        kinds.update({f"depth4-s{seed}": "deep", f"depth1-s{seed}": "shallow"})
+    return curves, kinds
+
+
+def test_with_several_seeds_each_bar_needs_the_per_seed_excess_clear_of_zero():
+    # position mean 0.8. Tops 0.60, 0.62, 0.64 (25, 22.5, 20 %); first stages 0.72, 0.704, 0.688 (10, 12, 14 %);
+    # shallow 0.78 (2.5 %). Top minus 1.5x first stage: +10, +4.5, -1 points, an interval reaching below zero.
+    tops = (0.60, 0.62, 0.64)
+    curves, kinds = _seeds([[f, 0.7, 0.65, t] for f, t in zip((0.72, 0.704, 0.688), tops)], [0.78] * 3)
+    result = screen_result(curves, [], kinds, K=4, batch=32)
+    assert result["ratios"]["first_stage"] == pytest.approx(0.225 / 0.12)  # the means alone would pass (1.87x)
+    assert result["seed_ratios"]["first_stage"] == [pytest.approx(2.5), pytest.approx(0.225 / 0.12),
+                                                    pytest.approx(0.2 / 0.14)]
+    excess = result["excess"]["first_stage"]
+    assert excess["mean"] == pytest.approx(4.5) and excess["low"] < 0 < excess["high"]
+    assert result["excess"]["min_margin"]["low"] > 0 and result["excess"]["shallow"]["low"] > 0
+    assert result["beats"] == {"first_stage": False, "shallow": True} and not result["pays"]
+    page = screen_markdown({**result, "config": "tiny", "overrides": [], "data": "d", "seeds": [0, 1, 2]})
+    assert "(per seed 2.50x, 1.87x, 1.43x); top minus 1.5x it: +4.5 [" in page
+    # the same tops over first stages at 8 % (+13, +10.5, +8 points): the interval clears zero and depth pays
+    curves, kinds = _seeds([[0.736, 0.7, 0.65, t] for t in tops], [0.78] * 3)
+    assert screen_result(curves, [], kinds, K=4, batch=32)["pays"]
+
+
 def test_the_shallow_run_is_the_first_stage_alone_and_both_are_end_to_end(tmp_path):
     save_config(small_config("model.partition=[1,3]", "train.max_steps=10"), tmp_path / "base.yaml")
     studies = screen_runs(str(tmp_path / "base.yaml"), ["train.lr=1e-3"], [0, 1], snapshots=5)
