@@ -11,8 +11,9 @@ At the end of training, the deep encoder's top stage must lie below the best tri
 `MIN_MARGIN` of that predictor's loss and by at least `RATIO` times what a shallow view achieves. The screen
 answers it twice: against the deep encoder's own first stage (its monitor: the encoder develops with depth) and
 against the shallow encoder trained alone (the depth is worth having: three layers alone do not do as well).
-Depth pays when both hold. The learning curves (margin against clips seen) say whether a setting that does not
-pay yet was still improving when it stopped.
+Depth pays when both hold; with several seeds, each bar also needs the per-seed excess over it (paired by seed)
+to have a 95% interval above zero. The learning curves (margin against clips seen) say whether a setting that
+does not pay yet was still improving when it stopped.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ def run_screen(config: str, overrides: list[str], out: str | Path, data: str | N
                snapshots: int = 5, random_floor: int = 1, jobs: int = 2, eval_clips: int = 512,
                attentive: bool = False) -> dict:
     """Train the deep and shallow runs, score every snapshot's held-out loss, probe the final models on `data`
-    (default: the setting's test data, `eval_clips` clips; `attentive`: the attentive probe too), and write screen.json, screen.md and screen.png in
-    `out`. Re-running resumes (finished runs and scored snapshots are kept)."""
+    (default: the setting's test data, `eval_clips` clips; `attentive`: the attentive probe too), and write
+    screen.json, screen.md and screen.png in `out`. Re-running resumes (finished runs and scored snapshots are
+    kept)."""
     from .report.analyze import analyze
     from .analysis.options import Options
 
@@ -174,7 +176,7 @@ def screen_markdown(result: dict) -> str:
     for view, (name, margin) in views.items():
         ratio = result["ratios"][view]
         versus = f"{ratio:.2f}x" if ratio is not None else "above a view that is not below the trivial predictor"
-        seeds = [r for r in result.get("seed_ratios", {}).get(view, [])]
+        seeds = result.get("seed_ratios", {}).get(view, [])
         if len(seeds) > 1:
             versus += " (per seed " + ", ".join("n/a" if r is None else f"{r:.2f}x" for r in seeds) + ")"
         lines.append(f"- against {name} ({pct(margin)} %): {versus}{_excess(excess.get(view), f'{RATIO}x it')}, "
