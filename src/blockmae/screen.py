@@ -127,7 +127,8 @@ def screen_result(curves: dict[str, list[dict]], rows: list[dict], kinds: dict[s
     top = final["deep"][str(K)][0]
     views = {"first_stage": final["deep"]["1"][0], "shallow": final["shallow"]["1"][0]}
     # per seed (runs of a seed share their data order): the top's excess over each bar, in points, with its interval
-    per_seed = {kind: {block: [c[-1][1] for c in runs if c] for block, runs in d.items()} for kind, d in margins.items()}
+    per_seed = {kind: {block: [c[-1][1] for c in runs if c] for block, runs in d.items()}
+                for kind, d in margins.items()}
     tops = per_seed["deep"][str(K)]
     view_seeds = {"first_stage": per_seed["deep"]["1"], "shallow": per_seed["shallow"]["1"]}
     excess = {"min_margin": paired([100 * (t - MIN_MARGIN) for t in tops], 0.0).as_dict()}
@@ -153,7 +154,8 @@ def screen_markdown(result: dict) -> str:
     lines = [f"# Depth screen: {result['config']} {' '.join(result['overrides'])}", "",
              f"Evaluated on `{result['data']}`, seeds {result['seeds']}. Trivial predictors' held-out losses: "
              f"{trivial}; the best is **{result['best_trivial']}**.", "",
-             "| encoder | margin below the best trivial predictor (% of its loss, final) | linear probe, mean over targets (%) |",
+             "| encoder | margin below the best trivial predictor (% of its loss, final) "
+             "| linear probe, mean over targets (%) |",
              "|---|---|---|"]
     probes = result["probes"]
     for block in range(1, K + 1):

@@ -95,7 +95,8 @@ def probe_markdown(rule: dict[str, dict], K: int) -> list[str]:
              f"The final block must beat random-init encoders of its shape by at least {ABOVE_RANDOM_PP:.0f} pp and "
              f"its own block 1 by at least {RISE_PP:.0f} pp, each 95 % interval clear of zero (held-out clips, "
              "mean over targets; the rule is met under either probe).", "",
-             "| probe | seeds | final block - random init (pp) | final block - block 1 (pp) | rule |", "|---|---|---|---|---|"]
+             "| probe | seeds | final block - random init (pp) | final block - block 1 (pp) | rule |",
+             "|---|---|---|---|---|"]
     for name, r in rule.items():
         lines.append(f"| {name} | {r['seeds']} (random: {r['random_encoders']}) | {pp(r['above_random'])} | "
                      f"{pp(r['rise'])} | {'met' if r['met'] else 'not met'} |")
