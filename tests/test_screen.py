@@ -124,9 +124,9 @@ def test_screen_from_the_cli_writes_its_verdict_curves_and_probes(tmp_path, caps
     assert result["final_margin"]["deep"]["2"][0] == pytest.approx((best - summary["losses"][1]) / best)
     assert len(result["probes"]["deep"]) == 2 and len(result["probes"]["shallow"]) == 1 and result["probes"]["random"]
     assert (out / "screen.png").stat().st_size > 0 and "| deep, stage 2 |" in (out / "screen.md").read_text()
-    # the probe rule under both probes, from the final blocks of one seed (no interval: never met) and 2 random ones
+    # the probe rule under both probes, from the final blocks of one seed (no interval) and 2 random ones
     rule = result["probe_rule"]
-    assert set(rule) == {"linear", "attentive"} and not rule["attentive"]["met"]
+    assert set(rule) == {"linear", "attentive"} and rule["attentive"]["outcome"] == "not measured"
     assert rule["attentive"]["random_encoders"] == 2 and set(rule["attentive"]["targets"]) == {"root", "level2",
                                                                                                "level1", "leaf"}
     assert "| attentive | 1 (random: 2) |" in (out / "screen.md").read_text()

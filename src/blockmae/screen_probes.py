@@ -2,7 +2,9 @@
 need the depth?
 
 Two parts, each a difference in percentage points with a 95% t-interval that must clear zero and a mean that must
-reach its bar: the final block against random-init encoders of the same shape (`ABOVE_RANDOM_PP`; Welch's t, the
+reach its bar (four outcomes, as the findings': met; not met, the whole interval below the bar; inconclusive,
+the bar inside the interval or the interval reaching zero; not measured, fewer than two seeds or random encoders
+for an interval): the final block against random-init encoders of the same shape (`ABOVE_RANDOM_PP`; Welch's t, the
 random encoders have seeds of their own) and against the same run's first block (`RISE_PP`; per-seed differences,
 paired by seed). The rule is measured under every probe the analysis fitted (linear; attentive with
 `--attentive`); a setting meets it under either. Per target, the block where the probe peaks (the first block within
@@ -17,6 +19,7 @@ from .analysis.rows import mean_and_half_width
 from .report.verdicts import Difference, paired, welch
 
 PROBES = {"probe_acc": "linear", "attentive_probe_acc": "attentive"}
+MET, NOT_MET, INCONCLUSIVE, NOT_MEASURED = "met", "not met", "inconclusive", "not measured"
 ABOVE_RANDOM_PP = 10.0
 RISE_PP = 5.0
 PEAK_TOLERANCE = 0.01  # a target peaks at the first block within this of its best (a saturated one at block 1)
@@ -50,7 +53,23 @@ def probe_blocks(rows: list[dict], kinds: dict[str, str], K: int, metric: str = 
 
 
 def _part(d: Difference, bar: float) -> dict:
-    return {**d.as_dict(), "bar": bar, "met": bool(d.n >= 2 and d.mean >= bar and d.low > 0)}
+    if d.n < 2 or not math.isfinite(d.low):
+        outcome = NOT_MEASURED
+    elif d.mean >= bar and d.low > 0:
+        outcome = MET
+    elif d.high < bar:
+        outcome = NOT_MET
+    else:
+        outcome = INCONCLUSIVE
+    return {**d.as_dict(), "bar": bar, "outcome": outcome}
+
+
+def _combined(outcomes: list[str]) -> str:
+    """Met when every part is; not met when any part is; then not measured, then inconclusive."""
+    for outcome in (NOT_MET, NOT_MEASURED, INCONCLUSIVE):
+        if outcome in outcomes:
+            return outcome
+    return MET
 
 
 def probe_rule(rows: list[dict], kinds: dict[str, str], K: int) -> dict[str, dict]:
@@ -77,7 +96,7 @@ def probe_rule(rows: list[dict], kinds: dict[str, str], K: int) -> dict[str, dic
             best = max((v for _, v in finite), default=math.nan)
             targets[target] = {"deep": per_block, "random": random_top,
                                "peak_block": next((b for b, v in finite if v >= best - PEAK_TOLERANCE), None)}
-        out[name] = {**parts, "met": all(p["met"] for p in parts.values()), "seeds": len(deep),
+        out[name] = {**parts, "outcome": _combined([p["outcome"] for p in parts.values()]), "seeds": len(deep),
                      "random_encoders": len(floor), "targets": targets}
     return out
 
@@ -94,12 +113,13 @@ def probe_markdown(rule: dict[str, dict], K: int) -> list[str]:
     lines = ["## Probes: does the final block read the latents, and does it need the depth?", "",
              f"The final block must beat random-init encoders of its shape by at least {ABOVE_RANDOM_PP:.0f} pp and "
              f"its own block 1 by at least {RISE_PP:.0f} pp, each 95 % interval clear of zero (held-out clips, "
-             "mean over targets; the rule is met under either probe).", "",
+             "mean over targets; the rule is met under either probe; not met: an interval wholly below its bar; "
+             "inconclusive: the bar inside the interval, or the interval reaching zero).", "",
              "| probe | seeds | final block - random init (pp) | final block - block 1 (pp) | rule |",
              "|---|---|---|---|---|"]
     for name, r in rule.items():
         lines.append(f"| {name} | {r['seeds']} (random: {r['random_encoders']}) | {pp(r['above_random'])} | "
-                     f"{pp(r['rise'])} | {'met' if r['met'] else 'not met'} |")
+                     f"{pp(r['rise'])} | {r['outcome']} |")
     blocks = " | ".join(f"block {b}" for b in range(1, K + 1))
     lines += ["", "Per target (deep encoder, mean over seeds, %; random init at its top block):", "",
               f"| probe | target | {blocks} | random init | peaks at |", "|---|---|" + "---|" * (K + 2)]
