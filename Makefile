@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= runs/demo
 
-.PHONY: demo study test test-fast clean
+.PHONY: demo study study-hierarchy test test-fast clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ demo: $(VENV)/.base
 # The paper's grid at CPU scale (about 90 minutes on 2 cores); resumes if interrupted.
 study: $(VENV)/.base
 	$(BIN)/blockmae study studies/cpu_repro/study.yaml --out runs/cpu_repro --publish docs/results/cpu_repro
+
+# The same grid where depth pays (docs/depth_screen.md): about 6 hours on 2 cores; resumes if interrupted.
+study-hierarchy: $(VENV)/.base
+	$(BIN)/blockmae study studies/hierarchy/study.yaml --out runs/hierarchy --publish docs/results/hierarchy
 
 # Everything (what CI runs), on two worker processes, one per core; a test file stays on one worker so
 # its module fixtures are built once. `PYTEST_ARGS=-n0`: in this process (a debugger, -x).
