@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from blockmae.analysis.rows import make_row
-from blockmae.screen_probes import probe_blocks, probe_markdown, probe_rule
+from blockmae.screen.probes import probe_blocks, probe_markdown, probe_rule
 
 K = 4
 

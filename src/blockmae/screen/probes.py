@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import math
 
-from .analysis.rows import mean_and_half_width
-from .report.verdicts import Difference, paired, welch
+from ..analysis.rows import mean_and_half_width
+from ..report.verdicts import Difference, paired, welch
 
 PROBES = {"probe_acc": "linear", "attentive_probe_acc": "attentive"}
 MET, NOT_MET, INCONCLUSIVE, NOT_MEASURED = "met", "not met", "inconclusive", "not measured"

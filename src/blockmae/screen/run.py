@@ -5,7 +5,7 @@ encoder (its K stages, each with a monitor decoder on its detached output) and a
 layers alone, its own decoder). Every snapshot of both is scored on the same held-out clips and masks beside the
 trivial predictors (predict 0, each position's mean, the clip's visible mean, the per-clip oracle constant); the
 final models are probed per block beside random-init encoders of the deep shape (linear, and attentive when asked),
-and the probe rule (`screen_probes`) says whether the final block reads the latents and needs the depth to.
+and the probe rule (`screen.probes`) says whether the final block reads the latents and needs the depth to.
 
 At the end of training, the deep encoder's top stage must lie below the best trivial predictor by at least
 `MIN_MARGIN` of that predictor's loss and by at least `RATIO` times what a shallow view achieves. The screen
@@ -22,12 +22,12 @@ import json
 import math
 from pathlib import Path
 
-from .analysis.rows import mean_and_half_width
-from .config import ConfigError, config_path, load_config
-from .eval.reconstruction import BASELINES
-from .report.verdicts import paired
-from .screen_probes import probe_blocks, probe_markdown, probe_rule
-from .study import Study, train_all
+from ..analysis.rows import mean_and_half_width
+from ..config import ConfigError, config_path, load_config
+from ..eval.reconstruction import BASELINES
+from ..report.verdicts import paired
+from ..study import Study, train_all
+from .probes import probe_blocks, probe_markdown, probe_rule
 
 RATIO = 1.5  # the top stage's margin over the shallow view's
 MIN_MARGIN = 0.10  # the top stage's margin, as a share of the best trivial predictor's loss
@@ -56,8 +56,8 @@ def run_screen(config: str, overrides: list[str], out: str | Path, data: str | N
     (default: the setting's test data, `eval_clips` clips; `attentive`: the attentive probe too), and write
     screen.json, screen.md and screen.png in `out`. Re-running resumes (finished runs and scored snapshots are
     kept)."""
-    from .report.analyze import analyze
-    from .analysis.options import Options
+    from ..report.analyze import analyze
+    from ..analysis.options import Options
 
     out, given = Path(out), config  # the pages name the config as given (`tiny`), not its resolved path
     config = config if Path(config).is_file() else str(config_path(config))
@@ -87,9 +87,9 @@ def held_out_curve(run_dir: Path) -> list[dict]:
     import torch
     from tqdm import tqdm
 
-    from .checkpoint import checkpoint_steps, load_weights
-    from .model import BlockMAE
-    from .train.summary import held_out_losses
+    from ..checkpoint import checkpoint_steps, load_weights
+    from ..model import BlockMAE
+    from ..train.summary import held_out_losses
 
     cache = run_dir / "screen_curve.json"
     points = {p["step"]: p for p in (json.loads(cache.read_text()) if cache.is_file() else [])}
