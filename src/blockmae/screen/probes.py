@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from ..analysis.rows import mean_and_half_width
+from ..analysis.rows import final_rows, mean_and_half_width, select
 from ..report.verdicts import Difference, paired, welch
 
 PROBES = {"probe_acc": "linear", "attentive_probe_acc": "attentive"}
@@ -26,9 +26,8 @@ PEAK_TOLERANCE = 0.01  # a target peaks at the first block within this of its be
 
 
 def final_values(rows: list[dict], metric: str) -> dict[tuple[str, int, str], float]:
-    """{(run, block, target): value} of `metric` for the final models (no snapshot step, no single layer)."""
-    return {(r["run"], r["block"], r.get("target", "mean")): r["value"] for r in rows
-            if r["metric"] == metric and r.get("step") is None and r.get("layer") is None and r.get("block")}
+    """{(run, block, target): value} of `metric` for the final models, per block (the screen's one dataset)."""
+    return {(r["run"], r["block"], r["target"]): r["value"] for r in select(final_rows(rows), metric, target=None)}
 
 
 def runs_by_kind(values: dict, kinds: dict[str, str]) -> dict[str, list[str]]:
