@@ -36,28 +36,34 @@ KINDS = {"K4-s0": "deep", "depth3-s0": "shallow"}
 def test_depth_pays_when_the_top_stage_beats_the_best_trivial_predictor_by_more_than_the_shallow_views():
     # best trivial: position mean 0.8. Top 0.64 -> 20 %; first stage 0.76 -> 5 %; shallow 0.78 -> 2.5 %.
     result = screen_result(*_inputs([0.76, 0.72, 0.68, 0.64], 0.78), KINDS, K=4, batch=32)
-    assert result["best_trivial"] == "position_mean" and result["pays"]
+    assert result["best_trivial"] == "position_mean"
+    rule = result["loss_rule"]  # one seed: no interval, so not measured; the means pass both views
+    assert rule["outcome"] == "not measured" and rule["by_means"] == {"first_stage": True, "shallow": True}
     assert result["final_margin"]["deep"]["4"][0] == pytest.approx(0.2)
     assert result["ratios"] == {"first_stage": pytest.approx(0.2 / 0.05), "shallow": pytest.approx(0.2 / 0.025)}
-    assert result["beats"] == {"first_stage": True, "shallow": True}
     assert result["curves"]["deep"]["4"][0] == [(3200, pytest.approx(0.11 / 0.8)), (6400, pytest.approx(0.2))]
     assert result["top_last_change"] == pytest.approx(0.05 / 0.8)
     assert result["probes"]["deep"][3][0] == pytest.approx(0.5) and result["probes"]["random"][3][0] == 0.3
 
 
-@pytest.mark.parametrize("deep, shallow, beats, why", [
-    ([0.76, 0.74, 0.73, 0.74], 0.78, {"first_stage": False, "shallow": False}, "top margin 7.5 % < 10 %"),
-    ([0.66, 0.64, 0.63, 0.62], 0.78, {"first_stage": False, "shallow": True}, "top 22.5 % < 1.5 x first stage's 17.5 %"),
-    ([0.76, 0.72, 0.68, 0.64], 0.66, {"first_stage": True, "shallow": False}, "top 20 % < 1.5 x the shallow's 17.5 %"),
+@pytest.mark.parametrize("deep, shallow, beats, ratios_pass, why", [
+    ([0.76, 0.74, 0.73, 0.74], 0.78, {"first_stage": False, "shallow": False}, (True, True), "top margin 7.5 % < 10 %"),
+    ([0.66, 0.64, 0.63, 0.62], 0.78, {"first_stage": False, "shallow": True}, (False, True),
+     "top 22.5 % < 1.5 x first stage's 17.5 %"),
+    ([0.76, 0.72, 0.68, 0.64], 0.66, {"first_stage": True, "shallow": False}, (True, False),
+     "top 20 % < 1.5 x the shallow's 17.5 %"),
 ])
-def test_depth_does_not_pay_when_either_condition_fails(deep, shallow, beats, why):
+def test_depth_does_not_pay_when_either_condition_fails(deep, shallow, beats, ratios_pass, why):
     result = screen_result(*_inputs(deep, shallow), KINDS, K=4, batch=32)
-    assert not result["pays"] and result["beats"] == beats, why
+    assert result["loss_rule"]["outcome"] == "not measured" and result["loss_rule"]["by_means"] == beats, why
     page = screen_markdown({**result, "config": "tiny", "overrides": [], "data": "d", "seeds": [0]})
-    assert "Depth does not pay." in page
-    for view, name in (("first_stage", "its own first stage"), ("shallow", "the shallow encoder")):
-        line = next(line for line in page.splitlines() if line.startswith(f"- against {name}"))
-        assert line.endswith("passes" if beats[view] else "fails"), line
+    assert "**Depth pays: not measured.** One seed gives no interval; by the means, depth does not pay" in page
+    lines = page.splitlines()
+    minimum = next(line for line in lines if line.startswith("- the top stage's margin"))
+    assert minimum.endswith(f"(by the means: {'passes' if deep[3] <= 0.72 else 'fails'})"), minimum
+    for passes, name in zip(ratios_pass, ("its own first stage", "the shallow encoder")):
+        line = next(line for line in lines if line.startswith(f"- against {name}"))
+        assert line.endswith(f"not measured (by the means: {'passes' if passes else 'fails'})"), line
 
 
 def _seeds(deep_finals: list[list[float]], shallow_finals: list[float]) -> tuple[dict, dict]:
@@ -79,15 +85,23 @@ def test_with_several_seeds_each_bar_needs_the_per_seed_excess_clear_of_zero():
     assert result["ratios"]["first_stage"] == pytest.approx(0.225 / 0.12)  # the means alone would pass (1.87x)
     assert result["seed_ratios"]["first_stage"] == [pytest.approx(2.5), pytest.approx(0.225 / 0.12),
                                                     pytest.approx(0.2 / 0.14)]
-    excess = result["excess"]["first_stage"]
+    rule = result["loss_rule"]
+    excess = rule["parts"]["first_stage"]
     assert excess["mean"] == pytest.approx(4.5) and excess["low"] < 0 < excess["high"]
-    assert result["excess"]["min_margin"]["low"] > 0 and result["excess"]["shallow"]["low"] > 0
-    assert result["beats"] == {"first_stage": False, "shallow": True} and not result["pays"]
+    assert excess["outcome"] == "inconclusive" and rule["by_means"]["first_stage"]
+    assert rule["parts"]["min_margin"]["outcome"] == rule["parts"]["shallow"]["outcome"] == "met"
+    assert rule["views"] == {"first_stage": "inconclusive", "shallow": "met"} and rule["outcome"] == "inconclusive"
     page = screen_markdown({**result, "config": "tiny", "overrides": [], "data": "d", "seeds": [0, 1, 2]})
-    assert "(per seed 2.50x, 1.87x, 1.43x); top minus 1.5x it: +4.5 [" in page
+    assert "**Depth pays: inconclusive.**" in page
+    assert "(per seed 2.50x, 1.87x, 1.43x); top minus 1.5x it: +4.5 [" in page and "points, inconclusive" in page
     # the same tops over first stages at 8 % (+13, +10.5, +8 points): the interval clears zero and depth pays
     curves, kinds = _seeds([[0.736, 0.7, 0.65, t] for t in tops], [0.78] * 3)
-    assert screen_result(curves, [], kinds, K=4, batch=32)["pays"]
+    assert screen_result(curves, [], kinds, K=4, batch=32)["loss_rule"]["outcome"] == "met"
+    # tops 6, 6.25, 6.5 % below the position mean: the excess over 10 % lies wholly below zero, so not met
+    curves, kinds = _seeds([[0.79, 0.78, 0.77, t] for t in (0.752, 0.75, 0.748)], [0.79] * 3)
+    rule = screen_result(curves, [], kinds, K=4, batch=32)["loss_rule"]
+    assert rule["parts"]["min_margin"]["high"] < 0 and rule["outcome"] == "not met"
+    assert rule["views"] == {"first_stage": "not met", "shallow": "not met"}
 
 
 def test_the_shallow_run_is_the_first_stage_alone_and_both_are_end_to_end(tmp_path):
@@ -114,7 +128,7 @@ def test_screen_from_the_cli_writes_its_verdict_curves_and_probes(tmp_path, caps
             "--out", str(out), "--attentive", "--random-floor", "2"]
     main(args)  # (re-running resumes: train_all, tested with the study)
     printed = capsys.readouterr().out
-    assert "Depth pays." in printed or "Depth does not pay." in printed
+    assert "**Depth pays: not measured.** One seed gives no interval" in printed
     result = json.loads((out / "screen.json").read_text())
     assert set(result["curves"]["deep"]) == {"1", "2"} and len(result["curves"]["deep"]["2"][0]) == 2
     assert [x for x, _ in result["curves"]["shallow"]["1"][0]] == [8, 16]  # clips seen at steps 2 and 4

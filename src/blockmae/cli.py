@@ -341,8 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "Required")
     p.add_argument("--data", help="evaluation data spec. Default: the setting's test data (or its train data's test "
                                   "split), 512 clips")
-    p.add_argument("--seeds", type=int, default=1, help="seeds per encoder (0..N-1), for intervals: with one, the means "
-                                                       "decide and the probe rule is not measured. Default: 1")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per encoder (0..N-1), for intervals: with one, neither "
+                                                       "rule is measured and the page gives the means' reading. "
+                                                       "Default: 1")
     p.add_argument("--snapshots", type=int, default=5, help="points on each learning curve. Default: 5")
     p.add_argument("--random-floor", type=int, default=1, help="random-init encoders probed beside (the probe rule's "
                                                               "interval needs 2 or more; claims use 3). Default: 1")

@@ -2,10 +2,8 @@
 need the depth?
 
 Two parts, each a difference in percentage points with a 95% t-interval that must clear zero and a mean that must
-reach its bar (four outcomes, as the findings': met; not met, the whole interval below the bar; inconclusive,
-the bar inside the interval or the interval reaching zero; not measured, fewer than two seeds or random encoders
-for an interval): the final block against random-init encoders of the same shape (`ABOVE_RANDOM_PP`; Welch's t, the
-random encoders have seeds of their own) and against the same run's first block (`RISE_PP`; per-seed differences,
+reach its bar (the four outcomes of `screen.rules`): the final block against random-init encoders of the same shape
+(`ABOVE_RANDOM_PP`; Welch's t, the random encoders have seeds of their own) and against the same run's first block (`RISE_PP`; per-seed differences,
 paired by seed). The rule is measured under every probe the analysis fitted (linear; attentive with
 `--attentive`); a setting meets it under either. Per target, the block where the probe peaks (the first block within
 `PEAK_TOLERANCE` of its best) says which latents are decoded where the depth is.
@@ -16,10 +14,10 @@ from __future__ import annotations
 import math
 
 from ..analysis.rows import final_rows, mean_and_half_width, select
-from ..report.verdicts import Difference, paired, welch
+from ..report.verdicts import paired, welch
+from .rules import combined, outcome_of
 
 PROBES = {"probe_acc": "linear", "attentive_probe_acc": "attentive"}
-MET, NOT_MET, INCONCLUSIVE, NOT_MEASURED = "met", "not met", "inconclusive", "not measured"
 ABOVE_RANDOM_PP = 10.0
 RISE_PP = 5.0
 PEAK_TOLERANCE = 0.01  # a target peaks at the first block within this of its best (a saturated one at block 1)
@@ -51,26 +49,6 @@ def probe_blocks(rows: list[dict], kinds: dict[str, str], K: int, metric: str = 
     return out
 
 
-def _part(d: Difference, bar: float) -> dict:
-    if d.n < 2 or not math.isfinite(d.low):
-        outcome = NOT_MEASURED
-    elif d.mean >= bar and d.low > 0:
-        outcome = MET
-    elif d.high < bar:
-        outcome = NOT_MET
-    else:
-        outcome = INCONCLUSIVE
-    return {**d.as_dict(), "bar": bar, "outcome": outcome}
-
-
-def _combined(outcomes: list[str]) -> str:
-    """Met when every part is; not met when any part is; then not measured, then inconclusive."""
-    for outcome in (NOT_MET, NOT_MEASURED, INCONCLUSIVE):
-        if outcome in outcomes:
-            return outcome
-    return MET
-
-
 def probe_rule(rows: list[dict], kinds: dict[str, str], K: int) -> dict[str, dict]:
     """Per probe fitted ("linear", "attentive"): the two parts of the rule, whether both are met, and per target
     the deep encoder's mean per block, the random encoders' top block and the block where the deep one peaks."""
@@ -83,9 +61,9 @@ def probe_rule(rows: list[dict], kinds: dict[str, str], K: int) -> dict[str, dic
             continue
         top = [100 * values[(run, K, "mean")] for run in deep]
         floor = [100 * values[(run, K, "mean")] for run in runs["random"] if (run, K, "mean") in values]
-        parts = {"above_random": _part(welch(top, floor, ABOVE_RANDOM_PP), ABOVE_RANDOM_PP),
-                 "rise": _part(paired([t - 100 * values[(run, 1, "mean")] for t, run in zip(top, deep)], RISE_PP),
-                               RISE_PP)}
+        parts = {"above_random": outcome_of(welch(top, floor, ABOVE_RANDOM_PP), ABOVE_RANDOM_PP),
+                 "rise": outcome_of(paired([t - 100 * values[(run, 1, "mean")] for t, run in zip(top, deep)],
+                                           RISE_PP), RISE_PP)}
         targets = {}
         for target in dict.fromkeys(t for _, _, t in values if t != "mean"):
             per_block = [mean_and_half_width([values.get((run, b, target)) for run in deep])[0]
@@ -95,7 +73,7 @@ def probe_rule(rows: list[dict], kinds: dict[str, str], K: int) -> dict[str, dic
             best = max((v for _, v in finite), default=math.nan)
             targets[target] = {"deep": per_block, "random": random_top,
                                "peak_block": next((b for b, v in finite if v >= best - PEAK_TOLERANCE), None)}
-        out[name] = {**parts, "outcome": _combined([p["outcome"] for p in parts.values()]), "seeds": len(deep),
+        out[name] = {**parts, "outcome": combined([p["outcome"] for p in parts.values()]), "seeds": len(deep),
                      "random_encoders": len(floor), "targets": targets}
     return out
 

@@ -7,13 +7,9 @@ trivial predictors (predict 0, each position's mean, the clip's visible mean, th
 final models are probed per block beside random-init encoders of the deep shape (linear, and attentive when asked),
 and the probe rule (`screen.probes`) says whether the final block reads the latents and needs the depth to.
 
-At the end of training, the deep encoder's top stage must lie below the best trivial predictor by at least
-`MIN_MARGIN` of that predictor's loss and by at least `RATIO` times what a shallow view achieves. The screen
-answers it twice: against the deep encoder's own first stage (its monitor: the encoder develops with depth) and
-against the shallow encoder trained alone (the depth is worth having: three layers alone do not do as well).
-Depth pays when both hold; with several seeds, each bar also needs the per-seed excess over it (paired by seed)
-to have a 95% interval above zero. The learning curves (margin against clips seen) say whether a setting that
-does not pay yet was still improving when it stopped.
+The loss rule (`screen.losses`) asks whether the top stage lies far enough below the best trivial predictor and
+further than the shallow views (its own first stage; the shallow encoder trained alone). The learning curves
+(margin against clips seen) say whether a setting that does not pay yet was still improving when it stopped.
 """
 
 from __future__ import annotations
@@ -25,12 +21,10 @@ from pathlib import Path
 from ..analysis.rows import mean_and_half_width
 from ..config import ConfigError, config_path, load_config
 from ..eval.reconstruction import BASELINES
-from ..report.verdicts import paired
 from ..study import Study, train_all
+from .losses import MIN_MARGIN, loss_markdown, loss_rule, pct
 from .probes import probe_blocks, probe_markdown, probe_rule
 
-RATIO = 1.5  # the top stage's margin over the shallow view's
-MIN_MARGIN = 0.10  # the top stage's margin, as a share of the best trivial predictor's loss
 FLAT = 0.01  # a curve whose last step changed the margin by less than this share of the loss has flattened
 
 
@@ -126,30 +120,24 @@ def screen_result(curves: dict[str, list[dict]], rows: list[dict], kinds: dict[s
              for kind, d in margins.items()}
     top = final["deep"][str(K)][0]
     views = {"first_stage": final["deep"]["1"][0], "shallow": final["shallow"]["1"][0]}
-    # per seed (runs of a seed share their data order): the top's excess over each bar, in points, with its interval
+    # per seed (runs of a seed share their data order, so the rule pairs them)
     per_seed = {kind: {block: [c[-1][1] for c in runs if c] for block, runs in d.items()}
                 for kind, d in margins.items()}
     tops = per_seed["deep"][str(K)]
     view_seeds = {"first_stage": per_seed["deep"]["1"], "shallow": per_seed["shallow"]["1"]}
-    excess = {"min_margin": paired([100 * (t - MIN_MARGIN) for t in tops], 0.0).as_dict()}
-    excess.update({view: paired([100 * (t - RATIO * max(v, 0.0)) for t, v in zip(tops, values)], 0.0).as_dict()
-                   for view, values in view_seeds.items()})
-    clear = {key: d["n"] < 2 or d["low"] > 0 for key, d in excess.items()}  # one seed: the means decide
-    beats = {view: top >= MIN_MARGIN and top >= RATIO * max(margin, 0.0) and clear["min_margin"] and clear[view]
-             for view, margin in views.items()}
     last_steps = [c[-1][1] - c[-2][1] for c in margins["deep"][str(K)] if len(c) > 1]
     return {"trivial": trivial, "best_trivial": best_key, "curves": margins, "final_margin": final,
             "ratios": {view: top / margin if margin > 0 else None for view, margin in views.items()},
             "seed_ratios": {view: [t / v if v > 0 else None for t, v in zip(tops, values)]
                             for view, values in view_seeds.items()},
-            "excess": excess, "beats": beats, "pays": all(beats.values()),
+            "loss_rule": loss_rule(tops, view_seeds),
             "top_last_change": sum(last_steps) / len(last_steps) if last_steps else None,
             "probes": probe_blocks(rows, kinds, K), "probe_rule": probe_rule(rows, kinds, K), "K": K, "batch": batch}
 
 
 def screen_markdown(result: dict) -> str:
     """The screen's verdict, final margins, curves' last change and probe rise, as a short markdown page."""
-    K, pct = result["K"], (lambda v: "n/a" if v is None or not math.isfinite(v) else f"{100 * v:.1f}")
+    K = result["K"]
     trivial = ", ".join(f"{k} {v:.4f}" for k, v in result["trivial"].items() if v is not None)
     lines = [f"# Depth screen: {result['config']} {' '.join(result['overrides'])}", "",
              f"Evaluated on `{result['data']}`, seeds {result['seeds']}. Trivial predictors' held-out losses: "
@@ -167,22 +155,7 @@ def screen_markdown(result: dict) -> str:
     lines.append(f"| shallow (stage 1's layers alone) | {pct(m)} ± {pct(h)} | {pct(p[0])} ± {pct(p[1])} |")
     if probes["random"]:
         lines.append(f"| random init, top block | - | {pct(probes['random'][-1][0])} ± {pct(probes['random'][-1][1])} |")
-    top = result["final_margin"]["deep"][str(K)][0]
-    verdict = "**Depth pays.**" if result["pays"] else "**Depth does not pay.**"
-    excess = result.get("excess", {})
-    lines += ["", f"{verdict} The top stage's margin is {pct(top)} % (needs at least {pct(MIN_MARGIN)} %, and "
-              f"{RATIO}x each shallow view's; with two seeds or more, each per-seed excess over its bar needs a 95 % "
-              f"interval above zero){_excess(excess.get('min_margin'), f'{pct(MIN_MARGIN)} %')}:", ""]
-    views = {"first_stage": ("its own first stage", result["final_margin"]["deep"]["1"][0]),
-             "shallow": ("the shallow encoder trained alone", result["final_margin"]["shallow"]["1"][0])}
-    for view, (name, margin) in views.items():
-        ratio = result["ratios"][view]
-        versus = f"{ratio:.2f}x" if ratio is not None else "above a view that is not below the trivial predictor"
-        seeds = result.get("seed_ratios", {}).get(view, [])
-        if len(seeds) > 1:
-            versus += " (per seed " + ", ".join("n/a" if r is None else f"{r:.2f}x" for r in seeds) + ")"
-        lines.append(f"- against {name} ({pct(margin)} %): {versus}{_excess(excess.get(view), f'{RATIO}x it')}, "
-                     f"{'passes' if result['beats'][view] else 'fails'}")
+    lines += ["", *loss_markdown(result)]
     lines.append("")
     change = result["top_last_change"]
     if change is not None:
@@ -191,13 +164,6 @@ def screen_markdown(result: dict) -> str:
                      f"{state} (flat: under {pct(FLAT)}).")
     lines += [""] + probe_markdown(result.get("probe_rule", {}), K)
     return "\n".join(lines).rstrip() + "\n"
-
-
-def _excess(d: dict | None, bar: str) -> str:
-    """', top minus <bar> +x [low, high] points' for two seeds or more; nothing for one."""
-    if not d or d["n"] < 2:
-        return ""
-    return f"; top minus {bar}: {d['mean']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}] points"
 
 
 def screen_figure(result: dict, path: Path) -> Path:
