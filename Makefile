@@ -25,7 +25,7 @@ demo: $(VENV)/.base
 study: $(VENV)/.base
 	$(BIN)/blockmae study studies/cpu_repro/study.yaml --out runs/cpu_repro --publish docs/results/cpu_repro
 
-# The same grid where depth pays (docs/depth_screen.md): about 6 hours on 2 cores; resumes if interrupted.
+# The same grid where depth pays (docs/depth_screen.md): about 2.5 hours on 2 cores; resumes if interrupted.
 study-hierarchy: $(VENV)/.base
 	$(BIN)/blockmae study studies/hierarchy/study.yaml --out runs/hierarchy --publish docs/results/hierarchy
 
