@@ -14,7 +14,7 @@ from ..analysis.figures.style import Styler
 from ..analysis.rows import datasets_of, final_rows, select
 from .gap_split import gap_split_finding
 from .stitching_finding import stitching_finding
-from .tables import depth_tables, escape, learning_table, saturation_table, summary_table
+from .tables import depth_rule_table, depth_tables, escape, learning_table, saturation_table, summary_table
 
 CSS = """
 :root { --fg: #1d232a; --muted: #5b6672; --line: #d9dee3; --bg-alt: #f4f6f8; --accent: #0072B2; }
@@ -183,7 +183,7 @@ def write_report(out_dir: Path, rows: list[dict], figures: dict[str, list[Path]]
                          for (d, sp), r in seen.items()) + ".</p>")
     if select(final, "recon_loss"):
         parts += ['<h2 id="learning">Did training learn? Losses beside the trivial predictors</h2>',
-                  learning_table(final, styler)]
+                  learning_table(final, styler), depth_rule_table(final, styler)]
     if shown:
         parts.append('<h2 id="figures">Figures</h2>')
         parts.append("<p>" + " · ".join(f'<a href="#fig-{escape(n)}">{escape(CAPTIONS.get(n, (n,))[0])}</a>'

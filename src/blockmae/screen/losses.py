@@ -1,40 +1,16 @@
-"""The screen's loss rule: does the deep encoder's top stage lie far enough below the best trivial predictor, and
-further than a shallow view of it does?
-
-A margin is how far a held-out loss lies below the best trivial predictor's, as a share of that loss. At the end of
-training the top stage's margin must reach `MIN_MARGIN` and `RATIO` times each shallow view's: its own first stage
-(does the encoder develop with depth?) and the first stage's layers trained alone (is the depth worth having?).
-Each bar is a part with the four outcomes of `screen.rules`, judged on the per-seed excess over the bar in points,
-paired by seed (a seed's runs share their data order). One seed gives no interval: its parts are not measured, and
-the means give a reading only. Depth pays when every part is met.
+"""The screen's loss rule on its page: the rule itself (`report.depth_rule.loss_rule`) asks whether the deep
+encoder's top stage lies far enough below the best trivial predictor, and further than a shallow view does: its own
+first stage (does the encoder develop with depth?) and the first stage's layers trained alone (is the depth worth
+having?).
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
+from ..report.depth_rule import MIN_MARGIN, NOT_MEASURED, RATIO
 
-from ..report.verdicts import paired
-from .rules import NOT_MEASURED, combined, outcome_of
-
-RATIO = 1.5  # the top stage's margin over a shallow view's
-MIN_MARGIN = 0.10  # the top stage's margin, as a share of the best trivial predictor's loss
 VIEWS = {"first_stage": "its own first stage", "shallow": "the shallow encoder trained alone"}
-
-
-def loss_rule(tops: list[float], views: dict[str, list[float]]) -> dict:
-    """`tops`: the top stage's final margin per seed; `views`: each shallow view's per seed, in the same order.
-    Returns each part (its excess in points, interval and outcome), the rule's outcome, each view's outcome (the
-    minimum margin and its own part) and what the means alone say per view."""
-    parts = {"min_margin": outcome_of(paired([100 * (t - MIN_MARGIN) for t in tops], 0.0), 0.0)}
-    parts.update({view: outcome_of(paired([100 * (t - RATIO * max(v, 0.0)) for t, v in zip(tops, values)], 0.0), 0.0)
-                  for view, values in views.items()})
-    top = float(np.mean(tops))
-    return {"parts": parts, "outcome": combined([p["outcome"] for p in parts.values()]),
-            "views": {view: combined([parts["min_margin"]["outcome"], parts[view]["outcome"]]) for view in views},
-            "by_means": {view: top >= MIN_MARGIN and top >= RATIO * max(float(np.mean(values)), 0.0)
-                         for view, values in views.items()}}
 
 
 def loss_markdown(result: dict) -> list[str]:

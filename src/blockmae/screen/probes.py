@@ -2,7 +2,7 @@
 need the depth?
 
 Two parts, each a difference in percentage points with a 95% t-interval that must clear zero and a mean that must
-reach its bar (the four outcomes of `screen.rules`): the final block against random-init encoders of the same shape
+reach its bar (the four outcomes of `report.depth_rule`): the final block against random-init encoders of the same shape
 (`ABOVE_RANDOM_PP`; Welch's t, the random encoders have seeds of their own) and against the same run's first block (`RISE_PP`; per-seed differences,
 paired by seed). The rule is measured under every probe the analysis fitted (linear; attentive with
 `--attentive`); a setting meets it under either. Per target, the block where the probe peaks (the first block within
@@ -15,7 +15,7 @@ import math
 
 from ..analysis.rows import final_rows, mean_and_half_width, select
 from ..report.verdicts import paired, welch
-from .rules import combined, outcome_of
+from ..report.depth_rule import combined, outcome_of
 
 PROBES = {"probe_acc": "linear", "attentive_probe_acc": "attentive"}
 ABOVE_RANDOM_PP = 10.0

@@ -7,7 +7,7 @@ trivial predictors (predict 0, each position's mean, the clip's visible mean, th
 final models are probed per block beside random-init encoders of the deep shape (linear, and attentive when asked),
 and the probe rule (`screen.probes`) says whether the final block reads the latents and needs the depth to.
 
-The loss rule (`screen.losses`) asks whether the top stage lies far enough below the best trivial predictor and
+The loss rule (`report.depth_rule`, on the page by `screen.losses`) asks whether the top stage lies far enough below the best trivial predictor and
 further than the shallow views (its own first stage; the shallow encoder trained alone). The learning curves
 (margin against clips seen) say whether a setting that does not pay yet was still improving when it stopped.
 """
@@ -22,7 +22,8 @@ from ..analysis.rows import mean_and_half_width
 from ..config import ConfigError, config_path, load_config
 from ..eval.reconstruction import BASELINES
 from ..study import Study, train_all
-from .losses import MIN_MARGIN, loss_markdown, loss_rule, pct
+from ..report.depth_rule import MIN_MARGIN, loss_rule
+from .losses import loss_markdown, pct
 from .probes import probe_blocks, probe_markdown, probe_rule
 
 FLAT = 0.01  # a curve whose last step changed the margin by less than this share of the loss has flattened

@@ -1,0 +1,88 @@
+"""Does depth pay? The loss rule, and the four outcomes it shares with the screen's probe rule (`screen.probes`).
+
+The rule is asked by `blockmae screen` (its deep and shallow runs) and by every study's report (each trained group
+with two stages or more, against its own first stage).
+
+A part of a rule is a difference over seeds (its 95% t-interval) against a bar: met when the mean reaches the bar
+and the interval clears zero; not met when the whole interval lies below the bar; inconclusive when the bar lies
+inside the interval or the interval reaches zero; not measured when there is no interval (one seed, or one
+random-init encoder for a difference between groups). A rule is met when every part is.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..analysis.rows import group_of
+from .learning import BASELINES
+from .verdicts import Difference, paired
+
+MET, NOT_MET, INCONCLUSIVE, NOT_MEASURED = "met", "not met", "inconclusive", "not measured"
+
+
+def outcome_of(d: Difference, bar: float) -> dict:
+    """The difference as a dict, with its bar and its outcome."""
+    if d.n < 2 or not math.isfinite(d.low):
+        outcome = NOT_MEASURED
+    elif d.mean >= bar and d.low > 0:
+        outcome = MET
+    elif d.high < bar:
+        outcome = NOT_MET
+    else:
+        outcome = INCONCLUSIVE
+    return {**d.as_dict(), "bar": bar, "outcome": outcome}
+
+
+def combined(outcomes: list[str]) -> str:
+    """Met when every part is; not met when any part is; then not measured, then inconclusive."""
+    for outcome in (NOT_MET, NOT_MEASURED, INCONCLUSIVE):
+        if outcome in outcomes:
+            return outcome
+    return MET
+
+
+RATIO = 1.5  # the top stage's margin over a shallow view's
+MIN_MARGIN = 0.10  # the top stage's margin, as a share of the best trivial predictor's loss
+
+
+def loss_rule(tops: list[float], views: dict[str, list[float]]) -> dict:
+    """Margins (how far a held-out loss lies below the best trivial predictor's, as a share of it) at the end of
+    training. `tops`: the top stage's per seed; `views`: each shallow view's per seed, in the same order. The top
+    must reach `MIN_MARGIN` and `RATIO` times each view's; each bar is a part judged on the per-seed excess over it
+    in points, paired by seed (one seed: not measured). Returns each part (its excess, interval and outcome), the
+    rule's outcome, each view's outcome (the minimum margin and its own part) and what the means alone say."""
+    parts = {"min_margin": outcome_of(paired([100 * (t - MIN_MARGIN) for t in tops], 0.0), 0.0)}
+    parts.update({view: outcome_of(paired([100 * (t - RATIO * max(v, 0.0)) for t, v in zip(tops, values)], 0.0), 0.0)
+                  for view, values in views.items()})
+    top = float(np.mean(tops))
+    return {"parts": parts, "outcome": combined([p["outcome"] for p in parts.values()]),
+            "views": {view: combined([parts["min_margin"]["outcome"], parts[view]["outcome"]]) for view in views},
+            "by_means": {view: top >= MIN_MARGIN and top >= RATIO * max(float(np.mean(values)), 0.0)
+                         for view, values in views.items()}}
+
+
+def study_depth_rule(rows: list[dict], dataset: str) -> dict:
+    """Per trained group with two stages or more: each run's first and top stage margins on `dataset` (final
+    models' `recon_loss` rows, against the lowest of that run's trivial predictors on the same clips and masks)
+    and the loss rule against its own first stage."""
+    losses, trivial = {}, {}
+    for r in rows:
+        if r.get("dataset") != dataset or r.get("step") is not None or r.get("regime") == "random":
+            continue
+        if r.get("metric") == "recon_loss" and r.get("block") is not None and r.get("layer") is None:
+            losses.setdefault(r["run"], {})[r["block"]] = (group_of(r), r["value"])
+        elif str(r.get("metric", "")).removeprefix("recon_loss_") in BASELINES and r.get("block") is None:
+            trivial.setdefault(r["run"], {})[r["metric"].removeprefix("recon_loss_")] = r["value"]
+    groups = {}
+    for run, blocks in losses.items():
+        if len(blocks) < 2 or not trivial.get(run):
+            continue
+        best = min(trivial[run].values())
+        group = blocks[1][0]
+        first, top = ((best - blocks[b][1]) / best for b in (min(blocks), max(blocks)))
+        groups.setdefault(group, {"runs": [], "first": [], "top": []})
+        for key, value in (("runs", run), ("first", first), ("top", top)):
+            groups[group][key].append(value)
+    return {g: {**d, "rule": loss_rule(d["top"], {"first_stage": d["first"]})} for g, d in groups.items()}
