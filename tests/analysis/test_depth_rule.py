@@ -56,3 +56,21 @@ def test_the_report_shows_the_rule_per_group(tmp_path):
     assert "d: does depth pay?" in page and "top minus 1.5x first (points)" in page
     row = page[page.index("d: does depth pay?"):].split("</tr>")[1]
     assert "10.0 ± 0.0" in row and "22.5 ± 6.2" in row and "2.25x" in row and ">met<" in row
+
+
+def test_findings_md_ends_with_the_rule_per_group(tmp_path):
+    from blockmae.study import write_findings
+
+    rows = [r for seed, top in enumerate((0.60, 0.62, 0.64)) for r in _run("e2e", 4, seed, [0.72, 0.7, 0.66, top])]
+    write_findings(tmp_path, rows, {})
+    text = (tmp_path / "findings.md").read_text()
+    section = text[text.index("## Does depth pay?"):]
+    assert "| d | e2e K=4 | 3 | 10.0 ± 0.0 | 22.5 ± 6.2 | 2.25x | +7.5 [" in section and section.count("| met |") == 1
+
+
+def test_a_predictor_a_run_lacks_comes_from_the_datasets_other_rows():
+    # the trained run was scored without the oracle (older studies); the random encoder's rows have it (0.5)
+    rows = _run("e2e", 2, 0, [0.49, 0.45], {k: v for k, v in TRIVIAL.items() if k != "oracle_constant"})
+    rows += _run("random", 2, 0, [0.9, 0.9], {**TRIVIAL, "oracle_constant": 0.5})
+    judged = study_depth_rule(rows, "d")[Group("vit", "e2e", 2)]
+    assert judged["top"] == pytest.approx([0.1]) and judged["first"] == pytest.approx([0.02])

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from ..analysis.rows import group_of
+from ..analysis.rows import datasets_of, group_of, group_sort_key, mean_and_half_width, trivial_losses_of
 from .learning import BASELINES
 from .verdicts import Difference, paired
 
@@ -65,8 +65,8 @@ def loss_rule(tops: list[float], views: dict[str, list[float]]) -> dict:
 
 def study_depth_rule(rows: list[dict], dataset: str) -> dict:
     """Per trained group with two stages or more: each run's first and top stage margins on `dataset` (final
-    models' `recon_loss` rows, against the lowest of that run's trivial predictors on the same clips and masks)
-    and the loss rule against its own first stage."""
+    models' `recon_loss` rows, against the lowest of the trivial predictors on the same clips and masks: the
+    run's own rows, and the dataset's where a run lacks one) and the loss rule against its own first stage."""
     losses, trivial = {}, {}
     for r in rows:
         if r.get("dataset") != dataset or r.get("step") is not None or r.get("regime") == "random":
@@ -75,14 +75,49 @@ def study_depth_rule(rows: list[dict], dataset: str) -> dict:
             losses.setdefault(r["run"], {})[r["block"]] = (group_of(r), r["value"])
         elif str(r.get("metric", "")).removeprefix("recon_loss_") in BASELINES and r.get("block") is None:
             trivial.setdefault(r["run"], {})[r["metric"].removeprefix("recon_loss_")] = r["value"]
+    shared = trivial_losses_of(rows, dataset)  # a predictor a run's rows lack (older studies: the oracle)
     groups = {}
     for run, blocks in losses.items():
-        if len(blocks) < 2 or not trivial.get(run):
+        known = {**shared, **trivial.get(run, {})}
+        if len(blocks) < 2 or not known:
             continue
-        best = min(trivial[run].values())
+        best = min(known.values())
         group = blocks[1][0]
         first, top = ((best - blocks[b][1]) / best for b in (min(blocks), max(blocks)))
         groups.setdefault(group, {"runs": [], "first": [], "top": []})
         for key, value in (("runs", run), ("first", first), ("top", top)):
             groups[group][key].append(value)
     return {g: {**d, "rule": loss_rule(d["top"], {"first_stage": d["first"]})} for g, d in groups.items()}
+
+
+def depth_rule_markdown(rows: list[dict]) -> str:
+    """The rule per dataset and trained group as a markdown section (findings.md); empty without per-stage losses."""
+    lines = []
+    for dataset in datasets_of(rows):
+        judged = study_depth_rule(rows, dataset)
+        for g in sorted(judged, key=group_sort_key):
+            d, rule = judged[g], judged[g]["rule"]
+            (first, first_half), (top, top_half) = (mean_and_half_width(d[k]) for k in ("first", "top"))
+            ratio = f"{top / first:.2f}x" if first > 0 else "-"
+            excess = [excess_text(rule["parts"][k]) for k in ("first_stage", "min_margin")]
+            lines.append(f"| {dataset} | {g.regime} K={g.K} | {len(d['runs'])} | "
+                         f"{100 * first:.1f} ± {100 * first_half:.1f} | {100 * top:.1f} ± {100 * top_half:.1f} | "
+                         f"{ratio} | {excess[0]} | {excess[1]} | {rule['outcome']} |")
+    if not lines:
+        return ""
+    return "\n".join([
+        "## Does depth pay? (held-out loss, top stage against its own first)", "",
+        f"| dataset | group | runs | first stage, % below the best trivial predictor | top stage | top / first | "
+        f"top minus {RATIO}x first (points) | top minus {100 * MIN_MARGIN:.0f} % (points) | depth pays |",
+        "|---|---|---|---|---|---|---|---|---|", *lines, "",
+        "A margin is how far a stage's held-out loss lies below the best of the trivial predictors on the run's "
+        "clips and masks, in % of it (E2E: through its monitors). Depth pays when the top stage's margin reaches "
+        f"{100 * MIN_MARGIN:.0f} % and {RATIO}x its first stage's, each per-seed excess with a 95 % t-interval "
+        "clear of zero (met; not met: wholly below; inconclusive: spanning zero; not measured: one seed).", ""])
+
+
+def excess_text(part: dict) -> str:
+    """An excess in points with its interval, or '(no interval)' for one seed."""
+    if part["n"] < 2:
+        return f"{part['mean']:+.1f} (no interval)"
+    return f"{part['mean']:+.1f} [{part['low']:+.1f}, {part['high']:+.1f}]"

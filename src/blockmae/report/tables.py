@@ -14,7 +14,7 @@ from ..analysis.figures.style import Styler
 from ..analysis.rows import (Group, chance_of, datasets_of, final_block_values, group_sort_key, last_pair_values,
                              mean_and_half_width, reference_loss, run_values, select, series, targets_of)
 from ..eval.reconstruction import best_reference, margin_below
-from .depth_rule import MIN_MARGIN, RATIO, study_depth_rule
+from .depth_rule import MIN_MARGIN, RATIO, excess_text, study_depth_rule
 from .learning import BASELINES, learning_verdicts
 
 # metric -> (column heading, scale, decimals, higher is better)
@@ -160,8 +160,8 @@ def depth_rule_table(rows: list[dict], styler: Styler) -> str:
         judged = study_depth_rule(rows, dataset)
         if not judged:
             continue
-        head = ('<tr><th class="label">group</th><th>runs</th><th>first stage (% below)</th><th>top stage (% below)</th>'
-                f"<th>top / first</th><th>top minus {RATIO}x first (points)</th>"
+        head = ('<tr><th class="label">group</th><th>runs</th><th>first stage (% below)</th>'
+                f"<th>top stage (% below)</th><th>top / first</th><th>top minus {RATIO}x first (points)</th>"
                 f"<th>top minus {100 * MIN_MARGIN:.0f} % (points)</th><th>depth pays</th></tr>")
         body = []
         for g in sorted(judged, key=group_sort_key):
@@ -172,7 +172,7 @@ def depth_rule_table(rows: list[dict], styler: Styler) -> str:
             body.append(_row(g, [_group_cell(styler, g), f"<td>{len(d['runs'])}</td>"]
                              + [f"<td>{escape(format_stat(m, h, 100.0, 1))}</td>" for m, h in (first, top)]
                              + [f"<td>{ratio}</td>"]
-                             + [f"<td>{escape(_excess_text(rule['parts'][k]))}</td>" for k in ("first_stage",
+                             + [f"<td>{escape(excess_text(rule['parts'][k]))}</td>" for k in ("first_stage",
                                                                                            "min_margin")]
                              + [f"<td{cls}>{escape(rule['outcome'])}</td>"]))
         parts.append(f"<h3>{escape(dataset)}: does depth pay?</h3><table><thead>{head}</thead>"
@@ -186,12 +186,6 @@ def depth_rule_table(rows: list[dict], styler: Styler) -> str:
         f"stage's margin reaches {100 * MIN_MARGIN:.0f} % and {RATIO}x its own first stage's: each bar is judged "
         "on the per-seed excess over it, paired by seed, with a 95 % t-interval: met when it clears zero, not met "
         "when it lies wholly below, inconclusive when it spans zero, not measured with one seed.</p>")
-
-
-def _excess_text(part: dict) -> str:
-    if part["n"] < 2:
-        return f"{part['mean']:+.1f} (no interval)"
-    return f"{part['mean']:+.1f} [{part['low']:+.1f}, {part['high']:+.1f}]"
 
 
 def _margin_text(margin: float, best: tuple[str, float] | None) -> str:

@@ -2,11 +2,11 @@
 need the depth?
 
 Two parts, each a difference in percentage points with a 95% t-interval that must clear zero and a mean that must
-reach its bar (the four outcomes of `report.depth_rule`): the final block against random-init encoders of the same shape
-(`ABOVE_RANDOM_PP`; Welch's t, the random encoders have seeds of their own) and against the same run's first block (`RISE_PP`; per-seed differences,
-paired by seed). The rule is measured under every probe the analysis fitted (linear; attentive with
-`--attentive`); a setting meets it under either. Per target, the block where the probe peaks (the first block within
-`PEAK_TOLERANCE` of its best) says which latents are decoded where the depth is.
+reach its bar (the four outcomes of `report.depth_rule`): the final block against random-init encoders of the same
+shape (`ABOVE_RANDOM_PP`; Welch's t, the random encoders have seeds of their own) and against the same run's first
+block (`RISE_PP`; per-seed differences, paired by seed). The rule is measured under every probe the analysis fitted
+(linear; attentive with `--attentive`); a setting meets it under either. Per target, the block where the probe peaks
+(the first block within `PEAK_TOLERANCE` of its best) says which latents are decoded where the depth is.
 """
 
 from __future__ import annotations

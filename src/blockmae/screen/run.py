@@ -7,9 +7,10 @@ trivial predictors (predict 0, each position's mean, the clip's visible mean, th
 final models are probed per block beside random-init encoders of the deep shape (linear, and attentive when asked),
 and the probe rule (`screen.probes`) says whether the final block reads the latents and needs the depth to.
 
-The loss rule (`report.depth_rule`, on the page by `screen.losses`) asks whether the top stage lies far enough below the best trivial predictor and
-further than the shallow views (its own first stage; the shallow encoder trained alone). The learning curves
-(margin against clips seen) say whether a setting that does not pay yet was still improving when it stopped.
+The loss rule (`report.depth_rule`; on the page: `screen.losses`) asks whether the top stage lies far enough below
+the best trivial predictor and further than the shallow views (its own first stage; the shallow encoder trained
+alone). The learning curves (margin against clips seen) say whether a setting that does not pay yet was still
+improving when it stopped.
 """
 
 from __future__ import annotations
