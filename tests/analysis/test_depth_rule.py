@@ -27,6 +27,7 @@ def test_each_group_is_judged_on_its_first_and_top_stages_against_the_best_trivi
     rows += _run("sequential", 4, 0, [0.72, 0.7, 0.66, 0.6])  # one seed: no interval
     rows += _run("random", 4, 0, [0.9, 0.9, 0.9, 0.9])  # not a trained group
     rows += _run("e2e", 1, 0, [0.5])  # one stage: nothing to compare
+    rows += _run("coarse-targets", 4, 0, [0.72, 0.7, 0.66, 0.2])  # its upper stages' losses are on pooled targets
     judged = study_depth_rule(rows, "d")
     assert set(judged) == {Group("vit", r, 4) for r in ("e2e", "simultaneous", "sequential")}
     e2e = judged[Group("vit", "e2e", 4)]

@@ -182,7 +182,8 @@ def depth_rule_table(rows: list[dict], styler: Styler) -> str:
     return "".join(parts) + (
         '<p class="note">A margin is how far a stage\'s held-out loss lies below the best trivial predictor\'s (the '
         "lowest of the four on the run's clips and masks), in % of it; E2E's stages are scored through its monitors "
-        "(decoders on detached features), a blockwise stage through its own decoder. Depth pays when the top "
+        "(decoders on detached features), a blockwise stage through its own decoder (regimes whose upper stages "
+        "predict pooled targets are left out: their losses are on other targets). Depth pays when the top "
         f"stage's margin reaches {100 * MIN_MARGIN:.0f} % and {RATIO}x its own first stage's: each bar is judged "
         "on the per-seed excess over it, paired by seed, with a 95 % t-interval: met when it clears zero, not met "
         "when it lies wholly below, inconclusive when it spans zero, not measured with one seed.</p>")
