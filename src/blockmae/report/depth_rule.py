@@ -22,6 +22,8 @@ from .learning import BASELINES
 from .verdicts import Difference, paired
 
 MET, NOT_MET, INCONCLUSIVE, NOT_MEASURED = "met", "not met", "inconclusive", "not measured"
+RATIO = 1.5  # the top stage's margin over a shallow view's
+MIN_MARGIN = 0.10  # the top stage's margin, as a share of the best trivial predictor's loss
 
 
 def outcome_of(d: Difference, bar: float) -> dict:
@@ -43,10 +45,6 @@ def combined(outcomes: list[str]) -> str:
         if outcome in outcomes:
             return outcome
     return MET
-
-
-RATIO = 1.5  # the top stage's margin over a shallow view's
-MIN_MARGIN = 0.10  # the top stage's margin, as a share of the best trivial predictor's loss
 
 
 def loss_rule(tops: list[float], views: dict[str, list[float]]) -> dict:
@@ -85,7 +83,7 @@ def study_depth_rule(rows: list[dict], dataset: str) -> dict:
         if len(blocks) < 2 or not known or _pools_targets(blocks[min(blocks)][0]):
             continue
         best = min(known.values())
-        group = blocks[1][0]
+        group = blocks[min(blocks)][0]
         first, top = ((best - blocks[b][1]) / best for b in (min(blocks), max(blocks)))
         groups.setdefault(group, {"runs": [], "first": [], "top": []})
         for key, value in (("runs", run), ("first", first), ("top", top)):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ..report.depth_rule import MIN_MARGIN, NOT_MEASURED, RATIO
+from ..report.depth_rule import MIN_MARGIN, NOT_MEASURED, RATIO, excess_text
 
 VIEWS = {"first_stage": "its own first stage", "shallow": "the shallow encoder trained alone"}
 
@@ -47,7 +47,7 @@ def loss_markdown(result: dict) -> list[str]:
 def _part(part: dict, bar: str, passes_by_means: bool) -> str:
     if part["outcome"] == NOT_MEASURED:
         return f"not measured (by the means: {'passes' if passes_by_means else 'fails'})"
-    return f"top minus {bar}: {part['mean']:+.1f} [{part['low']:+.1f}, {part['high']:+.1f}] points, {part['outcome']}"
+    return f"top minus {bar}: {excess_text(part)} points, {part['outcome']}"
 
 
 def pct(v: float | None) -> str:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 
 from ..analysis.rows import final_rows, mean_and_half_width, select
-from ..report.verdicts import paired, welch
 from ..report.depth_rule import combined, outcome_of
+from ..report.verdicts import paired, welch
 
 PROBES = {"probe_acc": "linear", "attentive_probe_acc": "attentive"}
 ABOVE_RANDOM_PP = 10.0
