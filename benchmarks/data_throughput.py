@@ -6,10 +6,10 @@
    (libx264 defaults: one keyframe per file, as with most re-encoded Kinetics clips).
 2. Loader: clips/s a `DataLoader` delivers from `list:` training items (PyAV, VideoMAE
    sampling at rate 4, multi-scale crop, flip; uint8 clips), for 16 frames at 112 and 224 px
-   and 0, 1 and 2 workers, plus the tiny preset's own clip shape. Timed after the first
+   and 0, 1 and 2 workers, plus the tiny-scenes preset's clip shape. Timed after the first
    batch, so worker start-up is not counted.
 3. Training: clips/s of one training step (forward + backward + AdamW, the engine's memory-
-   lean simultaneous step on uint8 clips normalised in the step) of the tiny preset as
+   lean simultaneous step on uint8 clips normalised in the step) of the tiny-scenes preset as
    configured and of a ViT-S ("small": model.size=vit-small at 16x112, patch 16), after warm-up.
 
 Loader and training are timed separately; in a real run they share the machine's cores.
@@ -90,7 +90,7 @@ def loader_rate(spec: str, frames: int, size: int, workers: int, batch: int, bat
 
 
 def training_rate(overrides: list[str], batch: int, steps: int, warmup: int = 2) -> dict:
-    cfg = load_config(config_path("tiny"), overrides)
+    cfg = load_config(config_path("tiny-scenes"), overrides)
     m = cfg.model
     model = BlockMAE(m)
     optimizer = build_optimizer(model, 1e-4, cfg.train.weight_decay, cfg.train.betas)
@@ -155,8 +155,8 @@ def main(argv=None) -> dict:
         print(f"wrote {len(paths)} H.264 files {WIDTH}x{HEIGHT} @ {FPS} fps, ~{np.mean(sizes):.0f} kbit/s, "
               f"in {time.perf_counter() - start:.1f} s")
         spec = f"list:{listing},rate=4"
-        tiny = load_config(config_path("tiny")).model
-        # (frames, size, clips per decoded video): the issue's shapes, then the tiny preset's own, plain and
+        tiny = load_config(config_path("tiny-scenes")).model
+        # (frames, size, clips per decoded video): the issue's shapes, then tiny-scenes' own, plain and
         # with repeated sampling (4 clips per decode, as VideoMAE v2 / MAE-ST use to cut decoding cost)
         shapes = [(16, 112, 1), (16, 224, 1), (tiny.frames, tiny.image_size, 1), (tiny.frames, tiny.image_size, 4)]
         for frames, size, repeats in shapes:

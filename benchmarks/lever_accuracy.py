@@ -1,5 +1,5 @@
-"""What each lever that makes blockwise (simultaneous K=4) training cheaper costs in accuracy: pretrain the demo
-preset (configs/tiny.yaml, its own schedule) once per lever, probe the final block on digits. The same as
+"""What each lever that makes blockwise (simultaneous K=4) training cheaper costs in accuracy: pretrain the bench's
+`tiny` preset (configs/tiny-scenes.yaml, its own schedule) once per lever, probe the final block on digits. The same as
 `blockmae bench --accuracy`.
 
     python benchmarks/lever_accuracy.py [--levers none,dmask0.5,...] [--seeds 0,1] [--bench bench-tiny.json]

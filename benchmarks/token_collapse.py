@@ -1,6 +1,6 @@
 """How distinct the tokens stay through an untrained encoder, with and without LayerScale.
 
-    python benchmarks/token_collapse.py [--config tiny] [--set KEY=VALUE ...] [--layer-scales 0 0.1] [--clips 64]
+    python benchmarks/token_collapse.py [--config tiny-scenes] [--set KEY=VALUE ...] [--layer-scales 0 0.1] [--clips 64]
 
 With Xavier-initialised branches every pre-norm layer adds an O(1) attention output that, with near-uniform
 attention, is close to the same vector for every token of a clip; stacked, these shared parts crowd out what is
@@ -60,7 +60,7 @@ def per_layer(config: str, overrides: list[str], clips: int) -> list[tuple[float
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--config", default="tiny")
+    p.add_argument("--config", default="tiny-scenes")
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                    help=f"config overrides (default: {' '.join(DEFAULT_SET)})")
     p.add_argument("--layer-scales", type=float, nargs="+", default=[0.0, 0.1])

@@ -191,13 +191,14 @@ def cmd_screen(args) -> None:
 EXAMPLES = {
     "pretrain": "blockmae pretrain tiny train.regime=sequential model.partition=4 train.max_steps=300 --out runs/seq",
     "convert": "blockmae convert runs/seq hf_dir --to hf    |    blockmae convert hf_dir runs/imported --to blockmae",
-    "analyze": "blockmae analyze runs/e2e runs/sim --data digits --data gratings,n=2000 --random-floor --out runs/analysis",
-    "interfaces": "blockmae interfaces runs/e2e-s0 runs/e2e-s1 runs/sim-s0 runs/sim-s1 --data scenes,n=512 "
-                  "--out runs/interfaces",
+    "analyze": "blockmae analyze runs/e2e runs/sim --data hierarchy,symbols=8,rules=4,n=512 --random-floor "
+               "--out runs/analysis",
+    "interfaces": "blockmae interfaces runs/e2e-s0 runs/e2e-s1 runs/sim-s0 runs/sim-s1 "
+                  "--data hierarchy,symbols=8,rules=4,n=512 --out runs/interfaces",
     "datasets": "blockmae datasets    |    blockmae datasets check ucf101:/data/UCF101,split=1 --frames 16",
     "demo": "blockmae demo --out runs/demo",
-    "screen": "blockmae screen tiny data.train=hierarchy mask.ratio=0.75 train.max_steps=1200 --out runs/screen",
-    "study": "blockmae study studies/cpu_repro/study.yaml --out runs/cpu_repro --publish docs/results/cpu_repro",
+    "screen": "blockmae screen tiny --seeds 3 --random-floor 3 --out runs/screen",
+    "study": "blockmae study studies/hierarchy/study.yaml --out runs/hierarchy --publish docs/results/hierarchy",
     "bench": "blockmae bench --preset tiny --threads 1 --repeats 3 --json bench-tiny.json    |    "
              "blockmae bench --accuracy --bench bench-tiny.json --json levers-tiny.json",
 }
@@ -324,8 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_arguments(p)
 
-    p = add("demo", "Pretrain the tiny preset in three regimes on the built-in scenes, analyse them against three "
-                    "random-init encoders, chance and the trivial predictors, and write a report.", cmd_demo)
+    p = add("demo", "Pretrain the tiny preset end to end on the built-in grammar (where depth pays), analyse it "
+                    "against three random-init encoders, chance and the trivial predictors, and write a report "
+                    "(about 12 minutes on 2 CPU cores).", cmd_demo)
     p.add_argument("--out", default="runs/demo", help="output directory")
     p.add_argument("--quick", action="store_true",
                    help="a smoke run of the same path on fewer clips and steps (a few minutes on 2 CPU cores)")

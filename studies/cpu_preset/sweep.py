@@ -1,7 +1,7 @@
 """The CPU preset sweep: which data, target, masking and length make masked pretraining learn at CPU scale.
 
 Every variant is an end-to-end run (K=1, so each costs what the encoder and one decoder cost) of the
-tiny model with some overrides. For each it records the held-out loss beside the trivial predictors
+tiny model (configs/tiny-scenes.yaml, the preset this sweep chose) with some overrides. For each it records the held-out loss beside the trivial predictors
 (predict zero, predict each position's mean) on the same clips and masks, and the linear probe
 at every layer on the probe sets against randomly initialised encoders of the same shape (the mean over three seeds).
 
@@ -50,7 +50,7 @@ def train(name: str, out: Path) -> float:
     """Train a variant (unless done) and return its training time, summed from its log's throughput."""
     run = out / "runs" / name
     if not (run / "summary.json").is_file():
-        blockmae("pretrain", "tiny", *BASE, *VARIANTS[name], "--out", str(run), threads=1)
+        blockmae("pretrain", "tiny-scenes", *BASE, *VARIANTS[name], "--out", str(run), threads=1)
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     batch = 32
     return sum((row["step"] - prev["step"]) * batch / row["clips_per_s"] for prev, row in zip([{"step": 0}] + rows, rows))

@@ -1,6 +1,6 @@
 """`blockmae bench --accuracy`: what each lever that makes simultaneous K=4 cheaper costs in accuracy.
 
-For one preset config (default: the demo's, `configs/tiny.yaml`, with its own schedule), pretrain
+For one preset config (default: the bench's `tiny`, `configs/tiny-scenes.yaml`, with its own schedule), pretrain
 simultaneous K=4 once per lever (no lever, decoder masking 0.5 / 0.75, narrower decoders, both) through the
 public engine (`blockmae.train.engine.pretrain`), then fit the analysis suite's linear probe
 (`blockmae.eval.probe_unit` on `analysis.extraction.FeatureStore` features: standardise, multinomial
