@@ -327,10 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo", "Pretrain the tiny preset end to end on the built-in grammar (where depth pays), analyse it "
                     "against three random-init encoders, chance and the trivial predictors, and write a report "
-                    "(about 12 minutes on 2 CPU cores).", cmd_demo)
+                    "(about 10 minutes on 2 CPU cores).", cmd_demo)
     p.add_argument("--out", default="runs/demo", help="output directory")
     p.add_argument("--quick", action="store_true",
-                   help="a smoke run of the same path on fewer clips and steps (a few minutes on 2 CPU cores)")
+                   help="a smoke run of the same path on a few clips and steps (about 2 minutes on 2 CPU cores)")
 
     p = add("screen", "Does depth pay in a setting? Train it end to end deep (K stages with monitors) and shallow "
                       "(the first stage's layers alone), score every snapshot's held-out loss beside the trivial "

@@ -26,7 +26,8 @@ from .train.logging import loss_table
 GRAMMAR = "hierarchy,symbols=8,rules=4"
 # One plain E2E run on both cores (no monitors while training: they would cost most of its step; 150 steps fit
 # them on the frozen encoder after) for the preset's 3000 steps, where the top stage has escaped the position-mean
-# plateau (docs/depth_screen.md, "What it would take": about 9 minutes of training at ~178 clips/s on 2 cores).
+# plateau (docs/depth_screen.md, "What it would take"). Measured on 2 cores: training and fit 540 s (~160 clips/s),
+# the analysis 40 s, 9 min 48 s in all.
 DEMO = Study(config="tiny", grid={"train.regime": [REFERENCE], "model.partition": [4]},
              data=[f"{GRAMMAR},n=512"], overrides=["train.monitor_every=0", "train.monitor_fit_steps=150"],
              layers=False, occlusion=False, jobs=1)
@@ -39,8 +40,8 @@ QUICK = Study(config="tiny", grid=DEMO.grid, data=[f"{GRAMMAR},n=48"],
 
 def depth_lines(rows: list[dict]) -> list[str]:
     """Per dataset and trained run: each stage's held-out loss margin below the best trivial predictor (% of its
-    loss), and the probe's mean over targets at every block beside the random encoders' (their mean over seeds) and
-    chance. Depth paying reads as margins and probes that rise stage by stage above the floor."""
+    loss), and the probe's mean over targets at every block beside the random encoders' (their mean over seeds).
+    Depth paying reads as margins and probes that rise stage by stage above the floor."""
     rows, lines = final_rows(rows), []
     for dataset in datasets_of(rows):
         trivial = trivial_losses_of(rows, dataset)

@@ -23,8 +23,8 @@ PRESETS = {
     "tiny": Preset(
         "tiny-scenes", (), {"cpu": 32, "cuda": 256}, {"cpu": (2, 8), "cuda": (5, 20)},
         narrow=("model.decoder.width=32",), shallow=None,
-        about="the tiny model at the first CPU preset's shape (configs/tiny-scenes.yaml): 12 x 96-d, 8 x 32 x 32 clips, 2 x 4 x 4 tubelets, "
-              "decoders 1 x 64-d"),
+        about="the tiny model at the first CPU preset's shape (configs/tiny-scenes.yaml): 12 x 96-d, "
+              "8 x 32 x 32 clips, 2 x 4 x 4 tubelets, decoders 1 x 64-d"),
     "deit-s": Preset(
         None, ("model.size=vit-small", "model.frames=16", "model.image_size=128", "model.tubelet=2",
                "model.patch=8"),
