@@ -296,16 +296,18 @@ def decoder_masking_note(study: Study) -> str | None:
 
 def write_findings(dest: Path, rows: list[dict], summaries: dict, note: str | None = None) -> dict:
     """The findings measured on a study's rows and run summaries, written to dest/findings.json and
-    dest/findings.md (after `note`, if any; then whether depth pays per trained group)."""
+    dest/findings.md (after `note`, if any; then whether depth pays per trained group, by the loss rule and by the
+    probe rule)."""
     from .analysis.rows import final_rows
     from .report.depth_rule import depth_rule_markdown
     from .report.findings import findings_markdown, measure_findings
+    from .report.probe_rule import study_probe_markdown
 
     findings = measure_findings(rows, summaries)
     (dest / "findings.json").write_text(json.dumps(findings, indent=1))
-    depth = depth_rule_markdown(final_rows(rows))
-    (dest / "findings.md").write_text((f"> {note}\n\n" if note else "") + findings_markdown(findings)
-                                      + (f"\n{depth}" if depth else ""))
+    final = final_rows(rows)
+    depth = "".join(f"\n{section}" for section in (depth_rule_markdown(final), study_probe_markdown(final)) if section)
+    (dest / "findings.md").write_text((f"> {note}\n\n" if note else "") + findings_markdown(findings) + depth)
     return findings
 
 

@@ -22,10 +22,10 @@ from pathlib import Path
 from ..analysis.rows import mean_and_half_width
 from ..config import ConfigError, config_path, load_config
 from ..eval.reconstruction import BASELINES
-from ..study import Study, train_all
 from ..report.depth_rule import MIN_MARGIN, loss_rule
+from ..report.probe_rule import probe_blocks, probe_markdown, probe_rule
+from ..study import Study, train_all
 from .losses import loss_markdown, pct
-from .probes import probe_blocks, probe_markdown, probe_rule
 
 FLAT = 0.01  # a curve whose last step changed the margin by less than this share of the loss has flattened
 

@@ -1,5 +1,5 @@
-"""The screen's probe rule: do the deep encoder's final blocks read the generator's latents, and does reading them
-need the depth?
+"""The probe rule, the screen's and every study's: do the deep encoder's final blocks read the generator's latents,
+and does reading them need the depth?
 
 Two parts, each a difference in percentage points with a 95% t-interval that must clear zero and a mean that must
 reach its bar (the four outcomes of `report.depth_rule`): the final block against random-init encoders of the same
@@ -12,10 +12,11 @@ block (`RISE_PP`; per-seed differences, paired by seed). The rule is measured un
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 
-from ..analysis.rows import final_rows, mean_and_half_width, select
-from ..report.depth_rule import combined, outcome_of
-from ..report.verdicts import paired, welch
+from ..analysis.rows import datasets_of, final_rows, group_of, group_sort_key, mean_and_half_width, select
+from .depth_rule import combined, outcome_of
+from .verdicts import paired, welch
 
 PROBES = {"probe_acc": "linear", "attentive_probe_acc": "attentive"}
 ABOVE_RANDOM_PP = 10.0
@@ -83,10 +84,6 @@ def probe_markdown(rule: dict[str, dict], K: int) -> list[str]:
     if not rule:
         return []
 
-    def pp(part: dict) -> str:
-        interval = f" [{part['low']:+.1f}, {part['high']:+.1f}]" if part["n"] >= 2 else " (no interval)"
-        return f"{part['mean']:+.1f}{interval}"
-
     lines = ["## Probes: does the final block read the latents, and does it need the depth?", "",
              f"The final block must beat random-init encoders of its shape by at least {ABOVE_RANDOM_PP:.0f} pp and "
              f"its own block 1 by at least {RISE_PP:.0f} pp, each 95 % interval clear of zero (held-out clips, "
@@ -95,8 +92,8 @@ def probe_markdown(rule: dict[str, dict], K: int) -> list[str]:
              "| probe | seeds | final block - random init (pp) | final block - block 1 (pp) | rule |",
              "|---|---|---|---|---|"]
     for name, r in rule.items():
-        lines.append(f"| {name} | {r['seeds']} (random: {r['random_encoders']}) | {pp(r['above_random'])} | "
-                     f"{pp(r['rise'])} | {r['outcome']} |")
+        lines.append(f"| {name} | {r['seeds']} (random: {r['random_encoders']}) | {_pp(r['above_random'])} | "
+                     f"{_pp(r['rise'])} | {r['outcome']} |")
     blocks = " | ".join(f"block {b}" for b in range(1, K + 1))
     lines += ["", "Per target (deep encoder, mean over seeds, %; random init at its top block):", "",
               f"| probe | target | {blocks} | random init | peaks at |", "|---|---|" + "---|" * (K + 2)]
@@ -108,3 +105,59 @@ def probe_markdown(rule: dict[str, dict], K: int) -> list[str]:
             random = f"{100 * t['random']:.1f}" if math.isfinite(t["random"]) else "n/a"
             lines.append(f"| {name} | {target} | {cells} | {random} | {where} |")
     return lines + [""]
+
+
+def study_probe_rule(rows: list[dict], dataset: str) -> dict:
+    """Per trained group with two blocks or more: the probe rule on `dataset`, the group's runs as the deep encoder
+    against the random-init encoders of the same K (final models; groups without random encoders of their K are
+    left out: the rule needs its floor)."""
+    rows = [r for r in final_rows(rows) if r.get("dataset") == dataset]
+    groups, random = defaultdict(set), defaultdict(set)  # group -> its runs; K -> the random encoders of that K
+    for r in rows:
+        if r.get("metric") in PROBES and r.get("block") is not None and r.get("K"):
+            if r.get("regime") == "random":
+                random[int(r["K"])].add(r["run"])
+            else:
+                groups[group_of(r)].add(r["run"])
+    out = {}
+    for group, runs in groups.items():
+        K = int(group.K)
+        if K < 2 or not random[K]:
+            continue
+        kept = runs | random[K]
+        rule = probe_rule([r for r in rows if r["run"] in kept], {run: "deep" for run in runs}, K)
+        if rule:
+            out[group] = rule
+    return out
+
+
+def study_probe_markdown(rows: list[dict]) -> str:
+    """The probe rule per dataset and trained group as a markdown section (findings.md): both parts per probe, and
+    where each target peaks; empty without probes beside random encoders."""
+    lines = []
+    for dataset in datasets_of(rows):
+        judged = study_probe_rule(rows, dataset)
+        for group in sorted(judged, key=group_sort_key):
+            K = int(group.K)
+            for name, r in judged[group].items():
+                peaks = ", ".join(f"{target} {t['peak_block']}" for target, t in r["targets"].items()
+                                  if t["peak_block"] is not None)
+                lines.append(f"| {dataset} | {group.regime} K={K} | {name} | {r['seeds']} ({r['random_encoders']}) | "
+                             f"{_pp(r['above_random'])} | {_pp(r['rise'])} | {r['outcome']} | {peaks} |")
+    if not lines:
+        return ""
+    return "\n".join([
+        "## Do the final blocks read the latents, and does it take the depth? (probes)", "",
+        "| dataset | group | probe | runs (random encoders) | final block - random init (pp) | "
+        "final block - block 1 (pp) | rule | each target peaks at block |", "|---|---|---|---|---|---|---|---|",
+        *lines, "",
+        f"The final block's mean probe over targets (held-out clips) must beat random-init encoders of its shape by at "
+        f"least {ABOVE_RANDOM_PP:.0f} pp (Welch) and its own block 1 by at least {RISE_PP:.0f} pp (paired by seed), "
+        "each 95 % interval clear of zero: met; not met: an interval wholly below its bar; inconclusive: the bar "
+        "inside the interval or the interval reaching zero; not measured: one run. A target peaks at the first block "
+        f"within {100 * PEAK_TOLERANCE:.0f} pp of its best.", ""])
+
+
+def _pp(part: dict) -> str:
+    interval = f" [{part['low']:+.1f}, {part['high']:+.1f}]" if part["n"] >= 2 else " (no interval)"
+    return f"{part['mean']:+.1f}{interval}"
