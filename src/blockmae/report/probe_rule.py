@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from ..analysis.rows import datasets_of, final_rows, group_of, group_sort_key, mean_and_half_width, select
+from ..analysis.rows import (datasets_of, final_rows, group_of, group_sort_key, last_block, mean_and_half_width,
+                             select)
 from .depth_rule import combined, outcome_of
 from .verdicts import paired, welch
 
@@ -109,23 +110,24 @@ def probe_markdown(rule: dict[str, dict], K: int) -> list[str]:
 
 def study_probe_rule(rows: list[dict], dataset: str) -> dict:
     """Per trained group with two blocks or more: the probe rule on `dataset`, the group's runs as the deep encoder
-    against the random-init encoders of the same K (final models; groups without random encoders of their K are
-    left out: the rule needs its floor)."""
-    rows = [r for r in final_rows(rows) if r.get("dataset") == dataset]
-    groups, random = defaultdict(set), defaultdict(set)  # group -> its runs; K -> the random encoders of that K
+    against the random-init encoders of the same model (final models). The floor is each random encoder's final
+    block, whatever K it was cut into (the same layers); groups without random encoders of their model are left out:
+    the rule needs its floor."""
+    rows = [r for r in final_rows(rows) if r.get("dataset") == dataset and r.get("metric") in PROBES
+            and r.get("block") is not None]
+    random = [r for r in rows if r.get("regime") == "random"]
+    top = last_block(random)
+    groups = defaultdict(set)  # group -> its runs
     for r in rows:
-        if r.get("metric") in PROBES and r.get("block") is not None and r.get("K"):
-            if r.get("regime") == "random":
-                random[int(r["K"])].add(r["run"])
-            else:
-                groups[group_of(r)].add(r["run"])
+        if r.get("regime") != "random" and r.get("K"):
+            groups[group_of(r)].add(r["run"])
     out = {}
     for group, runs in groups.items():
         K = int(group.K)
-        if K < 2 or not random[K]:
+        floor = [{**r, "block": K} for r in random if r["block"] == top[r["run"]] and group_of(r).model == group.model]
+        if K < 2 or not floor:
             continue
-        kept = runs | random[K]
-        rule = probe_rule([r for r in rows if r["run"] in kept], {run: "deep" for run in runs}, K)
+        rule = probe_rule([r for r in rows if r["run"] in runs] + floor, {run: "deep" for run in runs}, K)
         if rule:
             out[group] = rule
     return out
