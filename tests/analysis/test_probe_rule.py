@@ -131,3 +131,12 @@ def test_findings_md_ends_with_the_probe_rule_per_group(tmp_path):
                    {})
     section = (tmp_path / "findings.md").read_text().split("## Do the final blocks read the latents")[1]
     assert "| h | e2e K=4 | linear | 3 (3) | +20.3 [" in section and "| met |" in section
+
+
+def test_the_report_shows_the_probe_rule_per_group(tmp_path):
+    from blockmae.report.page import write_report
+    e2e = {0: [0.30, 0.34, 0.38, 0.45], 1: [0.31, 0.35, 0.40, 0.47], 2: [0.29, 0.33, 0.39, 0.44]}
+    rows = _group_rows("e2e", 4, e2e) + _group_rows("random", 4, {s: [0.25] * 4 for s in range(3)})
+    page = write_report(tmp_path, rows, {}, [], {}).read_text()
+    row = page[page.index("h: does it take the depth?"):].split("</tr>")[1]
+    assert ">linear<" in row and "+20.3 [" in row and ">met<" in row

@@ -14,7 +14,8 @@ from ..analysis.figures.style import Styler
 from ..analysis.rows import datasets_of, final_rows, select
 from .gap_split import gap_split_finding
 from .stitching_finding import stitching_finding
-from .tables import depth_rule_table, depth_tables, escape, learning_table, saturation_table, summary_table
+from .tables import (depth_rule_table, depth_tables, escape, learning_table, probe_rule_table, saturation_table,
+                     summary_table)
 
 CSS = """
 :root { --fg: #1d232a; --muted: #5b6672; --line: #d9dee3; --bg-alt: #f4f6f8; --accent: #0072B2; }
@@ -198,7 +199,7 @@ def write_report(out_dir: Path, rows: list[dict], figures: dict[str, list[Path]]
         parts.append('<h2 id="depth">Linear-probe accuracy by block</h2>'
                      '<p class="note">Per dataset and target, accuracy (%) at the output of every block: mean ± 95% CI '
                      "half-width over seeds. Bold: best trained group at that block.</p>")
-        parts.append(depth_tables(final, styler, "block"))
+        parts.append(probe_rule_table(final, styler) + depth_tables(final, styler, "block"))
         if select(final, "probe_acc", "layer", target=None):
             parts.append("<details><summary>By layer</summary>" + depth_tables(final, styler, "layer") + "</details>")
     parts += ['<h2 id="protocol">Protocol of every number</h2>', _protocol_html(protocol)]

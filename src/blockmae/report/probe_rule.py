@@ -16,7 +16,7 @@ from collections import defaultdict
 
 from ..analysis.rows import (datasets_of, final_rows, group_of, group_sort_key, last_block, mean_and_half_width,
                              select)
-from .depth_rule import combined, outcome_of
+from .depth_rule import combined, excess_text, outcome_of
 from .verdicts import paired, welch
 
 PROBES = {"probe_acc": "linear", "attentive_probe_acc": "attentive"}
@@ -93,8 +93,8 @@ def probe_markdown(rule: dict[str, dict], K: int) -> list[str]:
              "| probe | seeds | final block - random init (pp) | final block - block 1 (pp) | rule |",
              "|---|---|---|---|---|"]
     for name, r in rule.items():
-        lines.append(f"| {name} | {r['seeds']} (random: {r['random_encoders']}) | {_pp(r['above_random'])} | "
-                     f"{_pp(r['rise'])} | {r['outcome']} |")
+        lines.append(f"| {name} | {r['seeds']} (random: {r['random_encoders']}) | {excess_text(r['above_random'])} | "
+                     f"{excess_text(r['rise'])} | {r['outcome']} |")
     blocks = " | ".join(f"block {b}" for b in range(1, K + 1))
     lines += ["", "Per target (deep encoder, mean over seeds, %; random init at its top block):", "",
               f"| probe | target | {blocks} | random init | peaks at |", "|---|---|" + "---|" * (K + 2)]
@@ -145,7 +145,7 @@ def study_probe_markdown(rows: list[dict]) -> str:
                 peaks = ", ".join(f"{target} {t['peak_block']}" for target, t in r["targets"].items()
                                   if t["peak_block"] is not None)
                 lines.append(f"| {dataset} | {group.regime} K={K} | {name} | {r['seeds']} ({r['random_encoders']}) | "
-                             f"{_pp(r['above_random'])} | {_pp(r['rise'])} | {r['outcome']} | {peaks} |")
+                             f"{excess_text(r['above_random'])} | {excess_text(r['rise'])} | {r['outcome']} | {peaks} |")
     if not lines:
         return ""
     return "\n".join([
@@ -159,7 +159,3 @@ def study_probe_markdown(rows: list[dict]) -> str:
         "inside the interval or the interval reaching zero; not measured: one run. A target peaks at the first block "
         f"within {100 * PEAK_TOLERANCE:.0f} pp of its best.", ""])
 
-
-def _pp(part: dict) -> str:
-    interval = f" [{part['low']:+.1f}, {part['high']:+.1f}]" if part["n"] >= 2 else " (no interval)"
-    return f"{part['mean']:+.1f}{interval}"

@@ -15,6 +15,7 @@ from ..analysis.rows import (Group, chance_of, datasets_of, final_block_values, 
                              mean_and_half_width, reference_loss, run_values, select, series, targets_of)
 from ..eval.reconstruction import best_reference, margin_below
 from .depth_rule import MIN_MARGIN, RATIO, excess_text, study_depth_rule
+from .probe_rule import ABOVE_RANDOM_PP, RISE_PP, study_probe_rule
 from .learning import BASELINES, learning_verdicts
 
 # metric -> (column heading, scale, decimals, higher is better)
@@ -187,6 +188,37 @@ def depth_rule_table(rows: list[dict], styler: Styler) -> str:
         f"stage's margin reaches {100 * MIN_MARGIN:.0f} % and {RATIO}x its own first stage's: each bar is judged "
         "on the per-seed excess over it, paired by seed, with a 95 % t-interval: met when it clears zero, not met "
         "when it lies wholly below, inconclusive when it spans zero, not measured with one seed.</p>")
+
+
+def probe_rule_table(rows: list[dict], styler: Styler) -> str:
+    """Does it take the depth? Per dataset and trained group: the probe rule (`report.probe_rule`), its final block
+    against the random encoders' and against its own block 1, per probe fitted, and where each target peaks."""
+    parts = []
+    for dataset in datasets_of(rows):
+        judged = study_probe_rule(rows, dataset)
+        if not judged:
+            continue
+        head = ('<tr><th class="label">group</th><th>probe</th><th>runs (random)</th><th>final block minus random '
+                "init (pp)</th><th>final block minus block 1 (pp)</th><th>rule</th><th>each target peaks at block"
+                "</th></tr>")
+        body = []
+        for g in sorted(judged, key=group_sort_key):
+            for name, r in judged[g].items():
+                cls = {"met": ' class="best"', "not met": ' class="bad"'}.get(r["outcome"], "")
+                peaks = ", ".join(f"{t} {v['peak_block']}" for t, v in r["targets"].items() if v["peak_block"])
+                body.append(_row(g, [_group_cell(styler, g), f"<td>{escape(name)}</td>",
+                                     f"<td>{r['seeds']} ({r['random_encoders']})</td>",
+                                     *(f"<td>{escape(excess_text(r[k]))}</td>" for k in ("above_random", "rise")),
+                                     f"<td{cls}>{escape(r['outcome'])}</td>", f"<td>{escape(peaks)}</td>"]))
+        parts.append(f"<h3>{escape(dataset)}: does it take the depth?</h3><table><thead>{head}</thead>"
+                     f"<tbody>{''.join(body)}</tbody></table>")
+    if not parts:
+        return ""
+    return "".join(parts) + (
+        f'<p class="note">The final block\'s mean probe over targets must beat the random-init encoders\' final blocks '
+        f"by at least {ABOVE_RANDOM_PP:.0f} pp (Welch) and its own block 1 by at least {RISE_PP:.0f} pp (paired by "
+        "seed), each 95 % interval clear of zero (met; not met: an interval wholly below its bar; inconclusive "
+        "otherwise; not measured: one run). A target peaks at the first block within 1 pp of its best.</p>")
 
 
 def _margin_text(margin: float, best: tuple[str, float] | None) -> str:
