@@ -18,7 +18,7 @@ import numpy as np
 
 from .analysis.rows import datasets_of, final_rows, is_pair, last_block, ordered, select, trivial_losses_of
 from .regimes import REFERENCE
-from .report.depth_rule import MIN_MARGIN, RATIO
+from .report.depth_rule import MIN_MARGIN, RATIO, loss_rule
 from .report.learning import BASELINES, learning_verdicts
 from .study import Study, run_study
 from .train.logging import loss_table
@@ -53,8 +53,7 @@ def depth_lines(rows: list[dict]) -> list[str]:
                     losses[r["run"]][r["block"]] = r["value"]
             for run, by_stage in losses.items():
                 margins = [100 * (best - by_stage[b]) / best for b in sorted(by_stage)]
-                first, top = margins[0], margins[-1]
-                pays = top >= 100 * MIN_MARGIN and top >= RATIO * max(first, 0.0)
+                pays = loss_rule([margins[-1] / 100], {"first": [margins[0] / 100]})["by_means"]["first"]
                 lines.append(f"{dataset}: {run}: held-out loss per stage on the analysis clips, % below the best "
                              f"trivial predictor ({BASELINES[key]}, {best:.4f}): "
                              f"{' / '.join(f'{m:.1f}' for m in margins)}; depth "
