@@ -133,6 +133,12 @@ def study_probe_rule(rows: list[dict], dataset: str) -> dict:
     return out
 
 
+def peaks_text(judged: dict) -> str:
+    """'target block, ...': where each target's probe peaks under one probe of the rule."""
+    return ", ".join(f"{target} {t['peak_block']}" for target, t in judged["targets"].items()
+                     if t["peak_block"] is not None)
+
+
 def study_probe_markdown(rows: list[dict]) -> str:
     """The probe rule per dataset and trained group as a markdown section (findings.md): both parts per probe, and
     where each target peaks; empty without probes beside random encoders."""
@@ -142,8 +148,7 @@ def study_probe_markdown(rows: list[dict]) -> str:
         for group in sorted(judged, key=group_sort_key):
             K = int(group.K)
             for name, r in judged[group].items():
-                peaks = ", ".join(f"{target} {t['peak_block']}" for target, t in r["targets"].items()
-                                  if t["peak_block"] is not None)
+                peaks = peaks_text(r)
                 lines.append(f"| {dataset} | {group.regime} K={K} | {name} | {r['seeds']} ({r['random_encoders']}) | "
                              f"{excess_text(r['above_random'])} | {excess_text(r['rise'])} | {r['outcome']} | {peaks} |")
     if not lines:

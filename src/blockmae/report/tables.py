@@ -15,7 +15,7 @@ from ..analysis.rows import (Group, chance_of, datasets_of, final_block_values, 
                              mean_and_half_width, reference_loss, run_values, select, series, targets_of)
 from ..eval.reconstruction import best_reference, margin_below
 from .depth_rule import MIN_MARGIN, RATIO, excess_text, study_depth_rule
-from .probe_rule import ABOVE_RANDOM_PP, RISE_PP, study_probe_rule
+from .probe_rule import ABOVE_RANDOM_PP, PEAK_TOLERANCE, RISE_PP, peaks_text, study_probe_rule
 from .learning import BASELINES, learning_verdicts
 
 # metric -> (column heading, scale, decimals, higher is better)
@@ -205,7 +205,7 @@ def probe_rule_table(rows: list[dict], styler: Styler) -> str:
         for g in sorted(judged, key=group_sort_key):
             for name, r in judged[g].items():
                 cls = {"met": ' class="best"', "not met": ' class="bad"'}.get(r["outcome"], "")
-                peaks = ", ".join(f"{t} {v['peak_block']}" for t, v in r["targets"].items() if v["peak_block"])
+                peaks = peaks_text(r)
                 body.append(_row(g, [_group_cell(styler, g), f"<td>{escape(name)}</td>",
                                      f"<td>{r['seeds']} ({r['random_encoders']})</td>",
                                      *(f"<td>{escape(excess_text(r[k]))}</td>" for k in ("above_random", "rise")),
@@ -218,7 +218,8 @@ def probe_rule_table(rows: list[dict], styler: Styler) -> str:
         f'<p class="note">The final block\'s mean probe over targets must beat the random-init encoders\' final blocks '
         f"by at least {ABOVE_RANDOM_PP:.0f} pp (Welch) and its own block 1 by at least {RISE_PP:.0f} pp (paired by "
         "seed), each 95 % interval clear of zero (met; not met: an interval wholly below its bar; inconclusive "
-        "otherwise; not measured: one run). A target peaks at the first block within 1 pp of its best.</p>")
+        f"otherwise; not measured: one run). A target peaks at the first block within {100 * PEAK_TOLERANCE:.0f} pp of its "
+        "best.</p>")
 
 
 def _margin_text(margin: float, best: tuple[str, float] | None) -> str:
