@@ -1,70 +1,109 @@
-"""The lever-accuracy benchmark: one pretraining per lever, a final-block probe each, a table with deltas."""
+"""The lever-accuracy benchmark: one pretraining per lever and seed, a final-block probe each beside random-init
+encoders, a table with deltas against the base lever and the non-inferiority verdict."""
 
 import json
 import statistics
 
 import pytest
 
-from blockmae.bench.accuracy import bench_row_name, format_accuracy, lever_overrides, run_accuracy, summarise_levers
+from blockmae.bench.accuracy import (BASE, MARGIN_PP, bench_row_name, format_accuracy, lever_overrides, run_accuracy,
+                                     summarise_levers)
 from blockmae.bench import PRESETS, configurations
+from blockmae.report.depth_rule import MET, NOT_MET, INCONCLUSIVE
 
 SHORT = ["train.max_steps=2", "train.batch_size=4", "data.train=digits,n=16", "train.log_every=1",
          "model.depth=4", "model.width=32", "model.heads=2", "model.decoder.width=16", "model.decoder.heads=1"]
 
 
-def test_levers_are_the_harness_rows():
-    names = {r.name for r in configurations(PRESETS["tiny"])}
-    for lever, overrides in lever_overrides("tiny").items():
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_levers_are_the_harness_rows(preset):
+    names = {r.name for r in configurations(PRESETS[preset])}
+    levers = lever_overrides(preset)
+    for lever in levers:
         assert bench_row_name(lever) in names
-        # no lever is the paper's decoders (no decoder masking), the others set their own ratio
-        assert any(o.startswith("model.decoder.mask_ratio=") for o in overrides)
-    assert lever_overrides("tiny")["none"] == ("model.decoder.mask_ratio=0.0",)
+    assert levers["none"] == ("model.decoder.mask_ratio=0.0",) and BASE in levers
+    # the per-stage sizing levers keep the top stage's decoder wider than the lower three
+    if "light-lower" in levers:
+        width = next(o for o in levers["light-lower"] if o.startswith("model.decoder.width="))
+        lower, top = width.split("=")[1].strip("[]").split(",")[:3], width.split("=")[1].strip("[]").split(",")[3]
+        assert all(int(w) < int(top) for w in lower)
 
 
-def test_short_lever_run_gives_one_row_per_lever(tmp_path):
+def test_short_lever_runs_compare_every_lever_with_the_base(tmp_path):
     path = tmp_path / "levers.json"
-    results = run_accuracy("tiny", ["dmask0.75", "narrow"], SHORT, data="digits,n=24", runs=tmp_path / "runs",
-                           json_path=str(path), progress=False)
+    results = run_accuracy("tiny", ["light-lower", "light-lower-dmask0.75"], SHORT, data="digits,n=24",
+                           seeds=[0, 1], runs=tmp_path / "levers", json_path=str(path), progress=False, jobs=2,
+                           random_floor=2)
     written = json.loads(path.read_text())
-    assert [r["lever"] for r in written["rows"]] == ["none", "dmask0.75", "narrow"]  # no lever is always the base
+    assert written["base"] == BASE and [r["lever"] for r in written["rows"]] == [BASE, "light-lower",
+                                                                                  "light-lower-dmask0.75"]
     targets = ["digit", "direction", "speed", "mean"]
-    none, dmask, narrow = written["rows"]
-    for row, run in zip(written["rows"], written["runs"]):
+    runs = {(r["lever"], r["seed"]): r for r in written["runs"]}
+    assert len(runs) == 6 and all(r["steps"] == 2 for r in runs.values())
+    for row in written["rows"]:
         assert list(row["probe"]) == targets and all(0 <= v <= 1 for v in row["probe"].values())
         assert row["probe"]["mean"] == pytest.approx(sum(row["probe"][t] for t in targets[:3]) / 3)
-        # the speed is the run's own log: the median over the logged intervals after the first (start-up)
-        assert run["lever"] == row["lever"] and run["steps"] == 2
-        log = (tmp_path / "runs" / f"{row['lever']}-seed0" / "log.jsonl").read_text().splitlines()
-        rates = [entry["clips_per_s"] for entry in map(json.loads, log) if entry.get("clips_per_s")]
-        assert len(rates) == 2 and row["clips_per_s"] == run["clips_per_s"] == statistics.median(rates[1:])
-        assert row["time_x_none"] == pytest.approx(none["clips_per_s"] / row["clips_per_s"])
-    assert none["delta_pp"]["mean"] == 0 and none["time_x_none"] == 1
-    assert dmask["overrides"] == ["model.decoder.mask_ratio=0.75"] and narrow["overrides"] == ["model.decoder.mask_ratio=0.0", "model.decoder.width=32"]
-    # the levers really trained different models: their runs' configs and held-out losses differ
-    cfgs = {r["lever"]: (tmp_path / "runs" / f"{r['lever']}-seed0" / "config.yaml").read_text() for r in written["rows"]}
-    assert "mask_ratio: 0.75" in cfgs["dmask0.75"] and "mask_ratio: 0.0" in cfgs["none"]
-    assert "width: 32" in cfgs["narrow"].split("decoder:")[1] and "width: 16" in cfgs["none"].split("decoder:")[1]
-    assert len({tuple(r["held_out_losses"]) for r in written["rows"]}) == 3
-    assert written["settings"]["max_steps"] == 2 and results["rows"][0]["lever"] == "none"
+        # the speed is the runs' own logs: the median over the logged intervals after the first (start-up)
+        for seed in (0, 1):
+            log = (tmp_path / "levers" / "runs" / f"{row['lever']}-seed{seed}" / "log.jsonl").read_text().splitlines()
+            rates = [entry["clips_per_s"] for entry in map(json.loads, log) if entry.get("clips_per_s")]
+            assert runs[row["lever"], seed]["clips_per_s"] == statistics.median(rates[1:])
+        # the held-out margin is the top stage's loss below the best trivial predictor's, in % of it
+        h = runs[row["lever"], 0]["held_out"]
+        assert h["best_trivial"] == min(json.loads((tmp_path / "levers" / "runs" / f"{row['lever']}-seed0" /
+                                                    "summary.json").read_text())["held_out"]["baselines"].values())
+        assert h["margin_pct"] == pytest.approx(100 * (h["best_trivial"] - h["top"]) / h["best_trivial"])
+    base = written["rows"][0]
+    assert "against_base" not in base and base["delta_pp"]["mean"] == 0 and base["time_x_base"] == 1
+    for row in written["rows"][1:]:
+        against = row["against_base"]
+        assert against["outcome"] in ("met", "not met", "inconclusive")
+        assert list(against["per_target"]) == targets[:3]
+        for t, d in against["per_target"].items():  # paired by seed, in pp
+            assert d["values"] == pytest.approx([100 * (runs[row["lever"], s]["probe"][t] - runs[BASE, s]["probe"][t])
+                                                 for s in (0, 1)])
+            assert d["margin"] == MARGIN_PP
+    # the levers really trained different decoders: their runs' configs differ as the levers say
+    cfg = {lever: (tmp_path / "levers" / "runs" / f"{lever}-seed0" / "config.yaml").read_text().split("decoder:")[1]
+           for lever in (BASE, "light-lower", "light-lower-dmask0.75")}
+    assert "mask_ratio: 0.5" in cfg[BASE] and "width: 16" in cfg[BASE]
+    assert "- 32" in cfg["light-lower"] and "- 64" in cfg["light-lower"]
+    assert "- 0.75" in cfg["light-lower-dmask0.75"]
+    floor = written["random_floor"]
+    assert floor["encoders"] == 2 and list(floor["probe"]) == targets
+    assert floor["probe"]["digit"] == pytest.approx(statistics.fmean(p["digit"] for p in floor["per_encoder"]))
+    assert results["rows"][0]["lever"] == BASE and written["settings"]["jobs"] == 2
     table = format_accuracy(written)
-    assert "dmask0.75" in table and "d mean pp" in table and "digits,n=24 test" in table
+    assert "light-lower-dmask0.75" in table and "random init (2)" in table and "digits,n=24 test" in table
+    assert f"against {BASE}, per target" in table
 
 
-def test_summary_deltas_and_bench_columns():
-    def run(lever, seed, mean, speed):
-        return {"lever": lever, "seed": seed, "overrides": [], "clips_per_s": speed, "held_out_losses": [1.0],
-                "probe": {"digit": mean, "mean": mean}}
+def _runs(lever, values_per_seed, speed=10.0):
+    return [{"lever": lever, "seed": seed, "overrides": [], "clips_per_s": speed, "held_out_losses": [1.0],
+             "probe": {"a": a, "b": b, "mean": (a + b) / 2}} for seed, (a, b) in enumerate(values_per_seed)]
 
-    per_run = [run("none", 0, 0.50, 10.0), run("none", 1, 0.60, 10.0), run("dmask0.5", 0, 0.52, 20.0),
-               run("dmask0.5", 1, 0.56, 20.0)]
-    bench = {"sim-K4-lean-dmask0": {"step_s": 0.5, "time_x_e2e": 2.0}, "sim-K4-lean": {"step_s": 0.25, "time_x_e2e": 1.0}}
-    none, lever = summarise_levers(per_run, ["none", "dmask0.5"], bench)
-    assert none["probe"]["mean"] == pytest.approx(0.55) and lever["probe"]["mean"] == pytest.approx(0.54)
-    assert lever["delta_pp"]["mean"] == pytest.approx(-1.0) and lever["time_x_none"] == pytest.approx(0.5)
-    assert lever["bench_time_x_none"] == pytest.approx(0.5) and lever["bench_time_x_e2e"] == 1.0
-    assert lever["probe_per_seed"] == [0.52, 0.56]
+
+def test_summary_deltas_speeds_and_verdicts():
+    base = [(0.50, 0.60), (0.60, 0.70), (0.55, 0.65)]
+    per_run = (_runs(BASE, base, 10.0)
+               + _runs("dmask0.75", [(a + 0.020, b + 0.021) for a, b in base], 20.0)  # +2 pp on both: met
+               + _runs("narrow", [(a - 0.050, b - 0.051) for a, b in base], 20.0)  # -5 pp on both: not met
+               + _runs("light-lower", [(a + 0.05, b - 0.05) for a, b in base[:2]] + [(0.45, 0.75)]))  # noisy
+    bench = {"sim-K4-lean": {"step_s": 0.5, "time_x_e2e": 1.3}, "sim-K4-lean-dmask0.75": {"step_s": 0.25,
+                                                                                           "time_x_e2e": 0.65}}
+    rows = {r["lever"]: r for r in summarise_levers(per_run, [BASE, "dmask0.75", "narrow", "light-lower"], bench)}
+    masked = rows["dmask0.75"]
+    assert masked["delta_pp"]["a"] == pytest.approx(2.0) and masked["time_x_base"] == pytest.approx(0.5)
+    assert masked["bench_time_x_base"] == pytest.approx(0.5) and masked["bench_time_x_e2e"] == 0.65
+    assert masked["against_base"]["outcome"] == MET
+    assert masked["against_base"]["per_target"]["b"]["mean"] == pytest.approx(2.1)
+    assert rows["narrow"]["against_base"]["outcome"] == NOT_MET
+    assert rows["light-lower"]["against_base"]["outcome"] == INCONCLUSIVE
+    assert rows[BASE]["probe_per_seed"] == [pytest.approx(0.55), pytest.approx(0.65), pytest.approx(0.60)]
 
 
 def test_unknown_lever_names_the_choices():
     with pytest.raises(SystemExit, match="dmask0.5-narrow"):
         run_accuracy("tiny", ["dmask0.9"], SHORT, progress=False)
+    with pytest.raises(SystemExit, match="unknown lever"):
+        run_accuracy("tiny", ["narrow"], SHORT, progress=False, base="dmask0.6")

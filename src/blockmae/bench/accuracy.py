@@ -1,12 +1,16 @@
 """`blockmae bench --accuracy`: what each lever that makes simultaneous K=4 cheaper costs in accuracy.
 
-For one preset config (default: the bench's `tiny`, `configs/tiny-scenes.yaml`, with its own schedule), pretrain
-simultaneous K=4 once per lever (no lever, decoder masking 0.5 / 0.75, narrower decoders, both) through the
-public engine (`blockmae.train.engine.pretrain`), then fit the analysis suite's linear probe
-(`blockmae.eval.probe_unit` on `analysis.extraction.FeatureStore` features: standardise, multinomial
-logistic regression, fit on train, top-1 on test) on the final block's pooled features, per target. Each
-lever's speed comes from the same pretraining (median clips/s over the logged intervals, the first left out)
-and, with `--bench JSON`, from the benchmark harness's isolated step timings. Same seed, data and masks for every lever.
+For one preset config (default: the bench's `tiny`, configs/tiny.yaml, with its own schedule), pretrain
+simultaneous K=4 once per lever and seed (the paper's decoders, decoder masking 0.5 (the default) / 0.75, narrower
+decoders, light lower-stage decoders, ...) through the public engine (`blockmae.study.train_all`, `--jobs` at a
+time), then fit the analysis suite's linear probe (`blockmae.eval.probe_unit` on `analysis.extraction.FeatureStore`
+features: standardise, multinomial logistic regression, fit on train, top-1 on test) on the final block's pooled
+features, per target, beside random-init encoders of the same shape. Every lever is compared with a base lever
+(default: the regime's default decoders), per target and paired by seed, by the non-inferiority rule of
+`report.no_worse` at a margin (1 pp). Each lever's speed comes from the same pretraining (median clips/s over the
+logged intervals, the first left out) and, with `--bench JSON`, from the benchmark harness's isolated step
+timings; its held-out losses sit beside the trivial predictors' on the same clips. Same seeds, data and masks for
+every lever.
 """
 
 from __future__ import annotations
@@ -17,23 +21,30 @@ import time
 from pathlib import Path
 
 from ..regimes import DEFAULT
+from .configurations import FULL
 from .machine import describe_machine, machine
 from .presets import PRESETS
 from .publish import command_line, publish
 from .text import cell
 
-LEVER_NAMES = ("none", "dmask0.5", "dmask0.75", "narrow", "dmask0.5-narrow")
+LEVER_NAMES = ("none", "dmask0.5", "dmask0.75", "narrow", "dmask0.5-narrow", "shallow", "light-lower",
+               "light-lower-dmask0.75")
+BASE = "dmask0.5"  # the simultaneous regimes' default decoders (masking 0.5): what a cheaper setting must not fall behind
+MARGIN_PP = 1.0  # how far below the base a lever's probe may fall on any target
 
 
 def lever_overrides(preset_name: str = "tiny") -> dict[str, tuple[str, ...]]:
     """Each lever's config overrides (the same as the harness's `sim-K4-lean-*` rows)."""
-    narrow = PRESETS[preset_name].narrow
-    full = ("model.decoder.mask_ratio=0.0",)  # no lever: the paper's decoders
-    levers = {"none": full, "dmask0.5": ("model.decoder.mask_ratio=0.5",),
-              "dmask0.75": ("model.decoder.mask_ratio=0.75",), "narrow": full + narrow,
-              "dmask0.5-narrow": ("model.decoder.mask_ratio=0.5",) + narrow}
-    if PRESETS[preset_name].shallow:
-        levers["shallow"] = full + PRESETS[preset_name].shallow
+    p = PRESETS[preset_name]
+    levers = {"none": (FULL,), "dmask0.5": ("model.decoder.mask_ratio=0.5",),
+              "dmask0.75": ("model.decoder.mask_ratio=0.75",), "narrow": (FULL,) + p.narrow,
+              "dmask0.5-narrow": ("model.decoder.mask_ratio=0.5",) + p.narrow}
+    if p.shallow:
+        levers["shallow"] = (FULL,) + p.shallow
+    if p.light_lower:
+        levers["light-lower"] = p.light_lower
+    if p.light_lower_masked:
+        levers["light-lower-dmask0.75"] = p.light_lower_masked
     return levers
 
 
@@ -42,13 +53,17 @@ def bench_row_name(lever: str) -> str:
     return {"none": "sim-K4-lean-dmask0", "dmask0.5": "sim-K4-lean"}.get(lever, f"sim-K4-lean-{lever}")
 
 
-def _lever_config(preset_name: str, lever: str, sets: list[str], seed: int):
-    from ..config import config_path, load_config
+def _config_file(preset_name: str) -> str | None:
+    from ..config import config_path
 
-    preset = PRESETS[preset_name]
-    overrides = (list(preset.overrides) + [f"train.regime={DEFAULT}", "model.partition=4", f"train.seed={seed}"]
-                 + list(sets) + list(lever_overrides(preset_name)[lever]))
-    return load_config(config_path(preset.config) if preset.config else None, overrides)
+    name = PRESETS[preset_name].config
+    return str(config_path(name)) if name else None
+
+
+def _lever_overrides(preset_name: str, lever: str, sets: list[str], seed: int) -> list[str]:
+    return (list(PRESETS[preset_name].overrides) + [f"train.regime={DEFAULT}", "model.partition=4",
+                                                    f"train.seed={seed}"]
+            + list(sets) + list(lever_overrides(preset_name)[lever]))
 
 
 def pretraining_speed(run_dir: Path) -> float | None:
@@ -60,40 +75,47 @@ def pretraining_speed(run_dir: Path) -> float | None:
     return statistics.median(rates) if rates else None
 
 
-def final_block_probe(run_dir: Path, data: str, work: Path, progress: bool = False) -> dict[str, float]:
-    """{target: accuracy, ..., "mean"} of the analysis suite's linear probe on the final block's features."""
-    from ..analysis.extraction import FeatureStore
-    from ..analysis.options import Options
-    from ..analysis.sources import describe
+def final_block_probe(source, data: str, store) -> dict[str, float]:
+    """{target: accuracy, ..., "mean"} of the analysis suite's linear probe on `source`'s final block's features."""
     from ..eval import probe_unit
 
-    store = FeatureStore(work, Options(layers=False, occlusion=False, progress=progress))
-    source = describe(str(run_dir))
     model = source.model()
     test = store.features(source, model, data, "test")
     train = store.features(source, model, data, "train")
     return probe_unit(test, train, lambda f: f.blocks(model.partition)[-1])
 
 
+def held_out(summary: dict) -> dict:
+    """The run's top-stage held-out loss beside the best trivial predictor's on the same clips and masks."""
+    h = summary["held_out"]
+    name, best = min(h["baselines"].items(), key=lambda kv: kv[1])
+    return {"losses": h["losses"], "top": h["losses"][-1], "best_trivial": best, "best_trivial_name": name,
+            "margin_pct": 100 * (best - h["losses"][-1]) / best}
+
+
 def run_accuracy(preset_name: str = "tiny", levers: list[str] | None = None, sets: list[str] = (),
-                 data: str = "digits", seeds: list[int] = (0,), runs: str | Path | None = None,
+                 data: str | None = None, seeds: list[int] = (0,), runs: str | Path | None = None,
                  json_path: str | None = None, bench_json: str | None = None, threads: int | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, base: str = BASE, jobs: int = 1, random_floor: int = 3) -> dict:
     """Pretrain simultaneous K=4 with every lever (and seed), probe the final block; returns the results."""
     import tempfile
 
     import torch
 
+    from ..analysis.extraction import FeatureStore
+    from ..analysis.options import Options
+    from ..analysis.sources import describe, random_floors
+    from ..config import load_config
     from ..devices import resolve_device
-    from ..train.engine import pretrain
+    from ..study import Study, train_all
 
     known = lever_overrides(preset_name)
     levers = list(levers or [n for n in LEVER_NAMES if n in known])
-    unknown = [n for n in levers if n not in known]
+    unknown = [n for n in levers + [base] if n not in known]
     if unknown:
         raise SystemExit(f"unknown lever(s) {', '.join(unknown)}; choose from {', '.join(known)}")
-    if "none" not in levers:
-        levers.insert(0, "none")  # every delta is against no lever
+    levers = [base] + [n for n in levers if n != base]  # every delta is against the base
+    data = data or PRESETS[preset_name].probe_data
     if threads:
         torch.set_num_threads(threads)
     say = print if progress else (lambda *a, **k: None)
@@ -102,42 +124,52 @@ def run_accuracy(preset_name: str = "tiny", levers: list[str] | None = None, set
     bench = json.loads(Path(bench_json).read_text()) if bench_json else None
     bench_rows = {r["name"]: r for r in bench["rows"]} if bench else {}
 
-    per_run = []
     started = time.perf_counter()
-    for seed in seeds:
-        for lever in levers:
-            cfg = _lever_config(preset_name, lever, list(sets), seed)
-            if not progress:
-                cfg.train.progress = False
-            out = root / f"{lever}-seed{seed}"
-            say(f"[{lever}, seed {seed}] pretraining {cfg.train.max_steps} steps -> {out}", flush=True)
-            reused = (out / "summary.json").exists()  # a finished run is resumed at its end: nothing trains again
-            t0 = time.perf_counter()
-            summary = pretrain(cfg, out)
-            t1 = time.perf_counter()
-            accs = final_block_probe(out, data, root / "analysis", progress=progress)
-            say(f"[{lever}, seed {seed}] probe {' '.join(f'{k} {v:.3f}' for k, v in accs.items())} "
-                f"(pretrain {t1 - t0:.0f} s, probe {time.perf_counter() - t1:.0f} s)", flush=True)
-            per_run.append({"lever": lever, "seed": seed, "overrides": list(known[lever]), "run_dir": str(out),
-                            "steps": summary["steps"], "reused": reused, "pretrain_s": None if reused else t1 - t0, "clips_per_s": pretraining_speed(out),
-                            "last_losses": summary["last_losses"], "held_out_losses": summary["held_out"]["losses"],
-                            "probe": accs})
+    config = _config_file(preset_name)
+    wanted = [(lever, seed, f"{lever}-seed{seed}") for seed in seeds for lever in levers]
+    todo = [(name, _lever_overrides(preset_name, lever, list(sets), seed)) for lever, seed, name in wanted]
+    reused = {name for name, _ in todo if (root / "runs" / name / "summary.json").exists()}
+    summaries = train_all(Study(config, {}, [], jobs=jobs), root, jobs, progress=progress, runs=todo)
+    trained_s = time.perf_counter() - started
+
+    store = FeatureStore(root / "analysis", Options(layers=False, occlusion=False, progress=progress))
+    per_run = []
+    for lever, seed, name in wanted:
+        out = root / "runs" / name
+        accs = final_block_probe(describe(str(out)), data, store)
+        say(f"[{lever}, seed {seed}] probe {' '.join(f'{k} {v:.3f}' for k, v in accs.items())}", flush=True)
+        per_run.append({"lever": lever, "seed": seed, "overrides": list(known[lever]), "run_dir": str(out),
+                        "steps": summaries[name]["steps"], "reused": name in reused,
+                        "clips_per_s": pretraining_speed(out), "last_losses": summaries[name]["last_losses"],
+                        "held_out": held_out(summaries[name]), "held_out_losses": summaries[name]["held_out"]["losses"],
+                        "probe": accs})
+    randoms = random_floors(describe(str(root / "runs" / wanted[0][2])), random_floor)
+    floor = [final_block_probe(source, data, store) for source in randoms]
 
     rows = summarise_levers(per_run, levers, bench_rows)
-    cfg = _lever_config(preset_name, "none", list(sets), seeds[0])
+    cfg_train = load_config(config, todo[0][1]).train
     results = {
-        "machine": info, "preset": preset_name, "data": data, "seeds": list(seeds),
-        "settings": {"sets": list(sets), "threads": threads or torch.get_num_threads(), "regime": DEFAULT,
-                     "partition": 4, "max_steps": cfg.train.max_steps, "batch_size": cfg.train.batch_size,
-                     "bench_json": bench_json, "runs": str(root), "seconds": time.perf_counter() - started,
-                     "command": command_line()},
+        "machine": info, "preset": preset_name, "data": data, "seeds": list(seeds), "base": base,
+        "margin_pp": MARGIN_PP,
+        "settings": {"sets": list(sets), "threads": threads or torch.get_num_threads(), "jobs": jobs,
+                     "regime": DEFAULT, "partition": 4, "max_steps": cfg_train.max_steps,
+                     "batch_size": cfg_train.batch_size, "bench_json": bench_json, "runs": str(root),
+                     "training_s": trained_s, "seconds": time.perf_counter() - started, "command": command_line()},
+        "random_floor": {"encoders": len(floor), "probe": _mean_probe(floor), "per_encoder": floor},
         "rows": rows, "runs": per_run,
     }
     return publish(results, format_accuracy(results), json_path, say)
 
 
+def _mean_probe(probes: list[dict[str, float]]) -> dict[str, float]:
+    return {t: statistics.fmean(p[t] for p in probes) for t in probes[0]} if probes else {}
+
+
 def summarise_levers(per_run: list[dict], levers: list[str], bench_rows: dict | None = None) -> list[dict]:
-    """One row per lever: means over seeds; speed and accuracy relative to no lever (accuracy in pp)."""
+    """One row per lever: means over seeds; speed relative to the base (the first lever), accuracy against it in
+    pp per target (paired by seed, 95% t-interval) and the non-inferiority verdict at MARGIN_PP."""
+    from ..report.no_worse import no_worse
+
     bench_rows = bench_rows or {}
     rows = []
     for lever in levers:
@@ -149,23 +181,35 @@ def summarise_levers(per_run: list[dict], levers: list[str], bench_rows: dict | 
                "clips_per_s": statistics.fmean(speeds) if speeds else None, "probe": probe,
                "probe_per_seed": [r["probe"]["mean"] for r in runs],
                "held_out_losses": [statistics.fmean(v) for v in zip(*(r["held_out_losses"] for r in runs))]}
+        if all("held_out" in r for r in runs):
+            row["held_out_margin_pct"] = statistics.fmean(r["held_out"]["margin_pct"] for r in runs)
+            row["best_trivial"] = statistics.fmean(r["held_out"]["best_trivial"] for r in runs)
         b = bench_rows.get(bench_row_name(lever))
         row["bench_time_x_e2e"] = b.get("time_x_e2e") if b else None
         row["bench_step_s"] = b.get("step_s") if b else None
         rows.append(row)
-    base = rows[0]
+    base, base_runs = rows[0], {r["seed"]: r for r in per_run if r["lever"] == rows[0]["lever"]}
     for row in rows:
-        row["time_x_none"] = (base["clips_per_s"] / row["clips_per_s"]
+        row["time_x_base"] = (base["clips_per_s"] / row["clips_per_s"]
                               if base["clips_per_s"] and row["clips_per_s"] else None)
-        row["bench_time_x_none"] = (row["bench_step_s"] / base["bench_step_s"]
+        row["bench_time_x_base"] = (row["bench_step_s"] / base["bench_step_s"]
                                     if row["bench_step_s"] and base["bench_step_s"] else None)
         row["delta_pp"] = {t: 100 * (row["probe"][t] - base["probe"][t]) for t in row["probe"]}
+        if row is base:
+            continue
+        mine = [r for r in per_run if r["lever"] == row["lever"] and r["seed"] in base_runs]
+        cells = {t: [100 * (r["probe"][t] - base_runs[r["seed"]]["probe"][t]) for r in mine]
+                 for t in row["probe"] if t != "mean"}
+        outcome, reason, diffs = no_worse(cells, MARGIN_PP)
+        row["against_base"] = {"outcome": outcome, "reason": reason,
+                               "per_target": {t: d.as_dict() for t, d in diffs.items()}}
     return rows
 
 
 def format_accuracy(results: dict) -> str:
     s = results["settings"]
     rows = results["rows"]
+    base = rows[0]["lever"]
     targets = list(rows[0]["probe"])
     lines = [describe_machine(results["machine"], s["threads"]),
              f"preset {results['preset']}: simultaneous K=4 (memory-lean), {s['max_steps']} steps at batch "
@@ -173,18 +217,35 @@ def format_accuracy(results: dict) -> str:
              + (f", overrides {' '.join(s['sets'])}" if s["sets"] else ""),
              f"probe: final block, linear (standardise + logistic regression), fit on {results['data']} train, "
              f"top-1 on {results['data']} test", ""]
-    head = (f"{'lever':<16} {'time x none':>11} {'bench x e2e':>11} "
+    head = (f"{'lever':<22} {'time x base':>11} {'bench x e2e':>11} {'loss % below':>12} "
             + " ".join(f"{t:>9}" for t in targets) + f" {'d mean pp':>9}")
     lines += [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['lever']:<16} {cell(r['time_x_none'], '11.2f')} {cell(r['bench_time_x_e2e'], '11.2f')} "
+        speed = r.get("time_x_base", r.get("time_x_none"))  # results written before the base was a choice: none
+        lines.append(f"{r['lever']:<22} {cell(speed, '11.2f')} {cell(r['bench_time_x_e2e'], '11.2f')} "
+                     f"{cell(r.get('held_out_margin_pct'), '12.1f')} "
                      + " ".join(f"{r['probe'][t]:9.3f}" for t in targets) + f" {r['delta_pp']['mean']:+9.1f}")
+    floor = results.get("random_floor") or {}
+    if floor.get("probe"):
+        lines.append(f"{'random init (' + str(floor['encoders']) + ')':<22} {'':>11} {'':>11} {'':>12} "
+                     + " ".join(f"{floor['probe'][t]:9.3f}" for t in targets))
     lines.append("")
-    lines.append("time x none: pretraining time per clip relative to no lever (median clips/s over logged intervals, "
+    lines.append(f"time x base: pretraining time per clip relative to {base} (median clips/s over logged intervals, "
                  "data loading included);")
     lines.append("bench x e2e: the harness's isolated step time relative to ours E2E (--bench JSON; '-' without); "
-                 "accuracies are fractions, means over seeds;")
-    lines.append("d mean pp: change of the mean probe accuracy against no lever, in percentage points.")
+                 "loss % below: the top stage's held-out loss below the best trivial predictor's, in % of it;")
+    lines.append(f"accuracies are fractions, means over seeds; d mean pp: change of the mean probe accuracy against "
+                 f"{base}, in percentage points.")
+    compared = [r for r in rows if "against_base" in r]
+    if compared:
+        margin = results.get("margin_pp", MARGIN_PP)
+        lines += ["", f"against {base}, per target, pp [95% CI over seeds, paired]; within {margin:g} pp: "
+                      "met / not met / inconclusive (Holm over the targets)"]
+        for r in compared:
+            a = r["against_base"]
+            cells = " ".join(f"{t} {d['mean']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}]"
+                             for t, d in a["per_target"].items())
+            lines.append(f"  {r['lever']:<22} {a['outcome']:<13} {cells}")
     if len(results["seeds"]) > 1:
         spread = [max(r["probe_per_seed"]) - min(r["probe_per_seed"]) for r in rows]
         lines.append("seed spread of the mean accuracy (max - min over seeds): "
@@ -196,4 +257,4 @@ def run_from_args(args) -> dict:
     levers = [n.strip() for n in args.levers.split(",")] if args.levers else None
     seeds = [int(s) for s in str(args.seeds).split(",")]
     return run_accuracy(args.preset, levers, args.sets, args.probe_data, seeds, args.runs, args.json_path,
-                        args.bench_json, args.threads)
+                        args.bench_json, args.threads, base=args.base, jobs=args.jobs, random_floor=args.random_floor)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .accuracy import run_from_args as run_accuracy_from_args
+from .accuracy import BASE, run_from_args as run_accuracy_from_args
 from .harness import run
 from .pipeline import run_pipeline
 from .presets import PRESETS
@@ -13,13 +13,14 @@ from .presets import PRESETS
 DESCRIPTION = ("`blockmae bench`: training and extraction throughput and peak memory, ours against Hugging Face "
                "VideoMAE.")
 EXAMPLE = ("blockmae bench --preset tiny --threads 1 --repeats 3 --json bench-tiny.json\n"
-           "  blockmae bench --accuracy --bench bench-tiny.json --json levers-tiny.json\n"
+           "  blockmae bench --accuracy --seeds 0,1,2 --jobs 2 --bench bench-tiny.json --json levers-tiny.json\n"
            "  blockmae bench --pipeline --stages 2 --steps 60 --json pipeline-tiny.json")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="tiny", choices=list(PRESETS),
-                   help="tiny: the demo preset; deit-s: DeiT-S, 16 x 128 x 128, 2 x 8 x 8 tubelets")
+                   help="tiny: the tiny preset (configs/tiny.yaml, 2 x 32 x 32 clips); tiny-scenes: the first CPU "
+                        "preset's shape (8 x 32 x 32); deit-s: DeiT-S, 16 x 128 x 128, 2 x 8 x 8 tubelets")
     p.add_argument("--configs", default="all",
                    help="comma-separated configuration names, or core / levers / all (default)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -47,9 +48,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="instead of timing: pretrain simultaneous K=4 with each lever (the preset's config and "
                         "schedule) and report the final-block probe accuracy per lever (benchmarks/lever_accuracy.py)")
     a.add_argument("--levers", default=None,
-                   help="comma-separated: none,dmask0.5,dmask0.75,narrow,dmask0.5-narrow (default: all)")
+                   help="comma-separated: none,dmask0.5,dmask0.75,narrow,dmask0.5-narrow,shallow,light-lower,"
+                        "light-lower-dmask0.75 (default: all the preset has)")
+    a.add_argument("--base", default=BASE,
+                   help=f"the lever every other is compared with, per target and seed (default {BASE}: the "
+                        f"simultaneous regimes' default decoders; none: the paper's)")
     a.add_argument("--seeds", default="0", help="comma-separated pretraining seeds (default 0)")
-    a.add_argument("--probe-data", default="digits", help="data spec with train and test splits for the probe")
+    a.add_argument("--jobs", type=int, default=1, help="runs pretrained at once, each on cores // jobs threads")
+    a.add_argument("--random-floor", type=int, default=3,
+                   help="random-init encoders whose final block is probed beside the levers (default 3)")
+    a.add_argument("--probe-data", default=None,
+                   help="data spec with train and test splits for the probe (default: the preset's: the grammar for "
+                        "tiny, digits for tiny-scenes and deit-s)")
     a.add_argument("--runs", default=None, metavar="DIR",
                    help="where the lever (or pipeline) runs go (default: a temporary folder); finished lever runs "
                         "there are reused, not trained again")

@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass, replace
 
 from ..regimes import DEFAULT, REFERENCE, REGIMES, Regime
-from .presets import PRESETS, Preset
+from .presets import Preset
 
 
 @dataclass(frozen=True)
@@ -28,14 +28,6 @@ class Configuration:
 
 
 FULL = "model.decoder.mask_ratio=0.0"  # the paper's decoders (simultaneous regimes default to 0.5)
-
-# Per-stage decoder sizing: the lower three stages' decoders light (narrower; at DeiT-S one layer instead of four;
-# decoder masking 0.5), the top stage's decoder as E2E's (the preset's, reconstructing every hidden tubelet).
-LIGHT_LOWER = {
-    "tiny": ("model.decoder.width=[32,32,32,64]", "model.decoder.mask_ratio=[0.5,0.5,0.5,0.0]"),
-    "deit-s": ("model.decoder.width=[96,96,96,192]", "model.decoder.depth=[1,1,1,4]",
-               "model.decoder.mask_ratio=[0.5,0.5,0.5,0.0]"),
-}
 
 
 def regime_row(regime: Regime) -> Configuration:
@@ -90,10 +82,13 @@ def configurations(preset: Preset) -> list[Configuration]:
     levers.append(replace(lean4, name="sim-K4-lean-dmask0.5-narrow",
                           overrides=("model.decoder.mask_ratio=0.5",) + preset.narrow,
                           about="decoder masking 0.5 and narrower decoders"))
-    light = next((LIGHT_LOWER[name] for name, p in PRESETS.items() if p is preset and name in LIGHT_LOWER), None)
-    if light:
-        levers.append(replace(lean4, name="sim-K4-lean-light-lower", overrides=light,
-                              about="light lower-stage decoders, the top one as E2E's: " + " ".join(light)))
+    if preset.light_lower:
+        levers.append(replace(lean4, name="sim-K4-lean-light-lower", overrides=preset.light_lower,
+                              about="light lower-stage decoders: " + " ".join(preset.light_lower)))
+    if preset.light_lower_masked:
+        levers.append(replace(lean4, name="sim-K4-lean-light-lower-dmask0.75", overrides=preset.light_lower_masked,
+                              about="light lower-stage decoders, a quarter of the hidden tubelets: "
+                                    + " ".join(preset.light_lower_masked)))
     return rows + levers
 
 
