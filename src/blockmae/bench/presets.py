@@ -25,6 +25,7 @@ class Preset:
 
 
 TINY_LIGHT = "model.decoder.width=[32,32,32,64]"
+DEIT_LIGHT_WIDTH, DEIT_LIGHT_DEPTH = "model.decoder.width=[96,96,96,192]", "model.decoder.depth=[1,1,1,4]"
 
 PRESETS = {
     "tiny": Preset(
@@ -51,9 +52,9 @@ PRESETS = {
         narrow=("model.decoder.width=96",), shallow=("model.decoder.depth=[1,1,1,4]",),
         about="DeiT-S (12 x 384-d, 6 heads), 16 x 128 x 128 clips, 2 x 8 x 8 tubelets (the paper's), "
               "VideoMAE-S decoders 4 x 192-d",
-        # one 96-d layer in the lower stages, the top decoder as E2E's
-        light_lower=("model.decoder.width=[96,96,96,192]", "model.decoder.depth=[1,1,1,4]",
-                     "model.decoder.mask_ratio=[0.5,0.5,0.5,0.0]")),
+        # one 96-d layer in the lower stages, the top decoder the default's (4 x 192-d, decoder masking 0.5)
+        light_lower=(DEIT_LIGHT_WIDTH, DEIT_LIGHT_DEPTH),
+        light_lower_masked=(DEIT_LIGHT_WIDTH, DEIT_LIGHT_DEPTH, "model.decoder.mask_ratio=[0.75,0.75,0.75,0.5]")),
 }
 
 
