@@ -7,7 +7,7 @@ from scipy import stats
 
 from blockmae.report.depth_rule import INCONCLUSIVE, MET, NOT_MEASURED, NOT_MET
 from blockmae.report.no_worse import no_worse
-from blockmae.report.verdicts import _one_sided, holm
+from blockmae.report.verdicts import one_sided, holm
 
 
 def test_each_outcome():
@@ -30,7 +30,7 @@ def test_p_values_are_scipys_one_sided_t_tests_then_holm():
     cells = {"a": [0.2, -0.7, 0.4, 0.1], "b": [-0.3, -0.6, 0.2, -0.1]}
     for target, values in cells.items():
         v = np.asarray(values)
-        above, below = _one_sided(v.mean(), v.std(ddof=1) / np.sqrt(v.size), v.size - 1, -1.0)
+        above, below = one_sided(v.mean(), v.std(ddof=1) / np.sqrt(v.size), v.size - 1, -1.0)
         assert above == pytest.approx(stats.ttest_1samp(v, -1.0, alternative="greater").pvalue)
         assert below == pytest.approx(stats.ttest_1samp(v, -1.0, alternative="less").pvalue)
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])

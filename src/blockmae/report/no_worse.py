@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .depth_rule import INCONCLUSIVE, MET, NOT_MEASURED, NOT_MET
-from .verdicts import ALPHA, Difference, _one_sided, holm, paired
+from .verdicts import ALPHA, Difference, one_sided, holm, paired
 
 
 def no_worse(cells: dict[str, list[float]], margin: float) -> tuple[str, str, dict[str, Difference]]:
@@ -24,7 +24,7 @@ def no_worse(cells: dict[str, list[float]], margin: float) -> tuple[str, str, di
     diffs = {target: paired(values, margin) for target, values in cells.items()}
     if not diffs or any(d.n < 2 for d in diffs.values()):
         return NOT_MEASURED, "fewer than two seeds: no interval", diffs
-    tests = [_one_sided(d.mean, float(np.std(d.values, ddof=1)) / math.sqrt(d.n), d.n - 1, -margin)
+    tests = [one_sided(d.mean, float(np.std(d.values, ddof=1)) / math.sqrt(d.n), d.n - 1, -margin)
              for d in diffs.values()]
     above = holm([t[0] for t in tests])
     below = holm([t[1] for t in tests])

@@ -35,7 +35,7 @@ def _t_sf(t: float, dof: float) -> float:
     return float(stats.t.sf(t, dof))
 
 
-def _one_sided(mean: float, se: float, dof: float, shift: float = 0.0) -> tuple[float, float]:
+def one_sided(mean: float, se: float, dof: float, shift: float = 0.0) -> tuple[float, float]:
     """(p of H1: mean > shift, p of H1: mean < shift); a zero spread decides by the sign alone."""
     if dof < 1 or not math.isfinite(se):
         return 1.0, 1.0
@@ -92,10 +92,10 @@ def welch(a, b, margin: float) -> Difference:
 def _difference(mean, low, high, n, se, dof, margin, values) -> Difference:
     if n < 2 or not math.isfinite(mean):
         return Difference(mean, low, high, n, 1.0, 1.0, margin, values)
-    above, below = _one_sided(mean, se, dof)
+    above, below = one_sided(mean, se, dof)
     p_differs = min(1.0, 2 * min(above, below))
-    inside_low, _ = _one_sided(mean, se, dof, -margin)  # H1: mean > -margin
-    _, inside_high = _one_sided(mean, se, dof, margin)  # H1: mean < +margin
+    inside_low, _ = one_sided(mean, se, dof, -margin)  # H1: mean > -margin
+    _, inside_high = one_sided(mean, se, dof, margin)  # H1: mean < +margin
     return Difference(mean, low, high, n, p_differs, max(inside_low, inside_high), margin, values)
 
 
