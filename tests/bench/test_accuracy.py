@@ -69,6 +69,13 @@ def test_short_lever_runs_compare_every_lever_with_the_base(tmp_path):
     assert "mask_ratio: 0.5" in cfg[BASE] and "width: 16" in cfg[BASE]
     assert "- 32" in cfg["light-lower"] and "- 64" in cfg["light-lower"]
     assert "- 0.75" in cfg["light-lower-dmask0.75"]
+    # chance: the most frequent class's share of the scored clips, per target, beside the levers in the table
+    chance = written["chance"]
+    assert list(chance) == targets and chance["mean"] == pytest.approx(statistics.fmean(chance[t] for t in targets[:3]))
+    scored = 24  # digits,n=24: 24 clips in each split
+    assert all(0 < chance[t] <= 1 and (chance[t] * scored) == pytest.approx(round(chance[t] * scored))
+               for t in targets[:3])
+    assert "chance" in format_accuracy(written)
     floor = written["random_floor"]
     assert floor["encoders"] == 2 and list(floor["probe"]) == targets
     assert floor["probe"]["digit"] == pytest.approx(statistics.fmean(p["digit"] for p in floor["per_encoder"]))
@@ -79,7 +86,8 @@ def test_short_lever_runs_compare_every_lever_with_the_base(tmp_path):
 
 
 def _runs(lever, values_per_seed, speed=10.0):
-    return [{"lever": lever, "seed": seed, "overrides": [], "clips_per_s": speed, "held_out_losses": [1.0],
+    return [{"lever": lever, "seed": seed, "overrides": [], "clips_per_s": speed,
+             "held_out": {"losses": [1.0], "margin_pct": 1.0, "best_trivial": 1.01},
              "probe": {"a": a, "b": b, "mean": (a + b) / 2}} for seed, (a, b) in enumerate(values_per_seed)]
 
 

@@ -85,6 +85,15 @@ def final_block_probe(source, data: str, store) -> dict[str, float]:
     return probe_unit(test, train, lambda f: f.blocks(model.partition)[-1])
 
 
+def probe_chance(source, data: str, store) -> dict[str, float]:
+    """{target: the most frequent class's share of the probe's test clips, ..., "mean"}: what a probe that ignores
+    the clip scores (features are cached, so this costs nothing after the first probe)."""
+    from ..eval.protocols import chance_accuracies
+
+    test = store.features(source, source.model(), data, "test")
+    return chance_accuracies(test.labels, test.target_names)
+
+
 def held_out(summary: dict) -> dict:
     """The run's top-stage held-out loss beside the best trivial predictor's on the same clips and masks."""
     h = summary["held_out"]
@@ -141,8 +150,8 @@ def run_accuracy(preset_name: str = "tiny", levers: list[str] | None = None, set
         per_run.append({"lever": lever, "seed": seed, "overrides": list(known[lever]), "run_dir": str(out),
                         "steps": summaries[name]["steps"], "reused": name in reused,
                         "clips_per_s": pretraining_speed(out), "last_losses": summaries[name]["last_losses"],
-                        "held_out": held_out(summaries[name]), "held_out_losses": summaries[name]["held_out"]["losses"],
-                        "probe": accs})
+                        "held_out": held_out(summaries[name]), "probe": accs})
+    chance = probe_chance(describe(str(root / "runs" / wanted[0][2])), data, store)
     randoms = random_floors(describe(str(root / "runs" / wanted[0][2])), random_floor)
     floor = [final_block_probe(source, data, store) for source in randoms]
 
@@ -155,7 +164,7 @@ def run_accuracy(preset_name: str = "tiny", levers: list[str] | None = None, set
                      "regime": DEFAULT, "partition": 4, "max_steps": cfg_train.max_steps,
                      "batch_size": cfg_train.batch_size, "bench_json": bench_json, "runs": str(root),
                      "training_s": trained_s, "seconds": time.perf_counter() - started, "command": command_line()},
-        "random_floor": {"encoders": len(floor), "probe": _mean_probe(floor), "per_encoder": floor},
+        "chance": chance, "random_floor": {"encoders": len(floor), "probe": _mean_probe(floor), "per_encoder": floor},
         "rows": rows, "runs": per_run,
     }
     return publish(results, format_accuracy(results), json_path, say)
@@ -180,7 +189,7 @@ def summarise_levers(per_run: list[dict], levers: list[str], bench_rows: dict | 
         row = {"lever": lever, "overrides": runs[0]["overrides"], "seeds": [r["seed"] for r in runs],
                "clips_per_s": statistics.fmean(speeds) if speeds else None, "probe": probe,
                "probe_per_seed": [r["probe"]["mean"] for r in runs],
-               "held_out_losses": [statistics.fmean(v) for v in zip(*(r["held_out_losses"] for r in runs))]}
+               "held_out_losses": [statistics.fmean(v) for v in zip(*(r["held_out"]["losses"] for r in runs))]}
         if all("held_out" in r for r in runs):
             row["held_out_margin_pct"] = statistics.fmean(r["held_out"]["margin_pct"] for r in runs)
             row["best_trivial"] = statistics.fmean(r["held_out"]["best_trivial"] for r in runs)
@@ -225,6 +234,9 @@ def format_accuracy(results: dict) -> str:
         lines.append(f"{r['lever']:<22} {cell(speed, '11.2f')} {cell(r['bench_time_x_e2e'], '11.2f')} "
                      f"{cell(r.get('held_out_margin_pct'), '12.1f')} "
                      + " ".join(f"{r['probe'][t]:9.3f}" for t in targets) + f" {r['delta_pp']['mean']:+9.1f}")
+    if results.get("chance"):
+        lines.append(f"{'chance':<22} {'':>11} {'':>11} {'':>12} "
+                     + " ".join(f"{results['chance'][t]:9.3f}" for t in targets))
     floor = results.get("random_floor") or {}
     if floor.get("probe"):
         lines.append(f"{'random init (' + str(floor['encoders']) + ')':<22} {'':>11} {'':>11} {'':>12} "
