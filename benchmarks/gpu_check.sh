@@ -33,7 +33,7 @@ PY=${PYTHON:-$ROOT/.venv/bin/python}
 TESTS="$PY -m pytest -q -m cuda $ROOT/tests/gpu --junitxml=$OUT/tests.xml"
 BENCH="$PY -m blockmae bench --preset deit-s --device cuda --set train.amp=bf16 --repeats 1 \
 --configs hf,e2e,e2e-K4-monitors,e2e-K4-monitors-every4,e2e-K4-fitted-monitors,sim-K4,sim-K4-lean,sim-K6-lean,seq-K4,\
-overlap-K4-lean,noisy-K4-lean,coarse-K4-lean,sim-K4-lean-light-lower,e2e-compile,sim-K4-lean-compile \
+overlap-K4-lean,noisy-K4-lean,coarse-K4-lean,sim-K4-lean-light-lower,sim-K4-lean-light-lower-dmask0.75,e2e-compile,sim-K4-lean-compile \
 --json $OUT/bench-deit-s-cuda-bf16.json"
 RUN="$PY -m blockmae pretrain paper/deit-s train.regime=simultaneous model.partition=4 train.max_steps=200 \
 train.epochs=null train.batch_size=32 train.device=cuda train.amp=bf16 train.log_every=20 \
