@@ -2,6 +2,8 @@
 bench JSON of the same regimes.
 
     python studies/gap/table.py docs/results/gap --bench docs/performance/tiny-cpu-no-decoder-masking.json
+    python studies/gap/table.py docs/results/gap_hierarchy --bench docs/performance/tiny-2f-no-decoder-masking.json \
+        [--metric attentive_probe_acc]
 
 Per regime (K=4, 3 seeds): the final-block mean probe on every probe set, mean [95% t-interval] over seeds; the
 share of the simultaneous-to-E2E gap it closes (on the seed means; per probe set and on the mean over probe
@@ -29,11 +31,12 @@ BENCH_ROWS = {"e2e": "e2e-K4-monitors", "simultaneous": "sim-K4-lean", "overlap"
               "noisy": "noisy-K4-lean", "coarse-targets": "coarse-K4-lean", "deep-supervision": "sim-K4-lean"}
 
 
-def final_block_probes(rows: list[dict]) -> dict:
-    """regime -> dataset -> seed -> final-block mean probe (evaluation split, final checkpoint)."""
+def final_block_probes(rows: list[dict], metric: str = "probe_acc") -> dict:
+    """regime -> dataset -> seed -> final-block mean probe (evaluation split, final checkpoint); `metric`:
+    probe_acc (linear) or attentive_probe_acc."""
     blocks = defaultdict(lambda: defaultdict(dict))
     for r in rows:
-        if (r["metric"] == "probe_acc" and r["target"] == "mean" and r.get("block") and r.get("step") is None
+        if (r["metric"] == metric and r["target"] == "mean" and r.get("block") and r.get("step") is None
                 and "block2" not in r and r.get("split") in (None, "test")):
             blocks[(r["regime"], r["dataset"], r["seed"])][r["block"]] = r["value"]
     out = defaultdict(lambda: defaultdict(dict))
@@ -72,9 +75,13 @@ def main() -> None:
     parser.add_argument("published", type=Path, help="the study's --publish directory")
     parser.add_argument("--bench", type=Path, help="a `blockmae bench` JSON with the rows in BENCH_ROWS")
     parser.add_argument("--finetune-share", type=float, default=60 / 600, help="share of steps trained end to end")
+    parser.add_argument("--metric", default="probe_acc", choices=["probe_acc", "attentive_probe_acc"],
+                        help="the linear probe (default) or the attentive one")
     args = parser.parse_args()
     rows = read_rows(args.published)
-    probes = final_block_probes(rows)
+    probes = final_block_probes(rows, args.metric)
+    if not probes.get("e2e"):
+        raise SystemExit(f"{args.published}: no final-block {args.metric} rows for E2E (did the study run that probe?)")
     datasets = sorted(probes["e2e"])
     costs = step_costs(json.loads(args.bench.read_text()), args.finetune_share) if args.bench else {}
 
@@ -90,10 +97,12 @@ def main() -> None:
     order = [r for r in list(REGIMES) + ["random"] if r in probes]
     for regime in order:
         cells = [fmt(list(probes[regime][d].values())) for d in datasets] + [fmt(overall(regime))]
-        closed = "; ".join(share_closed(means[regime][d], means["simultaneous"][d], means["e2e"][d])
-                           for d in datasets + ["all"])
+        closed = "-" if regime == "random" else "; ".join(
+            share_closed(means[regime][d], means["simultaneous"][d], means["e2e"][d]) for d in datasets + ["all"])
         cost = " | ".join(f"{c:.2f}x" for c in costs[regime]) if regime in costs else "- | - | -"
-        print(f"| {display_name(regime)} | " + " | ".join(cells) + f" | {closed} | {cost} |")
+        name = (f"Random init ({len(probes[regime][datasets[0]])} encoders)" if regime == "random"
+                else display_name(regime))
+        print(f"| {name} | " + " | ".join(cells) + f" | {closed} | {cost} |")
     goal = [reg for reg in order if reg in REGIMES and REGIMES[reg].blockwise and reg != "simultaneous"
             and means["e2e"]["all"] > means["simultaneous"]["all"]
             and (means[reg]["all"] - means["simultaneous"]["all"]) >= 0.5 * (means["e2e"]["all"] - means["simultaneous"]["all"])
