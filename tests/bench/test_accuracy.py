@@ -6,8 +6,8 @@ import statistics
 
 import pytest
 
-from blockmae.bench.accuracy import (BASE, MARGIN_PP, bench_row_name, format_accuracy, lever_overrides, run_accuracy,
-                                     summarise_levers)
+from blockmae.bench.accuracy import (BASE, MARGIN_PP, bench_row_name, escape_step, format_accuracy, lever_overrides,
+                                     run_accuracy, summarise_levers)
 from blockmae.bench import PRESETS, configurations
 from blockmae.report.depth_rule import MET, NOT_MET, INCONCLUSIVE
 
@@ -69,6 +69,10 @@ def test_short_lever_runs_compare_every_lever_with_the_base(tmp_path):
     assert "mask_ratio: 0.5" in cfg[BASE] and "width: 16" in cfg[BASE]
     assert "- 32" in cfg["light-lower"] and "- 64" in cfg["light-lower"]
     assert "- 0.75" in cfg["light-lower-dmask0.75"]
+    # the escape step is read from the run's own log against its own best trivial predictor (or None)
+    for r in written["runs"]:
+        assert r["escape_step"] == escape_step(r["run_dir"], r["held_out"]["best_trivial"])
+    assert all(len(row["escape_steps"]) == 2 for row in written["rows"])
     # chance: the most frequent class's share of the scored clips, per target, beside the levers in the table
     chance = written["chance"]
     assert list(chance) == targets and chance["mean"] == pytest.approx(statistics.fmean(chance[t] for t in targets[:3]))
@@ -115,3 +119,15 @@ def test_unknown_lever_names_the_choices():
         run_accuracy("tiny", ["dmask0.9"], SHORT, progress=False)
     with pytest.raises(SystemExit, match="unknown lever"):
         run_accuracy("tiny", ["narrow"], SHORT, progress=False, base="dmask0.6")
+
+
+def test_escape_step_is_the_first_logged_step_below_the_bar(tmp_path):
+    # best trivial 0.80: the bar is 2 % below it, 0.784; only the top stage (last loss) counts
+    rows = [{"step": 10, "losses": [0.70, 0.81]}, {"step": 20, "clips_per_s": 90.0},
+            {"step": 30, "losses": [0.70, 0.785]}, {"step": 40, "losses": [0.80, 0.783]},
+            {"step": 50, "losses": [0.80, 0.70]}]
+    (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert escape_step(tmp_path, 0.80) == 40
+    assert escape_step(tmp_path, 0.80, pct=10) == 50
+    assert escape_step(tmp_path, 0.70) is None  # never 2 % below 0.70: still on the plateau
+    assert escape_step(tmp_path / "missing", 0.80) is None

@@ -85,6 +85,19 @@ def final_block_probe(source, data: str, store) -> dict[str, float]:
     return probe_unit(test, train, lambda f: f.blocks(model.partition)[-1])
 
 
+ESCAPE_PCT = 2.0  # the top stage counts as off the plateau this far below the best trivial predictor
+
+
+def escape_step(run_dir: Path, best_trivial: float, pct: float = ESCAPE_PCT) -> int | None:
+    """The first logged step whose top-stage training loss lies `pct` % below the best trivial predictor's held-out
+    loss: when the run left the position-mean plateau (None: not within its steps). Cheaper decoders change when
+    this happens, so it is reported beside the final probe."""
+    from ..train.logging import read_log
+
+    bar = best_trivial * (1 - pct / 100)
+    return next((row["step"] for row in read_log(run_dir) if row.get("losses") and row["losses"][-1] < bar), None)
+
+
 def probe_chance(source, data: str, store) -> dict[str, float]:
     """{target: the most frequent class's share of the probe's test clips, ..., "mean"}: what a probe that ignores
     the clip scores (features are cached, so this costs nothing after the first probe)."""
@@ -151,6 +164,7 @@ def run_accuracy(preset_name: str = "tiny", levers: list[str] | None = None, set
                         "steps": summaries[name]["steps"], "reused": name in reused,
                         "clips_per_s": pretraining_speed(out), "last_losses": summaries[name]["last_losses"],
                         "held_out": held_out(summaries[name]), "probe": accs})
+        per_run[-1]["escape_step"] = escape_step(out, per_run[-1]["held_out"]["best_trivial"])
     chance = probe_chance(describe(str(root / "runs" / wanted[0][2])), data, store)
     randoms = random_floors(describe(str(root / "runs" / wanted[0][2])), random_floor)
     floor = [final_block_probe(source, data, store) for source in randoms]
@@ -168,6 +182,10 @@ def run_accuracy(preset_name: str = "tiny", levers: list[str] | None = None, set
         "rows": rows, "runs": per_run,
     }
     return publish(results, format_accuracy(results), json_path, say)
+
+
+def _escapes(steps: list | None) -> str:
+    return "/".join("-" if s is None else str(s) for s in steps) if steps else "-"
 
 
 def _mean_probe(probes: list[dict[str, float]]) -> dict[str, float]:
@@ -193,6 +211,8 @@ def summarise_levers(per_run: list[dict], levers: list[str], bench_rows: dict | 
         if all("held_out" in r for r in runs):
             row["held_out_margin_pct"] = statistics.fmean(r["held_out"]["margin_pct"] for r in runs)
             row["best_trivial"] = statistics.fmean(r["held_out"]["best_trivial"] for r in runs)
+        if all("escape_step" in r for r in runs):  # per seed, None where the run stayed on the plateau
+            row["escape_steps"] = [r["escape_step"] for r in runs]
         b = bench_rows.get(bench_row_name(lever))
         row["bench_time_x_e2e"] = b.get("time_x_e2e") if b else None
         row["bench_step_s"] = b.get("step_s") if b else None
@@ -226,26 +246,28 @@ def format_accuracy(results: dict) -> str:
              + (f", overrides {' '.join(s['sets'])}" if s["sets"] else ""),
              f"probe: final block, linear (standardise + logistic regression), fit on {results['data']} train, "
              f"top-1 on {results['data']} test", ""]
-    head = (f"{'lever':<22} {'time x base':>11} {'bench x e2e':>11} {'loss % below':>12} "
+    head = (f"{'lever':<22} {'time x base':>11} {'bench x e2e':>11} {'loss % below':>12} {'escape step':>17} "
             + " ".join(f"{t:>9}" for t in targets) + f" {'d mean pp':>9}")
     lines += [head, "-" * len(head)]
     for r in rows:
         speed = r.get("time_x_base", r.get("time_x_none"))  # results written before the base was a choice: none
         lines.append(f"{r['lever']:<22} {cell(speed, '11.2f')} {cell(r['bench_time_x_e2e'], '11.2f')} "
-                     f"{cell(r.get('held_out_margin_pct'), '12.1f')} "
+                     f"{cell(r.get('held_out_margin_pct'), '12.1f')} {_escapes(r.get('escape_steps')):>17} "
                      + " ".join(f"{r['probe'][t]:9.3f}" for t in targets) + f" {r['delta_pp']['mean']:+9.1f}")
     if results.get("chance"):
-        lines.append(f"{'chance':<22} {'':>11} {'':>11} {'':>12} "
+        lines.append(f"{'chance':<22} {'':>11} {'':>11} {'':>12} {'':>17} "
                      + " ".join(f"{results['chance'][t]:9.3f}" for t in targets))
     floor = results.get("random_floor") or {}
     if floor.get("probe"):
-        lines.append(f"{'random init (' + str(floor['encoders']) + ')':<22} {'':>11} {'':>11} {'':>12} "
+        lines.append(f"{'random init (' + str(floor['encoders']) + ')':<22} {'':>11} {'':>11} {'':>12} {'':>17} "
                      + " ".join(f"{floor['probe'][t]:9.3f}" for t in targets))
     lines.append("")
     lines.append(f"time x base: pretraining time per clip relative to {base} (median clips/s over logged intervals, "
                  "data loading included);")
     lines.append("bench x e2e: the harness's isolated step time relative to ours E2E (--bench JSON; '-' without); "
                  "loss % below: the top stage's held-out loss below the best trivial predictor's, in % of it;")
+    lines.append(f"escape step, per seed: the first logged step whose top-stage training loss is {ESCAPE_PCT:g} % below "
+                 "the best trivial predictor's held-out loss, when the run left the plateau ('-': not in its steps);")
     lines.append(f"accuracies are fractions, means over seeds; d mean pp: change of the mean probe accuracy against "
                  f"{base}, in percentage points.")
     compared = [r for r in rows if "against_base" in r]
