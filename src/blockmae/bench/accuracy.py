@@ -160,13 +160,14 @@ def run_accuracy(preset_name: str = "tiny", levers: list[str] | None = None, set
         out = root / "runs" / name
         accs = final_block_probe(describe(str(out)), data, store)
         say(f"[{lever}, seed {seed}] probe {' '.join(f'{k} {v:.3f}' for k, v in accs.items())}", flush=True)
+        losses = held_out(summaries[name])
         per_run.append({"lever": lever, "seed": seed, "overrides": list(known[lever]), "run_dir": str(out),
                         "steps": summaries[name]["steps"], "reused": name in reused,
                         "clips_per_s": pretraining_speed(out), "last_losses": summaries[name]["last_losses"],
-                        "held_out": held_out(summaries[name]), "probe": accs})
-        per_run[-1]["escape_step"] = escape_step(out, per_run[-1]["held_out"]["best_trivial"])
-    chance = probe_chance(describe(str(root / "runs" / wanted[0][2])), data, store)
-    randoms = random_floors(describe(str(root / "runs" / wanted[0][2])), random_floor)
+                        "held_out": losses, "escape_step": escape_step(out, losses["best_trivial"]), "probe": accs})
+    first = describe(str(root / "runs" / wanted[0][2]))
+    chance = probe_chance(first, data, store)
+    randoms = random_floors(first, random_floor)
     floor = [final_block_probe(source, data, store) for source in randoms]
 
     rows = summarise_levers(per_run, levers, bench_rows)
@@ -206,9 +207,9 @@ def summarise_levers(per_run: list[dict], levers: list[str], bench_rows: dict | 
         speeds = [r["clips_per_s"] for r in runs if r["clips_per_s"]]
         row = {"lever": lever, "overrides": runs[0]["overrides"], "seeds": [r["seed"] for r in runs],
                "clips_per_s": statistics.fmean(speeds) if speeds else None, "probe": probe,
-               "probe_per_seed": [r["probe"]["mean"] for r in runs],
-               "held_out_losses": [statistics.fmean(v) for v in zip(*(r["held_out"]["losses"] for r in runs))]}
+               "probe_per_seed": [r["probe"]["mean"] for r in runs]}
         if all("held_out" in r for r in runs):
+            row["held_out_losses"] = [statistics.fmean(v) for v in zip(*(r["held_out"]["losses"] for r in runs))]
             row["held_out_margin_pct"] = statistics.fmean(r["held_out"]["margin_pct"] for r in runs)
             row["best_trivial"] = statistics.fmean(r["held_out"]["best_trivial"] for r in runs)
         if all("escape_step" in r for r in runs):  # per seed, None where the run stayed on the plateau
