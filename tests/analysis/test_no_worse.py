@@ -7,7 +7,7 @@ from scipy import stats
 
 from blockmae.report.depth_rule import INCONCLUSIVE, MET, NOT_MEASURED, NOT_MET
 from blockmae.report.no_worse import no_worse
-from blockmae.report.verdicts import one_sided, holm
+from blockmae.report.verdicts import holm, one_sided
 
 
 def test_each_outcome():

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .depth_rule import INCONCLUSIVE, MET, NOT_MEASURED, NOT_MET
-from .verdicts import ALPHA, Difference, one_sided, holm, paired
+from .verdicts import ALPHA, Difference, holm, one_sided, paired
 
 
 def no_worse(cells: dict[str, list[float]], margin: float) -> tuple[str, str, dict[str, Difference]]:
