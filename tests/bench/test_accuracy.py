@@ -6,8 +6,8 @@ import statistics
 
 import pytest
 
-from blockmae.bench.accuracy import (BASE, MARGIN_PP, bench_row_name, escape_step, format_accuracy, lever_overrides,
-                                     run_accuracy, summarise_levers)
+from blockmae.bench.accuracy import (BASE, MARGIN_PP, bench_row_name, escape_step, escape_time_x_e2e, format_accuracy,
+                                     lever_overrides, run_accuracy, summarise_levers)
 from blockmae.bench import PRESETS, configurations
 from blockmae.report.depth_rule import MET, NOT_MET, INCONCLUSIVE
 
@@ -87,6 +87,17 @@ def test_short_lever_runs_compare_every_lever_with_the_base(tmp_path):
     table = format_accuracy(written)
     assert "light-lower-dmask0.75" in table and "random init (2)" in table and "digits,n=24 test" in table
     assert f"against {BASE}, per target" in table
+    # the E2E reference: the same preset end to end per seed, its own runs, each lever's mean probe against it
+    ref = written["e2e"]
+    assert ref["seeds"] == [0, 1] and len(ref["runs"]) == 2 and all(r["lever"] != "e2e" for r in written["runs"])
+    assert "regime: e2e" in (tmp_path / "levers" / "runs" / "e2e-seed0" / "config.yaml").read_text()
+    assert ref["escape_steps"] == [escape_step(r["run_dir"], r["held_out"]["best_trivial"]) for r in ref["runs"]]
+    for row in written["rows"]:
+        gap = ref["levers"][row["lever"]]["mean_minus_e2e_pp"]
+        assert gap["values"] == pytest.approx([100 * (runs[row["lever"], s]["probe"]["mean"]
+                                                      - ref["runs"][s]["probe"]["mean"]) for s in (0, 1)])
+        assert ref["levers"][row["lever"]]["escape_time_x_e2e"]["per_seed"] is None  # no --bench: no step times
+    assert "e2e (reference)" in table and "against e2e" in table
 
 
 def _runs(lever, values_per_seed, speed=10.0):
@@ -131,3 +142,22 @@ def test_escape_step_is_the_first_logged_step_below_the_bar(tmp_path):
     assert escape_step(tmp_path, 0.80, pct=10) == 50
     assert escape_step(tmp_path, 0.70) is None  # never 2 % below 0.70: still on the plateau
     assert escape_step(tmp_path / "missing", 0.80) is None
+
+
+def test_escape_time_counts_steps_at_each_ones_step_time():
+    # the lever escapes at 1000 and 2000 steps, E2E at 500 and 1000; the lever's step costs 1.2x E2E's
+    t = escape_time_x_e2e([1000, 2000], [500, 1000], 1.2, 3000)
+    assert t["per_seed"] == pytest.approx([2.4, 2.4]) and t["mean"] == pytest.approx(2.4) and t["at_least"] is None
+    # a seed still on the plateau counts its whole run: the mean is then a lower bound, not a measurement
+    t = escape_time_x_e2e([1000, None], [500, 1000], 1.2, 3000)
+    assert t["mean"] is None and t["at_least"] == pytest.approx((2.4 + 3.6) / 2)
+    # E2E on the plateau, or no step times: nothing to compare
+    assert escape_time_x_e2e([1000], [None], 1.2, 3000)["per_seed"] is None
+    assert escape_time_x_e2e([1000], [500], None, 3000)["per_seed"] is None
+
+
+def test_no_e2e_trains_no_reference(tmp_path):
+    results = run_accuracy("tiny", [BASE], SHORT, data="digits,n=24", seeds=[0], runs=tmp_path, progress=False,
+                           random_floor=0, e2e=False)
+    assert "e2e" not in results and not (tmp_path / "runs" / "e2e-seed0").exists()
+    assert "e2e (reference)" not in format_accuracy(results)

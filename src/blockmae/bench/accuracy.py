@@ -10,7 +10,9 @@ features, per target, beside random-init encoders of the same shape. Every lever
 `report.no_worse` at a margin (1 pp). Each lever's speed comes from the same pretraining (median clips/s over the
 logged intervals, the first left out) and, with `--bench JSON`, from the benchmark harness's isolated step
 timings; its held-out losses sit beside the trivial predictors' on the same clips. Same seeds, data and masks for
-every lever.
+every lever. Beside them, unless `--no-e2e`, the same preset trained end to end per seed (the reference): each
+lever's mean probe against E2E's, and what leaving the position-mean plateau (the escape step) costs each lever in
+E2E's time: step counts alone hide that a cheaper step can need more of them.
 """
 
 from __future__ import annotations
@@ -21,16 +23,15 @@ import time
 from pathlib import Path
 
 from ..regimes import DEFAULT
+from .accuracy_table import ESCAPE_PCT, MARGIN_PP, format_accuracy
 from .configurations import FULL
-from .machine import describe_machine, machine
+from .machine import machine
 from .presets import PRESETS
 from .publish import command_line, publish
-from .text import cell
 
 LEVER_NAMES = ("none", "dmask0.5", "dmask0.75", "narrow", "dmask0.5-narrow", "shallow", "light-lower",
                "light-lower-dmask0.75")
 BASE = "dmask0.5"  # the simultaneous regimes' default decoders (masking 0.5): what a cheaper setting must not fall behind
-MARGIN_PP = 1.0  # how far below the base a lever's probe may fall on any target
 
 
 def lever_overrides(preset_name: str = "tiny") -> dict[str, tuple[str, ...]]:
@@ -60,10 +61,14 @@ def _config_file(preset_name: str) -> str | None:
     return str(config_path(name)) if name else None
 
 
+E2E = "e2e"  # the reference run: the same preset trained end to end (its stage monitors on, as in the studies)
+
+
 def _lever_overrides(preset_name: str, lever: str, sets: list[str], seed: int) -> list[str]:
-    return (list(PRESETS[preset_name].overrides) + [f"train.regime={DEFAULT}", "model.partition=4",
-                                                    f"train.seed={seed}"]
-            + list(sets) + list(lever_overrides(preset_name)[lever]))
+    own = [] if lever == E2E else list(lever_overrides(preset_name)[lever])
+    return (list(PRESETS[preset_name].overrides) + [f"train.regime={E2E if lever == E2E else DEFAULT}",
+                                                    "model.partition=4", f"train.seed={seed}"]
+            + list(sets) + own)
 
 
 def pretraining_speed(run_dir: Path) -> float | None:
@@ -85,9 +90,6 @@ def final_block_probe(source, data: str, store) -> dict[str, float]:
     return probe_unit(test, train, lambda f: f.blocks(model.partition)[-1])
 
 
-ESCAPE_PCT = 2.0  # the top stage counts as off the plateau this far below the best trivial predictor
-
-
 def escape_step(run_dir: Path, best_trivial: float, pct: float = ESCAPE_PCT) -> int | None:
     """The first logged step whose top-stage training loss lies `pct` % below the best trivial predictor's held-out
     loss: when the run left the position-mean plateau (None: not within its steps). Cheaper decoders change when
@@ -95,7 +97,8 @@ def escape_step(run_dir: Path, best_trivial: float, pct: float = ESCAPE_PCT) -> 
     from ..train.logging import read_log
 
     bar = best_trivial * (1 - pct / 100)
-    return next((row["step"] for row in read_log(run_dir) if row.get("losses") and row["losses"][-1] < bar), None)
+    return next((row["step"] for row in read_log(run_dir)  # None: the top stage not training yet (sequential)
+                 if row.get("losses") and row["losses"][-1] is not None and row["losses"][-1] < bar), None)
 
 
 def probe_chance(source, data: str, store) -> dict[str, float]:
@@ -118,8 +121,10 @@ def held_out(summary: dict) -> dict:
 def run_accuracy(preset_name: str = "tiny", levers: list[str] | None = None, sets: list[str] = (),
                  data: str | None = None, seeds: list[int] = (0,), runs: str | Path | None = None,
                  json_path: str | None = None, bench_json: str | None = None, threads: int | None = None,
-                 progress: bool = True, base: str = BASE, jobs: int = 1, random_floor: int = 3) -> dict:
-    """Pretrain simultaneous K=4 with every lever (and seed), probe the final block; returns the results."""
+                 progress: bool = True, base: str = BASE, jobs: int = 1, random_floor: int = 3,
+                 e2e: bool = True) -> dict:
+    """Pretrain simultaneous K=4 with every lever (and seed), and with `e2e` the same preset end to end per seed as
+    the reference; probe the final block; returns the results."""
     import tempfile
 
     import torch
@@ -148,7 +153,7 @@ def run_accuracy(preset_name: str = "tiny", levers: list[str] | None = None, set
 
     started = time.perf_counter()
     config = _config_file(preset_name)
-    wanted = [(lever, seed, f"{lever}-seed{seed}") for seed in seeds for lever in levers]
+    wanted = [(lever, seed, f"{lever}-seed{seed}") for seed in seeds for lever in levers + [E2E] * e2e]
     todo = [(name, _lever_overrides(preset_name, lever, list(sets), seed)) for lever, seed, name in wanted]
     reused = {name for name, _ in todo if (root / "runs" / name / "summary.json").exists()}
     summaries = train_all(Study(config, {}, [], jobs=jobs), root, jobs, progress=progress, runs=todo)
@@ -161,7 +166,8 @@ def run_accuracy(preset_name: str = "tiny", levers: list[str] | None = None, set
         accs = final_block_probe(describe(str(out)), data, store)
         say(f"[{lever}, seed {seed}] probe {' '.join(f'{k} {v:.3f}' for k, v in accs.items())}", flush=True)
         losses = held_out(summaries[name])
-        per_run.append({"lever": lever, "seed": seed, "overrides": list(known[lever]), "run_dir": str(out),
+        overrides = [f"train.regime={E2E}"] if lever == E2E else list(known[lever])
+        per_run.append({"lever": lever, "seed": seed, "overrides": overrides, "run_dir": str(out),
                         "steps": summaries[name]["steps"], "reused": name in reused,
                         "clips_per_s": pretraining_speed(out), "last_losses": summaries[name]["last_losses"],
                         "held_out": losses, "escape_step": escape_step(out, losses["best_trivial"]), "probe": accs})
@@ -170,6 +176,8 @@ def run_accuracy(preset_name: str = "tiny", levers: list[str] | None = None, set
     randoms = random_floors(first, random_floor)
     floor = [final_block_probe(source, data, store) for source in randoms]
 
+    reference = [r for r in per_run if r["lever"] == E2E]
+    per_run = [r for r in per_run if r["lever"] != E2E]
     rows = summarise_levers(per_run, levers, bench_rows)
     cfg_train = load_config(config, todo[0][1]).train
     results = {
@@ -182,11 +190,9 @@ def run_accuracy(preset_name: str = "tiny", levers: list[str] | None = None, set
         "chance": chance, "random_floor": {"encoders": len(floor), "probe": _mean_probe(floor), "per_encoder": floor},
         "rows": rows, "runs": per_run,
     }
+    if reference:
+        results["e2e"] = summarise_e2e(reference, rows, cfg_train.max_steps)
     return publish(results, format_accuracy(results), json_path, say)
-
-
-def _escapes(steps: list | None) -> str:
-    return "/".join("-" if s is None else str(s) for s in steps) if steps else "-"
 
 
 def _mean_probe(probes: list[dict[str, float]]) -> dict[str, float]:
@@ -236,60 +242,46 @@ def summarise_levers(per_run: list[dict], levers: list[str], bench_rows: dict | 
     return rows
 
 
-def format_accuracy(results: dict) -> str:
-    s = results["settings"]
-    rows = results["rows"]
-    base = rows[0]["lever"]
-    targets = list(rows[0]["probe"])
-    lines = [describe_machine(results["machine"], s["threads"]),
-             f"preset {results['preset']}: simultaneous K=4 (memory-lean), {s['max_steps']} steps at batch "
-             f"{s['batch_size']}, seed(s) {', '.join(map(str, results['seeds']))}"
-             + (f", overrides {' '.join(s['sets'])}" if s["sets"] else ""),
-             f"probe: final block, linear (standardise + logistic regression), fit on {results['data']} train, "
-             f"top-1 on {results['data']} test", ""]
-    head = (f"{'lever':<22} {'time x base':>11} {'bench x e2e':>11} {'loss % below':>12} {'escape step':>17} "
-            + " ".join(f"{t:>9}" for t in targets) + f" {'d mean pp':>9}")
-    lines += [head, "-" * len(head)]
-    for r in rows:
-        speed = r.get("time_x_base", r.get("time_x_none"))  # results written before the base was a choice: none
-        lines.append(f"{r['lever']:<22} {cell(speed, '11.2f')} {cell(r['bench_time_x_e2e'], '11.2f')} "
-                     f"{cell(r.get('held_out_margin_pct'), '12.1f')} {_escapes(r.get('escape_steps')):>17} "
-                     + " ".join(f"{r['probe'][t]:9.3f}" for t in targets) + f" {r['delta_pp']['mean']:+9.1f}")
-    if results.get("chance"):
-        lines.append(f"{'chance':<22} {'':>11} {'':>11} {'':>12} {'':>17} "
-                     + " ".join(f"{results['chance'][t]:9.3f}" for t in targets))
-    floor = results.get("random_floor") or {}
-    if floor.get("probe"):
-        lines.append(f"{'random init (' + str(floor['encoders']) + ')':<22} {'':>11} {'':>11} {'':>12} {'':>17} "
-                     + " ".join(f"{floor['probe'][t]:9.3f}" for t in targets))
-    lines.append("")
-    lines.append(f"time x base: pretraining time per clip relative to {base} (median clips/s over logged intervals, "
-                 "data loading included);")
-    lines.append("bench x e2e: the harness's isolated step time relative to ours E2E (--bench JSON; '-' without); "
-                 "loss % below: the top stage's held-out loss below the best trivial predictor's, in % of it;")
-    lines.append(f"escape step, per seed: the first logged step whose top-stage training loss is {ESCAPE_PCT:g} % below "
-                 "the best trivial predictor's held-out loss, when the run left the plateau ('-': not in its steps);")
-    lines.append(f"accuracies are fractions, means over seeds; d mean pp: change of the mean probe accuracy against "
-                 f"{base}, in percentage points.")
-    compared = [r for r in rows if "against_base" in r]
-    if compared:
-        margin = results.get("margin_pp", MARGIN_PP)
-        lines += ["", f"against {base}, per target, pp [95% CI over seeds, paired]; within {margin:g} pp: "
-                      "met / not met / inconclusive (Holm over the targets)"]
-        for r in compared:
-            a = r["against_base"]
-            cells = " ".join(f"{t} {d['mean']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}]"
-                             for t, d in a["per_target"].items())
-            lines.append(f"  {r['lever']:<22} {a['outcome']:<13} {cells}")
-    if len(results["seeds"]) > 1:
-        spread = [max(r["probe_per_seed"]) - min(r["probe_per_seed"]) for r in rows]
-        lines.append("seed spread of the mean accuracy (max - min over seeds): "
-                     + ", ".join(f"{r['lever']} {100 * d:.1f} pp" for r, d in zip(rows, spread)))
-    return "\n".join(lines)
+def escape_time_x_e2e(lever_steps: list, e2e_steps: list, step_x_e2e: float | None, max_steps: int) -> dict:
+    """What leaving the plateau costs a lever in E2E's time, per seed: (the lever's escape step x its step time) /
+    (E2E's escape step x E2E's step time), step times from the harness (`step_x_e2e`: the lever's relative to E2E's).
+    A lever seed still on the plateau counts its whole run, so the mean over seeds is then only a lower bound."""
+    if not step_x_e2e or any(s is None for s in e2e_steps):
+        return {"per_seed": None, "mean": None, "at_least": None}
+    per_seed = [(ls if ls is not None else max_steps) * step_x_e2e / es for ls, es in zip(lever_steps, e2e_steps)]
+    escaped = all(s is not None for s in lever_steps)
+    return {"per_seed": per_seed, "mean": statistics.fmean(per_seed) if escaped else None,
+            "at_least": None if escaped else statistics.fmean(per_seed)}
+
+
+def summarise_e2e(reference: list[dict], rows: list[dict], max_steps: int) -> dict:
+    """The E2E reference beside the levers: its probe and escape steps, each lever's mean probe minus E2E's (pp,
+    paired by seed, 95 % t-interval) and each lever's escape time in E2E's (`escape_time_x_e2e`), per seed."""
+    from ..report.verdicts import paired
+
+    by_seed = {r["seed"]: r for r in reference}
+    targets = list(reference[0]["probe"])
+    out = {"seeds": [r["seed"] for r in reference], "overrides": reference[0]["overrides"],
+           "probe": {t: statistics.fmean(r["probe"][t] for r in reference) for t in targets},
+           "probe_per_seed": [r["probe"]["mean"] for r in reference],
+           "escape_steps": [r["escape_step"] for r in reference],
+           "held_out_margin_pct": statistics.fmean(r["held_out"]["margin_pct"] for r in reference),
+           "runs": reference, "levers": {}}
+    for row in rows:
+        seeds = [s for s in row["seeds"] if s in by_seed]
+        lever_steps = [row["escape_steps"][row["seeds"].index(s)] for s in seeds]
+        gap = paired([100 * (row["probe_per_seed"][row["seeds"].index(s)] - by_seed[s]["probe"]["mean"])
+                      for s in seeds], MARGIN_PP)
+        out["levers"][row["lever"]] = {
+            "mean_minus_e2e_pp": {"mean": gap.mean, "low": gap.low, "high": gap.high, "values": gap.values},
+            "escape_time_x_e2e": escape_time_x_e2e(lever_steps, [by_seed[s]["escape_step"] for s in seeds],
+                                                   row.get("bench_time_x_e2e"), max_steps)}
+    return out
 
 
 def run_from_args(args) -> dict:
     levers = [n.strip() for n in args.levers.split(",")] if args.levers else None
     seeds = [int(s) for s in str(args.seeds).split(",")]
     return run_accuracy(args.preset, levers, args.sets, args.probe_data, seeds, args.runs, args.json_path,
-                        args.bench_json, args.threads, base=args.base, jobs=args.jobs, random_floor=args.random_floor)
+                        args.bench_json, args.threads, base=args.base, jobs=args.jobs, random_floor=args.random_floor,
+                        e2e=not args.no_e2e)

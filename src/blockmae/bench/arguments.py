@@ -57,6 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a.add_argument("--jobs", type=int, default=1, help="runs pretrained at once, each on cores // jobs threads")
     a.add_argument("--random-floor", type=int, default=3,
                    help="random-init encoders whose final block is probed beside the levers (default 3)")
+    a.add_argument("--no-e2e", action="store_true",
+                   help="skip the reference: the same preset trained end to end per seed, probed beside the levers, "
+                        "with each lever's time to leave the plateau in E2E's")
     a.add_argument("--probe-data", default=None,
                    help="data spec with train and test splits for the probe (default: the preset's: the grammar for "
                         "tiny, digits for tiny-scenes and deit-s)")
