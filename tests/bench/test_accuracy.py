@@ -142,6 +142,10 @@ def test_escape_step_is_the_first_logged_step_below_the_bar(tmp_path):
     assert escape_step(tmp_path, 0.80, pct=10) == 50
     assert escape_step(tmp_path, 0.70) is None  # never 2 % below 0.70: still on the plateau
     assert escape_step(tmp_path / "missing", 0.80) is None
+    # sequential: the top stage logs no loss until its phase; those steps are not an escape (nor an error)
+    (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in [
+        {"step": 10, "losses": [0.50, None]}, {"step": 20, "losses": [0.50, 0.70]}]) + "\n")
+    assert escape_step(tmp_path, 0.80) == 20
 
 
 def test_escape_time_counts_steps_at_each_ones_step_time():
