@@ -32,6 +32,7 @@ from .publish import command_line, publish
 LEVER_NAMES = ("none", "dmask0.5", "dmask0.75", "narrow", "dmask0.5-narrow", "shallow", "light-lower",
                "light-lower-dmask0.75")
 BASE = "dmask0.5"  # the simultaneous regimes' default decoders (masking 0.5): what a cheaper setting must not fall behind
+E2E = "e2e"  # the reference run: the same preset trained end to end (its stage monitors on, as in the studies)
 
 
 def lever_overrides(preset_name: str = "tiny") -> dict[str, tuple[str, ...]]:
@@ -59,9 +60,6 @@ def _config_file(preset_name: str) -> str | None:
 
     name = PRESETS[preset_name].config
     return str(config_path(name)) if name else None
-
-
-E2E = "e2e"  # the reference run: the same preset trained end to end (its stage monitors on, as in the studies)
 
 
 def _lever_overrides(preset_name: str, lever: str, sets: list[str], seed: int) -> list[str]:
