@@ -46,7 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a = p.add_argument_group("lever accuracy (--accuracy)")
     a.add_argument("--accuracy", action="store_true",
                    help="instead of timing: pretrain simultaneous K=4 with each lever (the preset's config and "
-                        "schedule) and report the final-block probe accuracy per lever (benchmarks/lever_accuracy.py)")
+                        "schedule) and report the final-block probe accuracy per lever beside E2E's, and when each "
+                        "run left the plateau (benchmarks/lever_accuracy.py)")
     a.add_argument("--levers", default=None,
                    help="comma-separated: none,dmask0.5,dmask0.75,narrow,dmask0.5-narrow,shallow,light-lower,"
                         "light-lower-dmask0.75 (default: all the preset has)")
