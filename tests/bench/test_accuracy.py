@@ -88,7 +88,7 @@ def test_short_lever_runs_compare_every_lever_with_the_base(tmp_path):
     assert "light-lower-dmask0.75" in table and "random init (2)" in table and "digits,n=24 test" in table
     assert f"against {BASE}, per target" in table
     # the E2E reference: the same preset end to end per seed, its own runs, each lever's mean probe against it
-    ref = written["e2e"]
+    ref = written["reference"]
     assert ref["seeds"] == [0, 1] and len(ref["runs"]) == 2 and all(r["lever"] != "e2e" for r in written["runs"])
     assert "regime: e2e" in (tmp_path / "levers" / "runs" / "e2e-seed0" / "config.yaml").read_text()
     assert ref["escape_steps"] == [escape_step(r["run_dir"], r["held_out"]["best_trivial"]) for r in ref["runs"]]
@@ -163,5 +163,5 @@ def test_escape_time_counts_steps_at_each_ones_step_time():
 def test_no_e2e_trains_no_reference(tmp_path):
     results = run_accuracy("tiny", [BASE], SHORT, data="digits,n=24", seeds=[0], runs=tmp_path, progress=False,
                            random_floor=0, e2e=False)
-    assert "e2e" not in results and not (tmp_path / "runs" / "e2e-seed0").exists()
+    assert "reference" not in results and not (tmp_path / "runs" / "e2e-seed0").exists()
     assert "e2e (reference)" not in format_accuracy(results)

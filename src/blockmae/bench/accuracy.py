@@ -22,7 +22,7 @@ import statistics
 import time
 from pathlib import Path
 
-from ..regimes import DEFAULT
+from ..regimes import DEFAULT, REFERENCE
 from .accuracy_table import ESCAPE_PCT, MARGIN_PP, format_accuracy
 from .configurations import FULL
 from .machine import machine
@@ -32,7 +32,7 @@ from .publish import command_line, publish
 LEVER_NAMES = ("none", "dmask0.5", "dmask0.75", "narrow", "dmask0.5-narrow", "shallow", "light-lower",
                "light-lower-dmask0.75")
 BASE = "dmask0.5"  # the simultaneous regimes' default decoders (masking 0.5): what a cheaper setting must not fall behind
-E2E = "e2e"  # the reference run: the same preset trained end to end (its stage monitors on, as in the studies)
+E2E = REFERENCE  # the reference run: the same preset trained end to end (its stage monitors on, as in the studies)
 
 
 def lever_overrides(preset_name: str = "tiny") -> dict[str, tuple[str, ...]]:
@@ -189,7 +189,7 @@ def run_accuracy(preset_name: str = "tiny", levers: list[str] | None = None, set
         "rows": rows, "runs": per_run,
     }
     if reference:
-        results["e2e"] = summarise_e2e(reference, rows, cfg_train.max_steps)
+        results["reference"] = summarise_e2e(reference, rows, cfg_train.max_steps)
     return publish(results, format_accuracy(results), json_path, say)
 
 

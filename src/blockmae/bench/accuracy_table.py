@@ -53,8 +53,8 @@ def format_accuracy(results: dict) -> str:
         lines.append(f"{r['lever']:<22} {cell(speed, '11.2f')} {cell(r['bench_time_x_e2e'], '11.2f')} "
                      f"{cell(r.get('held_out_margin_pct'), '12.1f')} {_escapes(r.get('escape_steps')):>17} "
                      + " ".join(f"{r['probe'][t]:9.3f}" for t in targets) + f" {r['delta_pp']['mean']:+9.1f}")
-    if results.get("e2e"):
-        lines.append(_e2e_row(results["e2e"], targets, rows[0]))
+    if results.get("reference"):
+        lines.append(_e2e_row(results["reference"], targets, rows[0]))
     if results.get("chance"):
         lines.append(f"{'chance':<22} {'':>11} {'':>11} {'':>12} {'':>17} "
                      + " ".join(f"{results['chance'][t]:9.3f}" for t in targets))
@@ -81,8 +81,8 @@ def format_accuracy(results: dict) -> str:
             cells = " ".join(f"{t} {d['mean']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}]"
                              for t, d in a["per_target"].items())
             lines.append(f"  {r['lever']:<22} {a['outcome']:<13} {cells}")
-    if results.get("e2e"):
-        lines += _against_e2e(results["e2e"], s["max_steps"])
+    if results.get("reference"):
+        lines += _against_e2e(results["reference"], s["max_steps"])
     if len(results["seeds"]) > 1:
         spread = [max(r["probe_per_seed"]) - min(r["probe_per_seed"]) for r in rows]
         lines.append("seed spread of the mean accuracy (max - min over seeds): "
