@@ -62,11 +62,15 @@ def _config_file(preset_name: str) -> str | None:
     return str(config_path(name)) if name else None
 
 
+def _own_overrides(preset_name: str, lever: str) -> list[str]:
+    """What sets `lever`'s runs apart (the E2E reference: its regime), as recorded with each run."""
+    return [f"train.regime={E2E}"] if lever == E2E else list(lever_overrides(preset_name)[lever])
+
+
 def _lever_overrides(preset_name: str, lever: str, sets: list[str], seed: int) -> list[str]:
-    own = [] if lever == E2E else list(lever_overrides(preset_name)[lever])
-    return (list(PRESETS[preset_name].overrides) + [f"train.regime={E2E if lever == E2E else DEFAULT}",
-                                                    "model.partition=4", f"train.seed={seed}"]
-            + list(sets) + own)
+    return (list(PRESETS[preset_name].overrides) + [f"train.regime={DEFAULT}", "model.partition=4",
+                                                    f"train.seed={seed}"]
+            + list(sets) + _own_overrides(preset_name, lever))  # later keys win: the reference's regime
 
 
 def pretraining_speed(run_dir: Path) -> float | None:
@@ -164,8 +168,8 @@ def run_accuracy(preset_name: str = "tiny", levers: list[str] | None = None, set
         accs = final_block_probe(describe(str(out)), data, store)
         say(f"[{lever}, seed {seed}] probe {' '.join(f'{k} {v:.3f}' for k, v in accs.items())}", flush=True)
         losses = held_out(summaries[name])
-        overrides = [f"train.regime={E2E}"] if lever == E2E else list(known[lever])
-        per_run.append({"lever": lever, "seed": seed, "overrides": overrides, "run_dir": str(out),
+        per_run.append({"lever": lever, "seed": seed, "overrides": _own_overrides(preset_name, lever),
+                        "run_dir": str(out),
                         "steps": summaries[name]["steps"], "reused": name in reused,
                         "clips_per_s": pretraining_speed(out), "last_losses": summaries[name]["last_losses"],
                         "held_out": losses, "escape_step": escape_step(out, losses["best_trivial"]), "probe": accs})
@@ -197,6 +201,23 @@ def _mean_probe(probes: list[dict[str, float]]) -> dict[str, float]:
     return {t: statistics.fmean(p[t] for p in probes) for t in probes[0]} if probes else {}
 
 
+def _over_seeds(runs: list[dict]) -> dict:
+    """One lever's (or the reference's) runs as means over seeds, with the per-seed values the comparisons pair."""
+    targets = list(runs[0]["probe"])
+    speeds = [r["clips_per_s"] for r in runs if r["clips_per_s"]]
+    row = {"lever": runs[0]["lever"], "overrides": runs[0]["overrides"], "seeds": [r["seed"] for r in runs],
+           "clips_per_s": statistics.fmean(speeds) if speeds else None,
+           "probe": {t: statistics.fmean(r["probe"][t] for r in runs) for t in targets},
+           "probe_per_seed": [r["probe"]["mean"] for r in runs]}
+    if all("held_out" in r for r in runs):
+        row["held_out_losses"] = [statistics.fmean(v) for v in zip(*(r["held_out"]["losses"] for r in runs))]
+        row["held_out_margin_pct"] = statistics.fmean(r["held_out"]["margin_pct"] for r in runs)
+        row["best_trivial"] = statistics.fmean(r["held_out"]["best_trivial"] for r in runs)
+    if all("escape_step" in r for r in runs):  # per seed, None where the run stayed on the plateau
+        row["escape_steps"] = [r["escape_step"] for r in runs]
+    return row
+
+
 def summarise_levers(per_run: list[dict], levers: list[str], bench_rows: dict | None = None) -> list[dict]:
     """One row per lever: means over seeds; speed relative to the base (the first lever), accuracy against it in
     pp per target (paired by seed, 95% t-interval) and the non-inferiority verdict at MARGIN_PP."""
@@ -205,19 +226,7 @@ def summarise_levers(per_run: list[dict], levers: list[str], bench_rows: dict | 
     bench_rows = bench_rows or {}
     rows = []
     for lever in levers:
-        runs = [r for r in per_run if r["lever"] == lever]
-        targets = list(runs[0]["probe"])
-        probe = {t: statistics.fmean(r["probe"][t] for r in runs) for t in targets}
-        speeds = [r["clips_per_s"] for r in runs if r["clips_per_s"]]
-        row = {"lever": lever, "overrides": runs[0]["overrides"], "seeds": [r["seed"] for r in runs],
-               "clips_per_s": statistics.fmean(speeds) if speeds else None, "probe": probe,
-               "probe_per_seed": [r["probe"]["mean"] for r in runs]}
-        if all("held_out" in r for r in runs):
-            row["held_out_losses"] = [statistics.fmean(v) for v in zip(*(r["held_out"]["losses"] for r in runs))]
-            row["held_out_margin_pct"] = statistics.fmean(r["held_out"]["margin_pct"] for r in runs)
-            row["best_trivial"] = statistics.fmean(r["held_out"]["best_trivial"] for r in runs)
-        if all("escape_step" in r for r in runs):  # per seed, None where the run stayed on the plateau
-            row["escape_steps"] = [r["escape_step"] for r in runs]
+        row = _over_seeds([r for r in per_run if r["lever"] == lever])
         b = bench_rows.get(bench_row_name(lever))
         row["bench_time_x_e2e"] = b.get("time_x_e2e") if b else None
         row["bench_step_s"] = b.get("step_s") if b else None
@@ -258,13 +267,7 @@ def summarise_e2e(reference: list[dict], rows: list[dict], max_steps: int) -> di
     from ..report.verdicts import paired
 
     by_seed = {r["seed"]: r for r in reference}
-    targets = list(reference[0]["probe"])
-    out = {"seeds": [r["seed"] for r in reference], "overrides": reference[0]["overrides"],
-           "probe": {t: statistics.fmean(r["probe"][t] for r in reference) for t in targets},
-           "probe_per_seed": [r["probe"]["mean"] for r in reference],
-           "escape_steps": [r["escape_step"] for r in reference],
-           "held_out_margin_pct": statistics.fmean(r["held_out"]["margin_pct"] for r in reference),
-           "runs": reference, "levers": {}}
+    out = {**_over_seeds(reference), "runs": reference, "levers": {}}
     for row in rows:
         seeds = [s for s in row["seeds"] if s in by_seed]
         lever_steps = [row["escape_steps"][row["seeds"].index(s)] for s in seeds]
